@@ -1,0 +1,305 @@
+//! The async v2 client: signs every request, verifies every response before reading it,
+//! and retries only what WeChat says may be retried.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{debug, warn};
+use url::Url;
+
+use super::api::{
+    CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest, OrderQueryResponse,
+    SandboxSignKeyResponse, UnifiedOrderRequest, UnifiedOrderResponse,
+};
+use super::error::{ErrCode, Error};
+use super::message::{from_params, to_params};
+use super::sign::{ApiKey, SignType, sign_params, verify};
+use super::{Params, xml};
+use crate::domain::NonceStr;
+use crate::http::{TransportError, build_client, read_limited};
+
+/// WeChat's production host for the merchant API.
+pub const PRODUCTION_BASE_URL: &str = "https://api.mch.weixin.qq.com";
+
+/// Largest response body accepted.
+const MAX_RESPONSE_BYTES: usize = xml::DEFAULT_MAX_BYTES;
+
+/// A merchant's v2 identity: the appid it sells under, its mch_id, its API key, and the
+/// digest it signs with.
+#[derive(Debug, Clone)]
+pub struct Merchant {
+    /// Mini Program AppID.
+    pub appid: String,
+    /// Merchant number.
+    pub mch_id: String,
+    /// The v2 API key (in sandbox mode, the sandbox sign key).
+    pub key: ApiKey,
+    /// How requests are signed (responses are verified the same way).
+    pub sign_type: SignType,
+}
+
+/// How often and how patiently to retry retryable failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 means no retry).
+    pub max_attempts: u32,
+    /// Pause before the first retry; doubled each time.
+    pub initial_backoff: Duration,
+    /// Longest pause between attempts.
+    pub max_backoff: Duration,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(2),
+            deadline: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `retry` (0-based): exponential, capped, with up to 25%
+    /// random jitter so that many clients do not retry in step.
+    fn backoff(&self, retry: u32) -> Duration {
+        let base = self.initial_backoff.saturating_mul(2u32.saturating_pow(retry)).min(self.max_backoff);
+        let jitter_ms = u64::try_from(base.as_millis() / 4).unwrap_or(0);
+        base + Duration::from_millis(if jitter_ms == 0 { 0 } else { rand::rng().random_range(0..=jitter_ms) })
+    }
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Where the merchant API lives: [`PRODUCTION_BASE_URL`], or a simulator.
+    pub base_url: Url,
+    /// Timeout of each HTTP attempt.
+    pub timeout: Duration,
+    /// Retries of retryable failures.
+    pub retry: RetryPolicy,
+    /// Use WeChat's legacy sandbox paths (`/sandboxnew/...`).
+    pub sandbox: bool,
+}
+
+impl ClientConfig {
+    /// Settings for `base_url` with a 5 s timeout and the default retry policy.
+    pub fn new(base_url: Url) -> Self {
+        ClientConfig { base_url, timeout: Duration::from_secs(5), retry: RetryPolicy::default(), sandbox: false }
+    }
+}
+
+/// An async WeChat Pay v2 client for one merchant.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use wechat_pay::{Fen, OutTradeNo};
+/// use wechat_pay::v2::{ApiKey, Client, ClientConfig, Merchant, SignType, UnifiedOrderRequest};
+/// let merchant = Merchant {
+///     appid: "wxd930ea5d5a258f4f".into(),
+///     mch_id: "10000100".into(),
+///     key: ApiKey::new("192006250b4c09247ec02edce69f6a2d")?,
+///     sign_type: SignType::HmacSha256,
+/// };
+/// let client = Client::new(merchant, ClientConfig::new("http://127.0.0.1:8090".parse()?))?;
+/// let order = UnifiedOrderRequest::jsapi(
+///     OutTradeNo::parse("MP20240101000001")?, "Shop-Tea", Fen::new(1999)?,
+///     "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o", "https://shop.example/wechat/pay/notify", "127.0.0.1",
+/// );
+/// let prepay = client.unified_order(&order).await?;
+/// println!("prepay_id={}", prepay.prepay_id);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    merchant: Merchant,
+    config: ClientConfig,
+}
+
+impl Client {
+    /// A client for `merchant` with `config`.
+    pub fn new(merchant: Merchant, config: ClientConfig) -> Result<Self, Error> {
+        let http = build_client(config.timeout)
+            .map_err(|e| Error::Transport(TransportError::Network(e.without_url())))?;
+        Ok(Client { http, merchant, config })
+    }
+
+    /// The merchant this client signs for.
+    pub fn merchant(&self) -> &Merchant {
+        &self.merchant
+    }
+
+    /// Unified order (统一下单): creates the prepay session.
+    pub async fn unified_order(&self, request: &UnifiedOrderRequest) -> Result<UnifiedOrderResponse, Error> {
+        if request.total_fee.is_zero() {
+            return Err(Error::InvalidRequest("total_fee must be greater than zero".into()));
+        }
+        self.call(Endpoint::UnifiedOrder, request).await
+    }
+
+    /// Order query (查询订单).
+    pub async fn order_query(&self, request: &OrderQueryRequest) -> Result<OrderQueryResponse, Error> {
+        if request.transaction_id.is_none() && request.out_trade_no.is_none() {
+            return Err(Error::InvalidRequest("give transaction_id or out_trade_no".into()));
+        }
+        self.call(Endpoint::OrderQuery, request).await
+    }
+
+    /// Close order (关闭订单).
+    pub async fn close_order(&self, request: &CloseOrderRequest) -> Result<CloseOrderResponse, Error> {
+        self.call(Endpoint::CloseOrder, request).await
+    }
+
+    /// Fetches the sandbox sign key (MD5-signed with the production key, as WeChat requires).
+    ///
+    /// The answer must carry a valid signature (MD5, production key) like every other
+    /// response; an unsigned answer is refused. Minipay's simulator signs it.
+    pub async fn sandbox_sign_key(&self) -> Result<ApiKey, Error> {
+        let mut params = Params::new();
+        params.insert("mch_id", self.merchant.mch_id.clone());
+        params.insert("nonce_str", NonceStr::generate().to_string());
+        sign_params(&mut params, &self.merchant.key, SignType::Md5);
+        let answer = self
+            .with_retries(Endpoint::SandboxSignKey, || self.send(Endpoint::SandboxSignKey, &params, SignType::Md5))
+            .await?;
+        let response: SandboxSignKeyResponse = typed(answer)?;
+        ApiKey::new(response.sandbox_signkey).map_err(|e| Error::InvalidResponse(e.to_string()))
+    }
+
+    /// One call: the business fields of `request`, completed, signed, sent, verified, typed.
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(&self, endpoint: Endpoint, request: &Req) -> Result<Resp, Error> {
+        let business = to_params(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
+        let answer = self
+            .with_retries(endpoint, || {
+                // A fresh nonce for each attempt; the business fields stay identical, which is
+                // what makes a retry idempotent at WeChat.
+                let params = self.complete(&business);
+                async move { self.send(endpoint, &params, self.merchant.sign_type).await }
+            })
+            .await?;
+        typed(answer)
+    }
+
+    /// Adds the merchant fields, a nonce and the signature.
+    fn complete(&self, business: &Params) -> Params {
+        let mut params = business.clone();
+        params.insert("appid", self.merchant.appid.clone());
+        params.insert("mch_id", self.merchant.mch_id.clone());
+        params.insert("nonce_str", NonceStr::generate().to_string());
+        params.insert("sign_type", self.merchant.sign_type.as_str());
+        sign_params(&mut params, &self.merchant.key, self.merchant.sign_type);
+        params
+    }
+
+    async fn with_retries<F, Fut>(&self, endpoint: Endpoint, mut attempt: F) -> Result<Params, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Params, Error>>,
+    {
+        let policy = self.config.retry;
+        let started = Instant::now();
+        let mut retry = 0;
+        loop {
+            match attempt().await {
+                Ok(params) => {
+                    debug!(endpoint = endpoint.name(), attempts = retry + 1, "wechat call succeeded");
+                    return Ok(params);
+                }
+                Err(error) => {
+                    let pause = policy.backoff(retry);
+                    let may_retry = error.is_retryable()
+                        && retry + 1 < policy.max_attempts
+                        && started.elapsed() + pause < policy.deadline;
+                    if !may_retry {
+                        debug!(endpoint = endpoint.name(), attempts = retry + 1, %error, "wechat call failed");
+                        return Err(error);
+                    }
+                    warn!(endpoint = endpoint.name(), attempt = retry + 1, %error, ?pause, "retrying wechat call");
+                    tokio::time::sleep(pause).await;
+                    retry += 1;
+                }
+            }
+        }
+    }
+
+    fn url(&self, endpoint: Endpoint) -> Result<Url, Error> {
+        let prefix = if self.config.sandbox && endpoint != Endpoint::SandboxSignKey { "/sandboxnew" } else { "" };
+        let base = self.config.base_url.as_str().trim_end_matches('/');
+        Url::parse(&format!("{base}{prefix}{}", endpoint.path())).map_err(|e| Error::InvalidRequest(e.to_string()))
+    }
+
+    /// One HTTP attempt and the checks every answer must pass, in order: HTTP 200, a
+    /// well-formed document, `return_code`, the signature, the merchant, `result_code`.
+    async fn send(&self, endpoint: Endpoint, params: &Params, sign_type: SignType) -> Result<Params, Error> {
+        let body = xml::encode(params)?;
+        let timeout = self.config.timeout;
+        let response = self
+            .http
+            .post(self.url(endpoint)?)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(e, timeout))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(Error::HttpStatus { status });
+        }
+        let bytes = read_limited(response, MAX_RESPONSE_BYTES, timeout).await?;
+        let answer = xml::decode(&bytes)?;
+        self.check_answer(answer, sign_type)
+    }
+
+    fn check_answer(&self, answer: Params, sign_type: SignType) -> Result<Params, Error> {
+        if answer.get("return_code") != Some("SUCCESS") {
+            let return_msg = answer.get("return_msg").unwrap_or("").to_owned();
+            return Err(Error::Protocol { return_msg });
+        }
+        verify(&answer, &self.merchant.key, sign_type)?;
+        for (field, ours) in [("appid", &self.merchant.appid), ("mch_id", &self.merchant.mch_id)] {
+            if answer.get(field).is_some_and(|theirs| theirs != ours) {
+                return Err(Error::MerchantMismatch { field });
+            }
+        }
+        match answer.get("result_code") {
+            Some("SUCCESS") | None => Ok(answer),
+            Some(_) => Err(Error::Business {
+                code: ErrCode::parse(answer.get("err_code").unwrap_or("")),
+                description: answer.get("err_code_des").unwrap_or("").to_owned(),
+            }),
+        }
+    }
+}
+
+/// Drops the envelope fields and reads the rest as `T`.
+fn typed<T: DeserializeOwned>(mut answer: Params) -> Result<T, Error> {
+    for field in ENVELOPE_FIELDS {
+        answer.remove(field);
+    }
+    from_params(answer).map_err(|e| Error::InvalidResponse(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            deadline: Duration::from_secs(1),
+        };
+        assert!((100..=125).contains(&p.backoff(0).as_millis()));
+        assert!((200..=250).contains(&p.backoff(1).as_millis()));
+        assert!((300..=375).contains(&p.backoff(7).as_millis()));
+    }
+}
