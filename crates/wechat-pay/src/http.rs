@@ -47,7 +47,10 @@ pub(crate) async fn read_limited(
     limit: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
-    if response.content_length().is_some_and(|len| len > limit as u64) {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
         return Err(TransportError::TooLarge { limit });
     }
     let mut body = Vec::new();

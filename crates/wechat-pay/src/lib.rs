@@ -18,12 +18,15 @@
 //! assert!(v2::verify(&params, &key, SignType::HmacSha256).is_ok());
 //! ```
 
+#![deny(missing_docs)]
+
 mod domain;
 mod http;
 pub mod login;
 pub mod v2;
 
 pub use self::domain::{
-    Fen, IdError, MIN_EXPIRE_WINDOW_SECONDS, MoneyError, NonceStr, OutTradeNo, TimeError, WeChatTime, time_expire,
+    Fen, IdError, MIN_EXPIRE_WINDOW_SECONDS, MoneyError, NonceStr, OutTradeNo, TimeError,
+    WeChatTime, time_expire,
 };
 pub use self::http::TransportError;

@@ -150,18 +150,35 @@ impl fmt::Debug for LoginClient {
 impl LoginClient {
     /// A client for `appid` with its AppSecret, against `base_url`
     /// ([`PRODUCTION_LOGIN_BASE_URL`] or a simulator).
-    pub fn new(base_url: Url, appid: impl Into<String>, secret: SecretString, timeout: Duration) -> Result<Self, LoginError> {
+    pub fn new(
+        base_url: Url,
+        appid: impl Into<String>,
+        secret: SecretString,
+        timeout: Duration,
+    ) -> Result<Self, LoginError> {
         let http = build_client(timeout).map_err(|e| TransportError::Network(e.without_url()))?;
-        Ok(LoginClient { http, base_url, appid: appid.into(), secret, timeout })
+        Ok(LoginClient {
+            http,
+            base_url,
+            appid: appid.into(),
+            secret,
+            timeout,
+        })
     }
 
     /// Exchanges a `wx.login` code for the user's session.
     pub async fn code2session(&self, js_code: &str) -> Result<MiniSession, LoginError> {
-        if js_code.is_empty() || js_code.len() > 128 || !js_code.bytes().all(|b| b.is_ascii_graphic()) {
+        if js_code.is_empty()
+            || js_code.len() > 128
+            || !js_code.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(LoginError::InvalidCode);
         }
         let mut url = self.base_url.clone();
-        url.set_path(&format!("{}/sns/jscode2session", self.base_url.path().trim_end_matches('/')));
+        url.set_path(&format!(
+            "{}/sns/jscode2session",
+            self.base_url.path().trim_end_matches('/')
+        ));
         url.query_pairs_mut()
             .append_pair("appid", &self.appid)
             .append_pair("secret", self.secret.expose_secret())
@@ -180,13 +197,25 @@ impl LoginClient {
         }
         let body = read_limited(response, MAX_RESPONSE_BYTES, self.timeout).await?;
         // WeChat may label the JSON text/plain: parse whatever the Content-Type says.
-        let raw: RawAnswer = serde_json::from_slice(&body).map_err(|_| LoginError::InvalidResponse)?;
+        let raw: RawAnswer =
+            serde_json::from_slice(&body).map_err(|_| LoginError::InvalidResponse)?;
         match raw.errcode {
             Some(0) | None => {}
-            Some(errcode) => return Err(LoginError::from_errcode(errcode, raw.errmsg.unwrap_or_default())),
+            Some(errcode) => {
+                return Err(LoginError::from_errcode(
+                    errcode,
+                    raw.errmsg.unwrap_or_default(),
+                ));
+            }
         }
-        let openid = raw.openid.filter(|o| !o.is_empty() && o.len() <= 128).ok_or(LoginError::InvalidResponse)?;
-        let session_key = raw.session_key.filter(|k| !k.is_empty()).ok_or(LoginError::InvalidResponse)?;
+        let openid = raw
+            .openid
+            .filter(|o| !o.is_empty() && o.len() <= 128)
+            .ok_or(LoginError::InvalidResponse)?;
+        let session_key = raw
+            .session_key
+            .filter(|k| !k.is_empty())
+            .ok_or(LoginError::InvalidResponse)?;
         Ok(MiniSession {
             openid,
             session_key: SessionKey(SecretString::from(session_key)),

@@ -40,7 +40,12 @@ fn check(
 ) -> Result<(), IdError> {
     let len = s.len();
     if !(min..=max).contains(&len) {
-        return Err(IdError::Length { kind, min, max, len });
+        return Err(IdError::Length {
+            kind,
+            min,
+            max,
+            len,
+        });
     }
     if !s.bytes().all(ok) {
         return Err(IdError::Charset { kind, allowed });
@@ -147,10 +152,19 @@ mod tests {
     fn out_trade_no_rules() {
         assert!(OutTradeNo::parse("20150806125346").is_ok());
         assert!(OutTradeNo::parse("a_b-c|d*").is_ok());
-        assert!(matches!(OutTradeNo::parse("12345"), Err(IdError::Length { len: 5, .. })));
-        assert!(matches!(OutTradeNo::parse("x".repeat(33)), Err(IdError::Length { .. })));
+        assert!(matches!(
+            OutTradeNo::parse("12345"),
+            Err(IdError::Length { len: 5, .. })
+        ));
+        assert!(matches!(
+            OutTradeNo::parse("x".repeat(33)),
+            Err(IdError::Length { .. })
+        ));
         for bad in ["abc def", "abcdef@", "订单号123456", "abcdef\n"] {
-            assert!(matches!(OutTradeNo::parse(bad), Err(IdError::Charset { .. })), "{bad:?}");
+            assert!(
+                matches!(OutTradeNo::parse(bad), Err(IdError::Charset { .. })),
+                "{bad:?}"
+            );
         }
     }
 

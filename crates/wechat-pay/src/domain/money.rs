@@ -53,7 +53,9 @@ impl Fen {
 
     /// An amount from a signed integer (a database `BIGINT`); negative values are refused.
     pub fn from_i64(fen: i64) -> Result<Self, MoneyError> {
-        u64::try_from(fen).map(Fen).map_err(|_| MoneyError::Negative)
+        u64::try_from(fen)
+            .map(Fen)
+            .map_err(|_| MoneyError::Negative)
     }
 
     /// The number of fen.
@@ -151,8 +153,14 @@ mod tests {
         for bad in ["", "-1", "+1", "1.0", " 1", "1e3", "１"] {
             assert_eq!(bad.parse::<Fen>(), Err(MoneyError::NotDigits), "{bad:?}");
         }
-        assert_eq!("99999999999999999999".parse::<Fen>(), Err(MoneyError::OutOfRange));
-        assert_eq!("9223372036854775808".parse::<Fen>(), Err(MoneyError::OutOfRange));
+        assert_eq!(
+            "99999999999999999999".parse::<Fen>(),
+            Err(MoneyError::OutOfRange)
+        );
+        assert_eq!(
+            "9223372036854775808".parse::<Fen>(),
+            Err(MoneyError::OutOfRange)
+        );
     }
 
     #[test]

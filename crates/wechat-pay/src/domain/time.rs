@@ -118,7 +118,9 @@ pub fn time_expire(
     window_seconds: i64,
 ) -> Result<(WeChatTime, WeChatTime), TimeError> {
     if window_seconds < MIN_EXPIRE_WINDOW_SECONDS {
-        return Err(TimeError::WindowTooShort { min_seconds: MIN_EXPIRE_WINDOW_SECONDS });
+        return Err(TimeError::WindowTooShort {
+            min_seconds: MIN_EXPIRE_WINDOW_SECONDS,
+        });
     }
     Ok((start, start.plus_seconds(window_seconds)?))
 }
@@ -132,12 +134,22 @@ mod tests {
         let t = WeChatTime::parse("20240101000000").unwrap();
         // Midnight in Beijing is 16:00 UTC the day before.
         assert_eq!(t.unix_seconds(), 1_704_038_400);
-        assert_eq!(WeChatTime::from_unix(1_704_038_400).unwrap().to_string(), "20240101000000");
+        assert_eq!(
+            WeChatTime::from_unix(1_704_038_400).unwrap().to_string(),
+            "20240101000000"
+        );
     }
 
     #[test]
     fn parse_is_strict() {
-        for bad in ["", "2024010100000", "202401010000000", "20241301000000", "2024-1-1000000", "20240230120000"] {
+        for bad in [
+            "",
+            "2024010100000",
+            "202401010000000",
+            "20241301000000",
+            "2024-1-1000000",
+            "20240230120000",
+        ] {
             assert_eq!(WeChatTime::parse(bad), Err(TimeError::Format), "{bad:?}");
         }
     }
@@ -147,6 +159,9 @@ mod tests {
         let start = WeChatTime::parse("20240101000000").unwrap();
         let (_, end) = time_expire(start, 900).unwrap();
         assert_eq!(end.to_string(), "20240101001500");
-        assert!(matches!(time_expire(start, 59), Err(TimeError::WindowTooShort { .. })));
+        assert!(matches!(
+            time_expire(start, 59),
+            Err(TimeError::WindowTooShort { .. })
+        ));
     }
 }

@@ -54,8 +54,16 @@ impl fmt::Display for Endpoint {
 
 /// The fields every response and notification carries around its business content; they are
 /// checked by the client and left out of the typed values.
-pub const ENVELOPE_FIELDS: &[&str] =
-    &["return_code", "return_msg", "result_code", "err_code", "err_code_des", "sign", "sign_type", "nonce_str"];
+pub const ENVELOPE_FIELDS: &[&str] = &[
+    "return_code",
+    "return_msg",
+    "result_code",
+    "err_code",
+    "err_code_des",
+    "sign",
+    "sign_type",
+    "nonce_str",
+];
 
 /// `trade_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,7 +201,10 @@ pub struct OrderQueryRequest {
 impl OrderQueryRequest {
     /// Query by our order number.
     pub fn by_out_trade_no(out_trade_no: OutTradeNo) -> Self {
-        OrderQueryRequest { transaction_id: None, out_trade_no: Some(out_trade_no) }
+        OrderQueryRequest {
+            transaction_id: None,
+            out_trade_no: Some(out_trade_no),
+        }
     }
 }
 
@@ -324,8 +335,8 @@ pub struct SandboxSignKeyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::v2::message::{from_params, to_params};
     use crate::v2::Params;
+    use crate::v2::message::{from_params, to_params};
 
     #[test]
     fn request_to_params_leaves_out_absent_fields() {
@@ -361,7 +372,10 @@ mod tests {
         .collect();
         let r: OrderQueryResponse = from_params(p.clone()).unwrap();
         assert_eq!(r.total_fee, Some(Fen::new(101).unwrap()));
-        assert_eq!(r.extra.get("brand_new_field").map(String::as_str), Some("kept"));
+        assert_eq!(
+            r.extra.get("brand_new_field").map(String::as_str),
+            Some("kept")
+        );
         let mut bad = p;
         bad.insert("total_fee", "1.01");
         assert!(from_params::<OrderQueryResponse>(bad).is_err());

@@ -10,8 +10,8 @@ use tracing::{debug, warn};
 use url::Url;
 
 use super::api::{
-    CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest, OrderQueryResponse,
-    SandboxSignKeyResponse, UnifiedOrderRequest, UnifiedOrderResponse,
+    CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest,
+    OrderQueryResponse, SandboxSignKeyResponse, UnifiedOrderRequest, UnifiedOrderResponse,
 };
 use super::error::{ErrCode, Error};
 use super::message::{from_params, to_params};
@@ -68,9 +68,16 @@ impl RetryPolicy {
     /// The pause before retry number `retry` (0-based): exponential, capped, with up to 25%
     /// random jitter so that many clients do not retry in step.
     fn backoff(&self, retry: u32) -> Duration {
-        let base = self.initial_backoff.saturating_mul(2u32.saturating_pow(retry)).min(self.max_backoff);
+        let base = self
+            .initial_backoff
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.max_backoff);
         let jitter_ms = u64::try_from(base.as_millis() / 4).unwrap_or(0);
-        base + Duration::from_millis(if jitter_ms == 0 { 0 } else { rand::rng().random_range(0..=jitter_ms) })
+        base + Duration::from_millis(if jitter_ms == 0 {
+            0
+        } else {
+            rand::rng().random_range(0..=jitter_ms)
+        })
     }
 }
 
@@ -90,7 +97,12 @@ pub struct ClientConfig {
 impl ClientConfig {
     /// Settings for `base_url` with a 5 s timeout and the default retry policy.
     pub fn new(base_url: Url) -> Self {
-        ClientConfig { base_url, timeout: Duration::from_secs(5), retry: RetryPolicy::default(), sandbox: false }
+        ClientConfig {
+            base_url,
+            timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            sandbox: false,
+        }
     }
 }
 
@@ -127,7 +139,11 @@ impl Client {
     pub fn new(merchant: Merchant, config: ClientConfig) -> Result<Self, Error> {
         let http = build_client(config.timeout)
             .map_err(|e| Error::Transport(TransportError::Network(e.without_url())))?;
-        Ok(Client { http, merchant, config })
+        Ok(Client {
+            http,
+            merchant,
+            config,
+        })
     }
 
     /// The merchant this client signs for.
@@ -136,23 +152,36 @@ impl Client {
     }
 
     /// Unified order (统一下单): creates the prepay session.
-    pub async fn unified_order(&self, request: &UnifiedOrderRequest) -> Result<UnifiedOrderResponse, Error> {
+    pub async fn unified_order(
+        &self,
+        request: &UnifiedOrderRequest,
+    ) -> Result<UnifiedOrderResponse, Error> {
         if request.total_fee.is_zero() {
-            return Err(Error::InvalidRequest("total_fee must be greater than zero".into()));
+            return Err(Error::InvalidRequest(
+                "total_fee must be greater than zero".into(),
+            ));
         }
         self.call(Endpoint::UnifiedOrder, request).await
     }
 
     /// Order query (查询订单).
-    pub async fn order_query(&self, request: &OrderQueryRequest) -> Result<OrderQueryResponse, Error> {
+    pub async fn order_query(
+        &self,
+        request: &OrderQueryRequest,
+    ) -> Result<OrderQueryResponse, Error> {
         if request.transaction_id.is_none() && request.out_trade_no.is_none() {
-            return Err(Error::InvalidRequest("give transaction_id or out_trade_no".into()));
+            return Err(Error::InvalidRequest(
+                "give transaction_id or out_trade_no".into(),
+            ));
         }
         self.call(Endpoint::OrderQuery, request).await
     }
 
     /// Close order (关闭订单).
-    pub async fn close_order(&self, request: &CloseOrderRequest) -> Result<CloseOrderResponse, Error> {
+    pub async fn close_order(
+        &self,
+        request: &CloseOrderRequest,
+    ) -> Result<CloseOrderResponse, Error> {
         self.call(Endpoint::CloseOrder, request).await
     }
 
@@ -166,14 +195,20 @@ impl Client {
         params.insert("nonce_str", NonceStr::generate().to_string());
         sign_params(&mut params, &self.merchant.key, SignType::Md5);
         let answer = self
-            .with_retries(Endpoint::SandboxSignKey, || self.send(Endpoint::SandboxSignKey, &params, SignType::Md5))
+            .with_retries(Endpoint::SandboxSignKey, || {
+                self.send(Endpoint::SandboxSignKey, &params, SignType::Md5)
+            })
             .await?;
         let response: SandboxSignKeyResponse = typed(answer)?;
         ApiKey::new(response.sandbox_signkey).map_err(|e| Error::InvalidResponse(e.to_string()))
     }
 
     /// One call: the business fields of `request`, completed, signed, sent, verified, typed.
-    async fn call<Req: Serialize, Resp: DeserializeOwned>(&self, endpoint: Endpoint, request: &Req) -> Result<Resp, Error> {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        endpoint: Endpoint,
+        request: &Req,
+    ) -> Result<Resp, Error> {
         let business = to_params(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let answer = self
             .with_retries(endpoint, || {
@@ -197,7 +232,11 @@ impl Client {
         params
     }
 
-    async fn with_retries<F, Fut>(&self, endpoint: Endpoint, mut attempt: F) -> Result<Params, Error>
+    async fn with_retries<F, Fut>(
+        &self,
+        endpoint: Endpoint,
+        mut attempt: F,
+    ) -> Result<Params, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Params, Error>>,
@@ -208,7 +247,11 @@ impl Client {
         loop {
             match attempt().await {
                 Ok(params) => {
-                    debug!(endpoint = endpoint.name(), attempts = retry + 1, "wechat call succeeded");
+                    debug!(
+                        endpoint = endpoint.name(),
+                        attempts = retry + 1,
+                        "wechat call succeeded"
+                    );
                     return Ok(params);
                 }
                 Err(error) => {
@@ -229,14 +272,24 @@ impl Client {
     }
 
     fn url(&self, endpoint: Endpoint) -> Result<Url, Error> {
-        let prefix = if self.config.sandbox && endpoint != Endpoint::SandboxSignKey { "/sandboxnew" } else { "" };
+        let prefix = if self.config.sandbox && endpoint != Endpoint::SandboxSignKey {
+            "/sandboxnew"
+        } else {
+            ""
+        };
         let base = self.config.base_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{prefix}{}", endpoint.path())).map_err(|e| Error::InvalidRequest(e.to_string()))
+        Url::parse(&format!("{base}{prefix}{}", endpoint.path()))
+            .map_err(|e| Error::InvalidRequest(e.to_string()))
     }
 
     /// One HTTP attempt and the checks every answer must pass, in order: HTTP 200, a
     /// well-formed document, `return_code`, the signature, the merchant, `result_code`.
-    async fn send(&self, endpoint: Endpoint, params: &Params, sign_type: SignType) -> Result<Params, Error> {
+    async fn send(
+        &self,
+        endpoint: Endpoint,
+        params: &Params,
+        sign_type: SignType,
+    ) -> Result<Params, Error> {
         let body = xml::encode(params)?;
         let timeout = self.config.timeout;
         let response = self
@@ -263,7 +316,10 @@ impl Client {
             return Err(Error::Protocol { return_msg });
         }
         verify(&answer, &self.merchant.key, sign_type)?;
-        for (field, ours) in [("appid", &self.merchant.appid), ("mch_id", &self.merchant.mch_id)] {
+        for (field, ours) in [
+            ("appid", &self.merchant.appid),
+            ("mch_id", &self.merchant.mch_id),
+        ] {
             if answer.get(field).is_some_and(|theirs| theirs != ours) {
                 return Err(Error::MerchantMismatch { field });
             }

@@ -94,7 +94,10 @@ impl ErrCode {
     /// parameters. `INVALID_REQ_TOO_MUCH` wants at least a minute's pause, far beyond one
     /// call, so it counts as final here.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, ErrCode::SystemError | ErrCode::BizErrNeedRetry | ErrCode::FrequencyLimited)
+        matches!(
+            self,
+            ErrCode::SystemError | ErrCode::BizErrNeedRetry | ErrCode::FrequencyLimited
+        )
     }
 }
 
@@ -185,7 +188,18 @@ mod tests {
         for code in ["SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED"] {
             assert!(ErrCode::parse(code).is_retryable(), "{code}");
         }
-        for code in ["ORDERPAID", "ORDERCLOSED", "OUT_TRADE_NO_USED", "SIGNERROR", "INVALID_REQUEST", "NOTENOUGH", "ORDERNOTEXIST", "LACK_PARAMS", "NOAUTH", "SOMETHING_NEW"] {
+        for code in [
+            "ORDERPAID",
+            "ORDERCLOSED",
+            "OUT_TRADE_NO_USED",
+            "SIGNERROR",
+            "INVALID_REQUEST",
+            "NOTENOUGH",
+            "ORDERNOTEXIST",
+            "LACK_PARAMS",
+            "NOAUTH",
+            "SOMETHING_NEW",
+        ] {
             let parsed = ErrCode::parse(code);
             assert!(!parsed.is_retryable(), "{code}");
             assert_eq!(parsed.as_str(), code);
@@ -196,9 +210,17 @@ mod tests {
     fn error_classes() {
         assert!(Error::HttpStatus { status: 502 }.is_retryable());
         assert!(!Error::HttpStatus { status: 404 }.is_retryable());
-        assert!(!Error::Protocol { return_msg: "签名错误".into() }.is_retryable());
+        assert!(
+            !Error::Protocol {
+                return_msg: "签名错误".into()
+            }
+            .is_retryable()
+        );
         assert!(!Error::Signature(SignatureError::Mismatch).is_retryable());
-        let busy = Error::Business { code: ErrCode::SystemError, description: String::new() };
+        let busy = Error::Business {
+            code: ErrCode::SystemError,
+            description: String::new(),
+        };
         assert!(busy.is_retryable());
         assert_eq!(busy.err_code(), Some(&ErrCode::SystemError));
     }

@@ -34,7 +34,9 @@ pub fn to_params<T: Serialize>(message: &T) -> Result<Params, MessageError> {
             Value::Number(n) => {
                 params.insert(name, n.to_string());
             }
-            Value::Bool(_) | Value::Array(_) | Value::Object(_) => return Err(MessageError::NotFlat(name)),
+            Value::Bool(_) | Value::Array(_) | Value::Object(_) => {
+                return Err(MessageError::NotFlat(name));
+            }
         }
     }
     Ok(params)
@@ -43,6 +45,9 @@ pub fn to_params<T: Serialize>(message: &T) -> Result<Params, MessageError> {
 /// Reads a typed message from parameters. Every value arrives as text; amounts and times
 /// parse strictly from it. Fields the type does not name land in its `extra` map.
 pub fn from_params<T: DeserializeOwned>(params: Params) -> Result<T, MessageError> {
-    let map: Map<String, Value> = params.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
+    let map: Map<String, Value> = params
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
     serde_json::from_value(Value::Object(map)).map_err(|e| MessageError::Invalid(e.to_string()))
 }

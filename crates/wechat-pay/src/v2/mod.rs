@@ -16,13 +16,15 @@ mod sign;
 pub mod xml;
 
 pub use self::api::{
-    CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest, OrderQueryResponse,
-    SandboxSignKeyResponse, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,
+    CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest,
+    OrderQueryResponse, SandboxSignKeyResponse, TradeState, TradeType, UnifiedOrderRequest,
+    UnifiedOrderResponse,
 };
 pub use self::client::{Client, ClientConfig, Merchant, PRODUCTION_BASE_URL, RetryPolicy};
 pub use self::error::{ErrCode, Error};
 pub use self::notify::{
-    ACK_SUCCESS, NotifyError, PaidDetails, PaymentNotification, PaymentOutcome, ack_failure, parse_payment_notification,
+    ACK_SUCCESS, NotifyError, PaidDetails, PaymentNotification, PaymentOutcome, ack_failure,
+    parse_payment_notification,
 };
 pub use self::params::Params;
 pub use self::pay_params::RequestPayment;

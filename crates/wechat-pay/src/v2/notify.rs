@@ -1,9 +1,9 @@
 //! Payment notifications (WeChat → `notify_url`): parse and verify, in named steps, before
 //! any field is used; and the exact acknowledgement bodies.
 
+use super::Params;
 use super::sign::{ApiKey, SignType, SignatureError, verify};
 use super::xml::{self, XmlError};
-use super::Params;
 use crate::domain::{Fen, OutTradeNo, WeChatTime};
 
 /// The success acknowledgement: WeChat stops retrying.
@@ -18,8 +18,14 @@ pub const ACK_SUCCESS: &str = "<xml><return_code><![CDATA[SUCCESS]]></return_cod
 /// );
 /// ```
 pub fn ack_failure(reason: &str) -> String {
-    let reason: String = reason.chars().filter(|&c| xml::is_xml_char(c)).collect::<String>().replace("]]>", "]]]]><![CDATA[>");
-    format!("<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[{reason}]]></return_msg></xml>")
+    let reason: String = reason
+        .chars()
+        .filter(|&c| xml::is_xml_char(c))
+        .collect::<String>()
+        .replace("]]>", "]]]]><![CDATA[>");
+    format!(
+        "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[{reason}]]></return_msg></xml>"
+    )
 }
 
 /// Why a notification was refused. Each is answered with a failure ack.
@@ -103,7 +109,10 @@ pub struct PaidDetails {
 ///
 /// The caller still checks the merchant ([`PaymentNotification::check_merchant`]) and the
 /// order (amount, state).
-pub fn parse_payment_notification(body: &[u8], key: &ApiKey) -> Result<PaymentNotification, NotifyError> {
+pub fn parse_payment_notification(
+    body: &[u8],
+    key: &ApiKey,
+) -> Result<PaymentNotification, NotifyError> {
     let fields = xml::decode(body)?;
     check_return_code(&fields)?;
     check_signature(&fields, key)?;
@@ -127,13 +136,23 @@ fn check_signature(fields: &Params, key: &ApiKey) -> Result<(), NotifyError> {
 }
 
 fn decode_fields(fields: Params) -> Result<PaymentNotification, NotifyError> {
-    let text = |name: &'static str| fields.get_non_empty(name).map(str::to_owned).ok_or(NotifyError::Field(name));
+    let text = |name: &'static str| {
+        fields
+            .get_non_empty(name)
+            .map(str::to_owned)
+            .ok_or(NotifyError::Field(name))
+    };
     let amount = |name: &'static str| -> Result<Fen, NotifyError> {
-        fields.get(name).ok_or(NotifyError::Field(name))?.parse().map_err(|_| NotifyError::Field(name))
+        fields
+            .get(name)
+            .ok_or(NotifyError::Field(name))?
+            .parse()
+            .map_err(|_| NotifyError::Field(name))
     };
     let outcome = match fields.get("result_code") {
         Some("SUCCESS") => {
-            let time_end = WeChatTime::parse(&text("time_end")?).map_err(|_| NotifyError::Field("time_end"))?;
+            let time_end = WeChatTime::parse(&text("time_end")?)
+                .map_err(|_| NotifyError::Field("time_end"))?;
             let fee_type = fields.get_non_empty("fee_type").unwrap_or("CNY").to_owned();
             PaymentOutcome::Paid(PaidDetails {
                 transaction_id: text("transaction_id")?,
@@ -152,7 +171,8 @@ fn decode_fields(fields: Params) -> Result<PaymentNotification, NotifyError> {
         },
         _ => return Err(NotifyError::Field("result_code")),
     };
-    let out_trade_no = OutTradeNo::parse(text("out_trade_no")?).map_err(|_| NotifyError::Field("out_trade_no"))?;
+    let out_trade_no =
+        OutTradeNo::parse(text("out_trade_no")?).map_err(|_| NotifyError::Field("out_trade_no"))?;
     let sign_type = SignType::of_message(&fields)?;
     Ok(PaymentNotification {
         appid: text("appid")?,

@@ -71,7 +71,11 @@ impl From<BTreeMap<String, String>> for Params {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Params {
     fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
-        Params(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Params(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 

@@ -113,11 +113,28 @@ mod tests {
     fn vector_v2_paysign() {
         let (key, nonce) = official();
         let prepay = "wx2017033010242291fcfe0db70013231072";
-        let md5 = RequestPayment::sign_with("wxd678efh567hg6787", prepay, SignType::Md5, &key, 1490840662, &nonce);
+        let md5 = RequestPayment::sign_with(
+            "wxd678efh567hg6787",
+            prepay,
+            SignType::Md5,
+            &key,
+            1490840662,
+            &nonce,
+        );
         assert_eq!(md5.pay_sign, "22D9B4E54AB1950F51E0649E8810ACD6");
         assert_eq!(md5.verify(&key), Ok(()));
-        let hmac = RequestPayment::sign_with("wxd678efh567hg6787", prepay, SignType::HmacSha256, &key, 1490840662, &nonce);
-        assert_eq!(hmac.pay_sign, "FB9D1EFB5C509131BBFF729F88A99CA2DE9B724D06D3B3262832A53083862BC0");
+        let hmac = RequestPayment::sign_with(
+            "wxd678efh567hg6787",
+            prepay,
+            SignType::HmacSha256,
+            &key,
+            1490840662,
+            &nonce,
+        );
+        assert_eq!(
+            hmac.pay_sign,
+            "FB9D1EFB5C509131BBFF729F88A99CA2DE9B724D06D3B3262832A53083862BC0"
+        );
         let json = serde_json::to_value(&md5).unwrap();
         let expected: serde_json::Value = serde_json::from_str(
             r#"{"appId":"wxd678efh567hg6787","timeStamp":"1490840662","nonceStr":"5K8264ILTKCH16CQ2502SI8ZNMTM67VS","package":"prepay_id=wx2017033010242291fcfe0db70013231072","signType":"MD5","paySign":"22D9B4E54AB1950F51E0649E8810ACD6"}"#,
@@ -129,7 +146,8 @@ mod tests {
     #[test]
     fn tampering_breaks_pay_sign() {
         let (key, nonce) = official();
-        let mut p = RequestPayment::sign_with("wxd678efh567hg6787", "wx1", SignType::Md5, &key, 1, &nonce);
+        let mut p =
+            RequestPayment::sign_with("wxd678efh567hg6787", "wx1", SignType::Md5, &key, 1, &nonce);
         p.package = "prepay_id=wx2".into();
         assert_eq!(p.verify(&key), Err(SignatureError::Mismatch));
     }

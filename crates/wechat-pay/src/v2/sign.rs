@@ -170,11 +170,15 @@ pub fn sign_params(params: &mut Params, key: &ApiKey, sign_type: SignType) {
 
 /// Verifies the `sign` of a received message with the given algorithm, in constant time.
 pub fn verify(params: &Params, key: &ApiKey, sign_type: SignType) -> Result<(), SignatureError> {
-    let received = params.get_non_empty("sign").ok_or(SignatureError::Missing)?;
+    let received = params
+        .get_non_empty("sign")
+        .ok_or(SignatureError::Missing)?;
     let expected = sign(params, key, sign_type);
     let received = received.to_ascii_uppercase();
     // Lengths (32 for MD5, 64 for HMAC-SHA256) are public; only the bytes are secret.
-    if received.len() == expected.len() && bool::from(received.as_bytes().ct_eq(expected.as_bytes())) {
+    if received.len() == expected.len()
+        && bool::from(received.as_bytes().ct_eq(expected.as_bytes()))
+    {
         Ok(())
     } else {
         Err(SignatureError::Mismatch)
@@ -207,7 +211,10 @@ mod tests {
             string_a(&params),
             "appid=wxd930ea5d5a258f4f&body=test&device_info=1000&mch_id=10000100&nonce_str=ibuaiVcKdpRxkhJA"
         );
-        assert_eq!(sign(&params, &key(), SignType::Md5), "9A0A8659F005D6984697E2CA0A9CF3B7");
+        assert_eq!(
+            sign(&params, &key(), SignType::Md5),
+            "9A0A8659F005D6984697E2CA0A9CF3B7"
+        );
         assert_eq!(
             sign(&params, &key(), SignType::HmacSha256),
             "6A9AE1657590FD6257D693A078E1C3E4BB6BA4DC30B23E0EE2496E54170DACD6"
@@ -235,7 +242,10 @@ mod tests {
     #[test]
     fn vector_v2_sign_2() {
         let params = v2_sign_2("MD5");
-        assert_eq!(sign(&params, &key(), SignType::Md5), "F86DB4CD9AE0CEF6455E1698E507665D");
+        assert_eq!(
+            sign(&params, &key(), SignType::Md5),
+            "F86DB4CD9AE0CEF6455E1698E507665D"
+        );
         let params = v2_sign_2("HMAC-SHA256");
         assert_eq!(
             sign(&params, &key(), SignType::HmacSha256),
@@ -246,12 +256,21 @@ mod tests {
     #[test]
     fn verify_accepts_lowercase_and_refuses_missing_or_wrong() {
         let mut params = v2_sign_2("MD5");
-        assert_eq!(verify(&params, &key(), SignType::Md5), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(&params, &key(), SignType::Md5),
+            Err(SignatureError::Missing)
+        );
         params.insert("sign", "f86db4cd9ae0cef6455e1698e507665d");
         assert_eq!(verify(&params, &key(), SignType::Md5), Ok(()));
-        assert_eq!(verify(&params, &key(), SignType::HmacSha256), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&params, &key(), SignType::HmacSha256),
+            Err(SignatureError::Mismatch)
+        );
         params.insert("total_fee", "1");
-        assert_eq!(verify(&params, &key(), SignType::Md5), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&params, &key(), SignType::Md5),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]
@@ -264,8 +283,17 @@ mod tests {
     #[test]
     fn sign_type_of_message() {
         assert_eq!(SignType::of_message(&p(&[])), Ok(SignType::Md5));
-        assert_eq!(SignType::of_message(&p(&[("sign_type", "")])), Ok(SignType::Md5));
-        assert_eq!(SignType::of_message(&p(&[("sign_type", "HMAC-SHA256")])), Ok(SignType::HmacSha256));
-        assert_eq!(SignType::of_message(&p(&[("sign_type", "SHA1")])), Err(SignatureError::UnknownSignType));
+        assert_eq!(
+            SignType::of_message(&p(&[("sign_type", "")])),
+            Ok(SignType::Md5)
+        );
+        assert_eq!(
+            SignType::of_message(&p(&[("sign_type", "HMAC-SHA256")])),
+            Ok(SignType::HmacSha256)
+        );
+        assert_eq!(
+            SignType::of_message(&p(&[("sign_type", "SHA1")])),
+            Err(SignatureError::UnknownSignType)
+        );
     }
 }

@@ -174,7 +174,10 @@ fn classify_bang(rest: &[u8]) -> XmlError {
             };
         }
         // An external DTD (`<!DOCTYPE x SYSTEM "...">`) would be fetched by a careless parser.
-        let head_end = [find(&upper, b"["), find(&upper, b">")].into_iter().flatten().min();
+        let head_end = [find(&upper, b"["), find(&upper, b">")]
+            .into_iter()
+            .flatten()
+            .min();
         let head = &upper[..head_end.unwrap_or(upper.len())];
         if find(head, b"SYSTEM").is_some() || find(head, b"PUBLIC").is_some() {
             return XmlError::ExternalEntity;
@@ -221,7 +224,10 @@ fn parse(text: &str) -> Result<Params, XmlError> {
                 root(&e)?;
                 State::Done
             }
-            (State::Root, Event::Start(e)) => State::Field { name: field_name(&e)?, value: String::new() },
+            (State::Root, Event::Start(e)) => State::Field {
+                name: field_name(&e)?,
+                value: String::new(),
+            },
             (State::Root, Event::Empty(e)) => {
                 insert(&mut params, field_name(&e)?, String::new())?;
                 State::Root
@@ -309,9 +315,9 @@ fn map_parser_error(e: QxError) -> XmlError {
         ) => XmlError::Truncated,
         QxError::Syntax(SyntaxError::InvalidBangMarkup) => XmlError::Declaration,
         QxError::IllFormed(IllFormedError::MissingEndTag(_)) => XmlError::Truncated,
-        QxError::IllFormed(IllFormedError::MismatchedEndTag { .. } | IllFormedError::UnmatchedEndTag(_)) => {
-            XmlError::Malformed("mismatched end tag")
-        }
+        QxError::IllFormed(
+            IllFormedError::MismatchedEndTag { .. } | IllFormedError::UnmatchedEndTag(_),
+        ) => XmlError::Malformed("mismatched end tag"),
         QxError::Encoding(_) => XmlError::InvalidUtf8,
         _ => XmlError::Malformed("not well-formed"),
     }
@@ -328,7 +334,9 @@ fn unescape(raw: &str) -> Result<Cow<'_, str>, XmlError> {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         let after = &rest[amp + 1..];
-        let semi = after.find(';').ok_or(XmlError::Malformed("'&' without ';'"))?;
+        let semi = after
+            .find(';')
+            .ok_or(XmlError::Malformed("'&' without ';'"))?;
         let name = &after[..semi];
         let ch = match name {
             "amp" => '&',
@@ -355,13 +363,16 @@ fn numeric_reference(name: &str) -> Result<char, XmlError> {
         if dec.is_empty() || dec.len() > 7 || !dec.bytes().all(|b| b.is_ascii_digit()) {
             return Err(XmlError::Malformed("bad character reference"));
         }
-        dec.parse().map_err(|_| XmlError::Malformed("bad character reference"))?
+        dec.parse()
+            .map_err(|_| XmlError::Malformed("bad character reference"))?
     } else {
         return Err(XmlError::UnknownEntity);
     };
     char::from_u32(code)
         .filter(|&c| is_xml_char(c))
-        .ok_or(XmlError::Malformed("character reference to an invalid character"))
+        .ok_or(XmlError::Malformed(
+            "character reference to an invalid character",
+        ))
 }
 
 /// Whether XML 1.0 can carry `c` (the `Char` production).
@@ -386,15 +397,25 @@ fn is_valid_name(name: &str) -> bool {
 /// assert_eq!(xml::decode(doc.as_bytes()).unwrap(), params);
 /// ```
 pub fn encode(params: &Params) -> Result<String, EncodeError> {
-    let mut out = String::with_capacity(64 + params.iter().map(|(k, v)| 2 * k.len() + v.len() + 17).sum::<usize>());
+    let mut out = String::with_capacity(
+        64 + params
+            .iter()
+            .map(|(k, v)| 2 * k.len() + v.len() + 17)
+            .sum::<usize>(),
+    );
     out.push_str("<xml>");
-    let fields = params.iter().filter(|(k, _)| *k != "sign").chain(params.iter().filter(|(k, _)| *k == "sign"));
+    let fields = params
+        .iter()
+        .filter(|(k, _)| *k != "sign")
+        .chain(params.iter().filter(|(k, _)| *k == "sign"));
     for (name, value) in fields {
         if !is_valid_name(name) || name.eq_ignore_ascii_case("xml") {
             return Err(EncodeError::InvalidName);
         }
         if !value.chars().all(is_xml_char) {
-            return Err(EncodeError::InvalidChar { field: name.to_owned() });
+            return Err(EncodeError::InvalidChar {
+                field: name.to_owned(),
+            });
         }
         out.push('<');
         out.push_str(name);
@@ -442,35 +463,78 @@ mod tests {
             ("", XmlError::Empty),
             ("<!DOCTYPE xml><xml><a>1</a></xml>", XmlError::Doctype),
             ("<!DOCTYPE>", XmlError::Doctype),
-            ("<!DOCTYPE xml [<!ENTITY x \"y\">]><xml><a>&x;</a></xml>", XmlError::EntityDeclaration),
-            ("<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><xml><a>&x;</a></xml>", XmlError::ExternalEntity),
-            ("<!DOCTYPE xml SYSTEM \"http://evil/x.dtd\"><xml/>", XmlError::ExternalEntity),
+            (
+                "<!DOCTYPE xml [<!ENTITY x \"y\">]><xml><a>&x;</a></xml>",
+                XmlError::EntityDeclaration,
+            ),
+            (
+                "<!DOCTYPE xml [<!ENTITY x SYSTEM \"file:///etc/passwd\">]><xml><a>&x;</a></xml>",
+                XmlError::ExternalEntity,
+            ),
+            (
+                "<!DOCTYPE xml SYSTEM \"http://evil/x.dtd\"><xml/>",
+                XmlError::ExternalEntity,
+            ),
             ("<xml><a>&x;</a></xml>", XmlError::UnknownEntity),
-            ("<xml><?php x?><a>1</a></xml>", XmlError::ProcessingInstruction),
+            (
+                "<xml><?php x?><a>1</a></xml>",
+                XmlError::ProcessingInstruction,
+            ),
             ("<xml><a>1</a></xml><?x?>", XmlError::ProcessingInstruction),
             ("<xml><!-- c --><a>1</a></xml>", XmlError::Comment),
             ("<xml><!ELEMENT a ANY><a>1</a></xml>", XmlError::Declaration),
-            ("<xml><a><b>1</b></a></xml>", XmlError::Nested { field: "a".into() }),
-            ("<xml><a>1</a><a>2</a></xml>", XmlError::DuplicateField { field: "a".into() }),
+            (
+                "<xml><a><b>1</b></a></xml>",
+                XmlError::Nested { field: "a".into() },
+            ),
+            (
+                "<xml><a>1</a><a>2</a></xml>",
+                XmlError::DuplicateField { field: "a".into() },
+            ),
             ("<xml><a>1</a>", XmlError::Truncated),
             ("<xml><a>1</a", XmlError::Truncated),
             ("<xml><a><![CDATA[1", XmlError::Truncated),
             ("<root><a>1</a></root>", XmlError::WrongRoot),
             ("<xml a=\"1\"><a>1</a></xml>", XmlError::Attributes),
             ("<xml><a>1</a></xml><xml/>", XmlError::TrailingContent),
-            ("<xml><a>1</b></xml>", XmlError::Malformed("mismatched end tag")),
-            ("<xml>hello<a>1</a></xml>", XmlError::Malformed("text outside a field")),
-            ("<xml><a>1 & 2</a></xml>", XmlError::Malformed("'&' without ';'")),
-            ("<xml><a>&#0;</a></xml>", XmlError::Malformed("character reference to an invalid character")),
+            (
+                "<xml><a>1</b></xml>",
+                XmlError::Malformed("mismatched end tag"),
+            ),
+            (
+                "<xml>hello<a>1</a></xml>",
+                XmlError::Malformed("text outside a field"),
+            ),
+            (
+                "<xml><a>1 & 2</a></xml>",
+                XmlError::Malformed("'&' without ';'"),
+            ),
+            (
+                "<xml><a>&#0;</a></xml>",
+                XmlError::Malformed("character reference to an invalid character"),
+            ),
         ];
         for (doc, expected) in cases {
             assert_eq!(decode(doc.as_bytes()).as_ref(), Err(expected), "{doc}");
         }
-        assert_eq!(decode(b"<xml><a>\xff</a></xml>"), Err(XmlError::InvalidUtf8));
+        assert_eq!(
+            decode(b"<xml><a>\xff</a></xml>"),
+            Err(XmlError::InvalidUtf8)
+        );
         let big = format!("<xml><a>{}</a></xml>", "x".repeat(DEFAULT_MAX_BYTES));
-        assert_eq!(decode(big.as_bytes()), Err(XmlError::TooLarge { limit: DEFAULT_MAX_BYTES }));
-        let many: String = (0..=MAX_FIELDS).map(|i| format!("<f{i}>1</f{i}>")).collect();
-        assert_eq!(decode(format!("<xml>{many}</xml>").as_bytes()), Err(XmlError::TooManyFields));
+        assert_eq!(
+            decode(big.as_bytes()),
+            Err(XmlError::TooLarge {
+                limit: DEFAULT_MAX_BYTES
+            })
+        );
+        let many: String = (0..=MAX_FIELDS)
+            .map(|i| format!("<f{i}>1</f{i}>"))
+            .collect();
+        assert_eq!(
+            decode(format!("<xml>{many}</xml>").as_bytes()),
+            Err(XmlError::TooManyFields)
+        );
     }
 
     #[test]
@@ -482,7 +546,10 @@ mod tests {
     #[test]
     fn encode_refuses_what_xml_cannot_carry() {
         let p: Params = [("a", "x\u{0}")].into_iter().collect();
-        assert_eq!(encode(&p), Err(EncodeError::InvalidChar { field: "a".into() }));
+        assert_eq!(
+            encode(&p),
+            Err(EncodeError::InvalidChar { field: "a".into() })
+        );
         let p: Params = [("a b", "x")].into_iter().collect();
         assert_eq!(encode(&p), Err(EncodeError::InvalidName));
     }
