@@ -1,0 +1,387 @@
+//! WeChat's v2 merchant API, at WeChat's paths: unified order, order query, close order,
+//! the same under `/sandboxnew/`, and the sandbox sign key.
+//!
+//! Refusals follow the reference (§6): a bad method, body, signature or merchant gets
+//! `return_code=FAIL` with a `return_msg` and no signature; a business refusal gets
+//! `return_code=SUCCESS`, `result_code=FAIL`, `err_code` and `err_code_des`, signed with the
+//! request's `sign_type`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, header};
+use axum::response::{IntoResponse, Response};
+use rand::Rng;
+use wechat_pay::v2::{self, ApiKey, Endpoint, Params, SignType, TradeState, xml};
+use wechat_pay::{Fen, NonceStr, OutTradeNo, WeChatTime};
+
+use crate::config::SimMerchant;
+use crate::sim::{Sim, lock};
+use crate::store::{NotificationLog, Order, OrderKey};
+
+/// A business refusal: `err_code` and `err_code_des`.
+type Refusal = (&'static str, String);
+
+fn refuse(code: &'static str, des: impl Into<String>) -> Refusal {
+    (code, des.into())
+}
+
+/// `return_code=FAIL`, unsigned.
+fn protocol_fail(return_msg: &str) -> String {
+    let p: Params = [("return_code", "FAIL"), ("return_msg", return_msg)].into_iter().collect();
+    xml::encode(&p).unwrap_or_default()
+}
+
+/// Signs answers for one verified request.
+struct Reply<'a> {
+    key: &'a ApiKey,
+    sign_type: SignType,
+    appid: Option<&'a str>,
+    mch_id: &'a str,
+}
+
+impl Reply<'_> {
+    fn answer(&self, result: Result<Params, Refusal>) -> String {
+        let mut p = Params::new();
+        p.insert("return_code", "SUCCESS");
+        p.insert("return_msg", "OK");
+        if let Some(appid) = self.appid {
+            p.insert("appid", appid);
+        }
+        p.insert("mch_id", self.mch_id);
+        p.insert("nonce_str", NonceStr::generate().to_string());
+        match result {
+            Ok(fields) => {
+                p.insert("result_code", "SUCCESS");
+                for (k, v) in fields {
+                    p.insert(k, v);
+                }
+            }
+            Err((code, des)) => {
+                p.insert("result_code", "FAIL");
+                p.insert("err_code", code);
+                p.insert("err_code_des", des);
+            }
+        }
+        v2::sign_params(&mut p, self.key, self.sign_type);
+        xml::encode(&p).unwrap_or_else(|_| protocol_fail("SYSTEMERROR"))
+    }
+}
+
+fn xml_response(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+}
+
+/// The axum handler for one endpoint (`sandbox` selects the `/sandboxnew` variant).
+pub(crate) async fn handle(sim: State<Arc<Sim>>, endpoint: Endpoint, sandbox: bool, method: Method, body: Bytes) -> Response {
+    let latency = sim.faults().latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    xml_response(call(&sim, endpoint, sandbox, &method, &body))
+}
+
+/// One merchant API call, from raw request to raw answer.
+fn call(sim: &Arc<Sim>, endpoint: Endpoint, sandbox: bool, method: &Method, body: &[u8]) -> String {
+    if method != Method::POST {
+        return protocol_fail("请使用post方法");
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return protocol_fail("post数据为空");
+    }
+    let params = match xml::decode(body) {
+        Ok(p) => p,
+        Err(xml::XmlError::InvalidUtf8) => return protocol_fail("编码格式错误"),
+        Err(_) => return protocol_fail("XML格式错误"),
+    };
+    let sign_type = match SignType::of_message(&params) {
+        Ok(t) if endpoint == Endpoint::SandboxSignKey && t != SignType::Md5 => {
+            return protocol_fail("getsignkey只支持MD5签名");
+        }
+        Ok(t) => t,
+        Err(_) => return protocol_fail("sign_type参数错误"),
+    };
+    let Some(mch_id) = params.get_non_empty("mch_id") else { return protocol_fail("缺少参数mch_id") };
+    let Some(merchant) = sim.merchant(mch_id) else { return protocol_fail("商户号mch_id不存在") };
+    if params.get_non_empty("sign").is_none() {
+        return protocol_fail("缺少参数sign");
+    }
+    let sandbox_key;
+    let key = if sandbox && endpoint != Endpoint::SandboxSignKey {
+        sandbox_key = merchant.sandbox_key();
+        &sandbox_key
+    } else {
+        &merchant.key
+    };
+    if v2::verify(&params, key, sign_type).is_err() {
+        return protocol_fail("签名错误");
+    }
+    if endpoint == Endpoint::SandboxSignKey {
+        let reply = Reply { key, sign_type, appid: None, mch_id };
+        let fields: Params = [("sandbox_signkey", merchant.sandbox_key().expose().to_owned())].into_iter().collect();
+        return reply.answer(Ok(fields));
+    }
+    let reply = Reply { key, sign_type, appid: params.get_non_empty("appid"), mch_id };
+    reply.answer(business(sim, merchant, endpoint, sandbox, &params, sign_type))
+}
+
+/// Checks common to every business call, the fault, then the endpoint itself.
+fn business(
+    sim: &Arc<Sim>,
+    merchant: &SimMerchant,
+    endpoint: Endpoint,
+    sandbox: bool,
+    params: &Params,
+    sign_type: SignType,
+) -> Result<Params, Refusal> {
+    let appid = required(params, "appid")?;
+    if appid != merchant.appid {
+        return Err(refuse("APPID_MCHID_NOT_MATCH", "appid和mch_id不匹配"));
+    }
+    let nonce = required(params, "nonce_str")?;
+    if nonce.len() > NonceStr::MAX_LEN {
+        return Err(refuse("INVALID_REQUEST", "nonce_str参数长度有误"));
+    }
+    if injected_system_error(sim) {
+        return Err(refuse("SYSTEMERROR", "系统超时"));
+    }
+    match endpoint {
+        Endpoint::UnifiedOrder => unified_order(sim, merchant, sandbox, params, sign_type),
+        Endpoint::OrderQuery => order_query(sim, merchant, sandbox, params),
+        Endpoint::CloseOrder => close_order(sim, merchant, sandbox, params),
+        Endpoint::SandboxSignKey => Err(refuse("INVALID_REQUEST", "unexpected endpoint")),
+    }
+}
+
+fn injected_system_error(sim: &Sim) -> bool {
+    let mut faults = lock(&sim.faults);
+    if faults.system_error_next > 0 {
+        faults.system_error_next -= 1;
+        return true;
+    }
+    faults.system_error_rate > 0.0 && rand::rng().random_bool(faults.system_error_rate.clamp(0.0, 1.0))
+}
+
+fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, Refusal> {
+    params.get_non_empty(name).ok_or_else(|| refuse("LACK_PARAMS", format!("缺少参数{name}")))
+}
+
+fn format_error(name: &str) -> Refusal {
+    refuse("INVALID_REQUEST", format!("{name}参数格式错误"))
+}
+
+fn max_chars(params: &Params, name: &str, max: usize) -> Result<(), Refusal> {
+    match params.get(name) {
+        Some(v) if v.chars().count() > max => Err(refuse("INVALID_REQUEST", format!("{name}参数长度有误"))),
+        _ => Ok(()),
+    }
+}
+
+/// Validated unified order fields.
+struct NewOrder {
+    out_trade_no: OutTradeNo,
+    total_fee: Fen,
+    trade_type: String,
+    openid: Option<String>,
+    notify_url: String,
+    time_expire: Option<WeChatTime>,
+}
+
+fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<NewOrder, Refusal> {
+    for name in ["body", "out_trade_no", "total_fee", "spbill_create_ip", "notify_url", "trade_type"] {
+        required(params, name)?;
+    }
+    for (name, max) in [("body", 127), ("attach", 127), ("detail", 6000), ("goods_tag", 32), ("device_info", 32), ("openid", 128), ("scene_info", 256), ("notify_url", 256), ("product_id", 32)] {
+        max_chars(params, name, max)?;
+    }
+    let out_trade_no = OutTradeNo::parse(required(params, "out_trade_no")?).map_err(|_| format_error("out_trade_no"))?;
+    let total_fee: Fen = required(params, "total_fee")?.parse().map_err(|_| format_error("total_fee"))?;
+    if total_fee.is_zero() {
+        return Err(format_error("total_fee"));
+    }
+    if params.get_non_empty("fee_type").is_some_and(|f| f != "CNY") {
+        return Err(format_error("fee_type"));
+    }
+    required(params, "spbill_create_ip")?.parse::<IpAddr>().map_err(|_| format_error("spbill_create_ip"))?;
+    let notify_url = required(params, "notify_url")?;
+    // WeChat requires https; the simulator also takes http so local receivers work.
+    let url_ok = (notify_url.starts_with("https://") || notify_url.starts_with("http://"))
+        && !notify_url.contains('?')
+        && notify_url.parse::<reqwest::Url>().is_ok();
+    if !url_ok {
+        return Err(format_error("notify_url"));
+    }
+    let time = |name: &str| -> Result<Option<WeChatTime>, Refusal> {
+        params.get_non_empty(name).map(|v| WeChatTime::parse(v).map_err(|_| format_error(name))).transpose()
+    };
+    let time_start = time("time_start")?;
+    let time_expire = time("time_expire")?;
+    if let Some(expire) = time_expire {
+        let from = time_start.map_or(WeChatTime::now().unix_seconds(), |s| s.unix_seconds().max(WeChatTime::now().unix_seconds()));
+        if expire.unix_seconds() - from < wechat_pay::MIN_EXPIRE_WINDOW_SECONDS {
+            return Err(refuse("INVALID_REQUEST", "time_expire时间过短，至少1分钟"));
+        }
+    }
+    if params.get_non_empty("limit_pay").is_some_and(|v| v != "no_credit") {
+        return Err(format_error("limit_pay"));
+    }
+    let trade_type = required(params, "trade_type")?;
+    let openid = params.get_non_empty("openid").map(str::to_owned);
+    match trade_type {
+        "JSAPI" => {
+            let Some(openid) = &openid else {
+                return Err(refuse("LACK_PARAMS", "JSAPI支付必须传openid"));
+            };
+            if !lock(&sim.logins).issued(appid, openid) {
+                return Err(refuse("PARAM_ERROR", "appid和openid不匹配"));
+            }
+        }
+        "NATIVE" => {
+            required(params, "product_id")?;
+        }
+        "APP" | "MWEB" => {}
+        _ => return Err(format_error("trade_type")),
+    }
+    Ok(NewOrder { out_trade_no, total_fee, trade_type: trade_type.to_owned(), openid, notify_url: notify_url.to_owned(), time_expire })
+}
+
+fn unified_order(sim: &Arc<Sim>, merchant: &SimMerchant, sandbox: bool, params: &Params, sign_type: SignType) -> Result<Params, Refusal> {
+    let new = validate_unified_order(sim, &merchant.appid, params)?;
+    let mut fingerprint = params.clone().into_inner();
+    fingerprint.remove("nonce_str");
+    fingerprint.remove("sign");
+    let key = OrderKey { sandbox, mch_id: merchant.mch_id.clone(), out_trade_no: new.out_trade_no.to_string() };
+    let mut store = lock(&sim.store);
+    let mut fresh_prepay = false;
+    let prepay_id = match store.get_mut(&key) {
+        Some(order) => {
+            match order.state {
+                TradeState::Success | TradeState::Refund => return Err(refuse("ORDERPAID", "该订单已支付")),
+                TradeState::Closed | TradeState::Revoked => return Err(refuse("ORDERCLOSED", "该订单已关闭")),
+                _ => {}
+            }
+            if order.fingerprint != fingerprint {
+                return Err(refuse("OUT_TRADE_NO_USED", "商户订单号重复"));
+            }
+            if order.time_expire.is_some_and(|t| t.unix_seconds() <= WeChatTime::now().unix_seconds()) {
+                return Err(refuse("ORDERCLOSED", "订单已过期"));
+            }
+            if order.prepay_issued.elapsed() > sim.config.prepay_ttl {
+                order.prepay_id = sim.new_prepay_id();
+                order.prepay_issued = Instant::now();
+                fresh_prepay = true;
+            }
+            order.prepay_id.clone()
+        }
+        None => {
+            let prepay_id = sim.new_prepay_id();
+            store.insert(Order {
+                key: key.clone(),
+                appid: merchant.appid.clone(),
+                fingerprint,
+                total_fee: new.total_fee,
+                attach: params.get_non_empty("attach").map(str::to_owned),
+                openid: new.openid,
+                trade_type: new.trade_type.clone(),
+                notify_url: new.notify_url,
+                sign_type,
+                time_expire: new.time_expire,
+                prepay_id: prepay_id.clone(),
+                prepay_issued: Instant::now(),
+                state: TradeState::Notpay,
+                transaction_id: None,
+                time_end: None,
+                notifications: NotificationLog::default(),
+            });
+            fresh_prepay = true;
+            prepay_id
+        }
+    };
+    drop(store);
+    if fresh_prepay {
+        sim.schedule_auto_pay(key);
+    }
+    let mut out = Params::new();
+    out.insert("trade_type", new.trade_type.clone());
+    out.insert("prepay_id", prepay_id.clone());
+    if new.trade_type == "NATIVE" {
+        out.insert("code_url", format!("weixin://wxpay/bizpayurl?pr={}", &prepay_id[prepay_id.len().saturating_sub(8)..]));
+    }
+    Ok(out)
+}
+
+fn find_order(sim: &Sim, merchant: &SimMerchant, sandbox: bool, params: &Params) -> Result<OrderKey, Refusal> {
+    let store = lock(&sim.store);
+    if let Some(txn) = params.get_non_empty("transaction_id") {
+        return store.by_transaction(sandbox, &merchant.mch_id, txn).cloned().ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"));
+    }
+    let number = params.get_non_empty("out_trade_no").ok_or_else(|| refuse("LACK_PARAMS", "缺少参数out_trade_no"))?;
+    OutTradeNo::parse(number).map_err(|_| format_error("out_trade_no"))?;
+    let key = OrderKey { sandbox, mch_id: merchant.mch_id.clone(), out_trade_no: number.to_owned() };
+    if store.get(&key).is_none() {
+        return Err(refuse("ORDERNOTEXIST", "订单不存在"));
+    }
+    Ok(key)
+}
+
+fn order_query(sim: &Sim, merchant: &SimMerchant, sandbox: bool, params: &Params) -> Result<Params, Refusal> {
+    let key = find_order(sim, merchant, sandbox, params)?;
+    let store = lock(&sim.store);
+    let order = store.get(&key).ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
+    let mut out = Params::new();
+    out.insert("trade_state", order.state.as_str());
+    out.insert("trade_state_desc", trade_state_desc(order.state));
+    out.insert("out_trade_no", order.key.out_trade_no.clone());
+    if let Some(attach) = &order.attach {
+        out.insert("attach", attach.clone());
+    }
+    if order.state.was_paid() {
+        if let Some(openid) = &order.openid {
+            out.insert("openid", openid.clone());
+        }
+        out.insert("is_subscribe", "N");
+        out.insert("trade_type", order.trade_type.clone());
+        out.insert("bank_type", "OTHERS");
+        out.insert("total_fee", order.total_fee.to_string());
+        out.insert("cash_fee", order.total_fee.to_string());
+        out.insert("fee_type", "CNY");
+        if let Some(txn) = &order.transaction_id {
+            out.insert("transaction_id", txn.clone());
+        }
+        if let Some(t) = order.time_end {
+            out.insert("time_end", t.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn trade_state_desc(state: TradeState) -> &'static str {
+    match state {
+        TradeState::Success => "支付成功",
+        TradeState::Refund => "转入退款",
+        TradeState::Notpay => "订单未支付",
+        TradeState::Closed => "已关闭",
+        TradeState::Revoked => "已撤销",
+        TradeState::Userpaying => "用户支付中",
+        TradeState::Payerror => "支付失败",
+        TradeState::Accept => "已接收，等待扣款",
+    }
+}
+
+fn close_order(sim: &Sim, merchant: &SimMerchant, sandbox: bool, params: &Params) -> Result<Params, Refusal> {
+    required(params, "out_trade_no")?;
+    let key = find_order(sim, merchant, sandbox, params)?;
+    let mut store = lock(&sim.store);
+    let order = store.get_mut(&key).ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
+    match order.state {
+        TradeState::Success | TradeState::Refund => Err(refuse("ORDERPAID", "订单已支付，不能发起关单")),
+        TradeState::Closed | TradeState::Revoked => Err(refuse("ORDERCLOSED", "订单已关闭，无法重复关闭")),
+        _ => {
+            order.state = TradeState::Closed;
+            Ok([("result_msg", "OK")].into_iter().collect())
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! The simulator's shared state and the operations both APIs use: ids, payment, views.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use serde::Serialize;
+use wechat_pay::v2::TradeState;
+use wechat_pay::{Fen, WeChatTime};
+
+use crate::config::{SimConfig, SimMerchant};
+use crate::faults::Faults;
+use crate::login::LoginBook;
+use crate::notify;
+use crate::store::{NotificationLog, Order, OrderKey, Store};
+
+/// The simulator: configuration, merchants, orders, faults, logins.
+#[derive(Debug)]
+pub struct Sim {
+    pub(crate) config: SimConfig,
+    merchants: HashMap<String, SimMerchant>,
+    pub(crate) store: Mutex<Store>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) logins: Mutex<LoginBook>,
+    pub(crate) held: Mutex<Vec<notify::Delivery>>,
+    pub(crate) http: reqwest::Client,
+    seq: AtomicU64,
+}
+
+/// Locks a mutex, recovering the data if a holder panicked (the simulator keeps serving).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Unix milliseconds now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+}
+
+/// What the user does in WeChat's payment sheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum PayResult {
+    /// The payment goes through.
+    Success,
+    /// The payment fails (e.g. the bank declines).
+    Payerror,
+}
+
+/// Why a control request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// No such order.
+    #[error("no order with out_trade_no {0}")]
+    NotFound(String),
+    /// Several merchants have that number.
+    #[error("several merchants have out_trade_no {0}; add ?mch_id=")]
+    Ambiguous(String),
+    /// The order cannot be paid in its state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The simulator's view of an order (`GET /sim/v1/orders/{out_trade_no}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderView {
+    /// Our number.
+    pub out_trade_no: String,
+    /// Merchant.
+    pub mch_id: String,
+    /// Appid.
+    pub appid: String,
+    /// Placed through the sandbox.
+    pub sandbox: bool,
+    /// NOTPAY, SUCCESS, CLOSED, PAYERROR, ...
+    pub state: &'static str,
+    /// Amount in fen.
+    pub total_fee: Fen,
+    /// Current prepay session.
+    pub prepay_id: String,
+    /// WeChat's number, once paid.
+    pub transaction_id: Option<String>,
+    /// When paid (`yyyyMMddHHmmss`).
+    pub time_end: Option<String>,
+    /// Where notifications go.
+    pub notify_url: String,
+    /// Notification record.
+    pub notifications: NotificationLog,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        OrderView {
+            out_trade_no: o.key.out_trade_no.clone(),
+            mch_id: o.key.mch_id.clone(),
+            appid: o.appid.clone(),
+            sandbox: o.key.sandbox,
+            state: o.state.as_str(),
+            total_fee: o.total_fee,
+            prepay_id: o.prepay_id.clone(),
+            transaction_id: o.transaction_id.clone(),
+            time_end: o.time_end.map(|t| t.to_string()),
+            notify_url: o.notify_url.clone(),
+            notifications: o.notifications.clone(),
+        }
+    }
+}
+
+impl Sim {
+    /// A simulator with `config`.
+    pub fn new(config: SimConfig) -> Arc<Self> {
+        let merchants = config.merchants.iter().map(|m| (m.mch_id.clone(), m.clone())).collect();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.notify_timeout)
+            .build()
+            .unwrap_or_default();
+        Arc::new(Sim {
+            faults: Mutex::new(config.faults.clone()),
+            config,
+            merchants,
+            store: Mutex::default(),
+            logins: Mutex::default(),
+            held: Mutex::default(),
+            http,
+            seq: AtomicU64::new(1),
+        })
+    }
+
+    /// The merchant with this number.
+    pub fn merchant(&self, mch_id: &str) -> Option<&SimMerchant> {
+        self.merchants.get(mch_id)
+    }
+
+    /// The merchant for this Mini Program.
+    pub fn merchant_by_appid(&self, appid: &str) -> Option<&SimMerchant> {
+        self.config.merchants.iter().find(|m| m.appid == appid)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// The current fault settings.
+    pub fn faults(&self) -> Faults {
+        lock(&self.faults).clone()
+    }
+
+    /// Replaces the fault settings. Lowering the reorder batch releases held notifications.
+    pub fn set_faults(self: &Arc<Self>, faults: Faults) -> Result<(), ControlError> {
+        faults.validate().map_err(ControlError::Invalid)?;
+        let release = faults.reorder_notifications <= 1;
+        *lock(&self.faults) = faults;
+        if release {
+            notify::release_held(self);
+        }
+        Ok(())
+    }
+
+    /// Number of orders held.
+    pub fn order_count(&self) -> usize {
+        lock(&self.store).len()
+    }
+
+    /// A scaled duration (the notification schedule, code lifetimes).
+    pub(crate) fn scaled(&self, d: Duration) -> Duration {
+        Duration::try_from_secs_f64(d.as_secs_f64() * self.config.time_scale).unwrap_or(Duration::ZERO)
+    }
+
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A fresh prepay id: `wx` + time + random hex (36 characters).
+    pub(crate) fn new_prepay_id(&self) -> String {
+        let tail: u64 = rand::rng().random();
+        format!("wx{}{:04x}{:016x}", WeChatTime::now(), self.next_seq() % 0x10000, tail)
+    }
+
+    /// A fresh transaction id: 28 digits, like WeChat's.
+    fn new_transaction_id(&self) -> String {
+        let now = WeChatTime::now().to_string();
+        let r: u32 = rand::rng().random_range(0..1_000_000);
+        format!("4200{:010}{}{:06}", self.next_seq() % 10_000_000_000, &now[..8], r)
+    }
+
+    /// Finds the order numbered `out_trade_no` (of merchant `mch_id` when given).
+    pub fn find(&self, out_trade_no: &str, mch_id: Option<&str>) -> Result<OrderKey, ControlError> {
+        let store = lock(&self.store);
+        let mut keys = store.find_by_number(out_trade_no);
+        if let Some(mch) = mch_id {
+            keys.retain(|k| k.mch_id == mch);
+        }
+        if keys.len() > 1 {
+            // Prefer the production order over a sandbox one with the same number.
+            keys.retain(|k| !k.sandbox);
+        }
+        match keys.len() {
+            0 => Err(ControlError::NotFound(out_trade_no.to_owned())),
+            1 => Ok(keys.remove(0)),
+            _ => Err(ControlError::Ambiguous(out_trade_no.to_owned())),
+        }
+    }
+
+    /// The simulator's view of an order.
+    pub fn view(&self, key: &OrderKey) -> Option<OrderView> {
+        lock(&self.store).get(key).map(OrderView::from)
+    }
+
+    /// The user pays (or fails to pay) the order in WeChat; the notification follows.
+    pub fn pay(self: &Arc<Self>, key: &OrderKey, result: PayResult) -> Result<OrderView, ControlError> {
+        let (view, delivery) = {
+            let mut store = lock(&self.store);
+            let prepay_ttl = self.config.prepay_ttl;
+            let order = store.get_mut(key).ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+            match order.state {
+                TradeState::Notpay | TradeState::Userpaying | TradeState::Payerror => {}
+                other => return Err(ControlError::Conflict(format!("order is {}, it cannot be paid", other.as_str()))),
+            }
+            if order.prepay_issued.elapsed() > prepay_ttl {
+                return Err(ControlError::Conflict("the prepay_id has expired".into()));
+            }
+            if order.time_expire.is_some_and(|t| t.unix_seconds() < WeChatTime::now().unix_seconds()) {
+                return Err(ControlError::Conflict("the order is past its time_expire".into()));
+            }
+            match result {
+                PayResult::Success => {
+                    let txn = self.new_transaction_id();
+                    order.state = TradeState::Success;
+                    order.transaction_id = Some(txn.clone());
+                    order.time_end = Some(WeChatTime::now());
+                    store.index_transaction(key, &txn);
+                }
+                PayResult::Payerror => order.state = TradeState::Payerror,
+            }
+            let order = store.get(key).ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+            let merchant = self.merchant(&key.mch_id).ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
+            let faults = lock(&self.faults).clone();
+            (OrderView::from(order), notify::Delivery::build(order, merchant, &faults))
+        };
+        notify::dispatch(self, delivery);
+        Ok(self.view(key).unwrap_or(view))
+    }
+
+    /// Schedules the auto-pay of a freshly prepaid order, when configured.
+    pub(crate) fn schedule_auto_pay(self: &Arc<Self>, key: OrderKey) {
+        let Some(after) = self.config.auto_pay_after else { return };
+        let sim = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            match sim.pay(&key, PayResult::Success) {
+                Ok(_) => tracing::info!(out_trade_no = %key.out_trade_no, "auto-paid"),
+                Err(e) => tracing::info!(out_trade_no = %key.out_trade_no, reason = %e, "auto-pay skipped"),
+            }
+        });
+    }
+}

@@ -1,0 +1,133 @@
+//! The simulator's memory: orders, indexed by merchant and number and by transaction id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use serde::Serialize;
+use wechat_pay::v2::{SignType, TradeState};
+use wechat_pay::{Fen, WeChatTime};
+
+/// Orders are unique per merchant, and the sandbox keeps its own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OrderKey {
+    /// Placed through `/sandboxnew/...`.
+    pub sandbox: bool,
+    /// Merchant number.
+    pub mch_id: String,
+    /// Merchant order number.
+    pub out_trade_no: String,
+}
+
+/// One order as WeChat sees it.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// Its key.
+    pub key: OrderKey,
+    /// The appid it was placed under.
+    pub appid: String,
+    /// The business parameters of unified order (all but `nonce_str` and `sign`): re-entry
+    /// with different ones is `OUT_TRADE_NO_USED`.
+    pub fingerprint: BTreeMap<String, String>,
+    /// Amount in fen.
+    pub total_fee: Fen,
+    /// Echoed in queries and notifications.
+    pub attach: Option<String>,
+    /// The payer.
+    pub openid: Option<String>,
+    /// `JSAPI`, ...
+    pub trade_type: String,
+    /// Where notifications go.
+    pub notify_url: String,
+    /// How the order was signed: notifications are signed the same way.
+    pub sign_type: SignType,
+    /// When the order number stops being payable.
+    pub time_expire: Option<WeChatTime>,
+    /// The current prepay session.
+    pub prepay_id: String,
+    /// When it was issued.
+    pub prepay_issued: Instant,
+    /// NOTPAY, SUCCESS, CLOSED, ...
+    pub state: TradeState,
+    /// WeChat's number, once paid.
+    pub transaction_id: Option<String>,
+    /// When payment completed.
+    pub time_end: Option<WeChatTime>,
+    /// What happened to its notifications.
+    pub notifications: NotificationLog,
+}
+
+/// The record of an order's notifications.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NotificationLog {
+    /// The drop fault swallowed them.
+    pub dropped: bool,
+    /// Held by the reorder fault, not yet sent.
+    pub held: bool,
+    /// Every copy of every attempt, in the order they finished.
+    pub attempts: Vec<Attempt>,
+}
+
+/// One copy of one delivery attempt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// 1 for the first delivery, 2 for the first retry, ...
+    pub attempt: u32,
+    /// Which concurrent copy (1-based; more than 1 under the duplicate fault).
+    pub copy: u32,
+    /// When it was sent, Unix milliseconds.
+    pub at_ms: u64,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// The receiver's body (first 1 KiB), if it answered.
+    pub ack_body: Option<String>,
+    /// `acked`, `failure_ack`, `http_error`, `timeout` or `connection_error`.
+    pub outcome: &'static str,
+}
+
+/// All orders.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    orders: HashMap<OrderKey, Order>,
+    by_transaction: HashMap<(bool, String, String), OrderKey>,
+    by_number: HashMap<String, Vec<OrderKey>>,
+}
+
+impl Store {
+    /// The order under `key`.
+    pub(crate) fn get(&self, key: &OrderKey) -> Option<&Order> {
+        self.orders.get(key)
+    }
+
+    /// The order under `key`, to change it.
+    pub(crate) fn get_mut(&mut self, key: &OrderKey) -> Option<&mut Order> {
+        self.orders.get_mut(key)
+    }
+
+    /// Adds or replaces an order.
+    pub(crate) fn insert(&mut self, order: Order) {
+        let key = order.key.clone();
+        if self.orders.insert(key.clone(), order).is_none() {
+            self.by_number.entry(key.out_trade_no.clone()).or_default().push(key);
+        }
+    }
+
+    /// Records a transaction id for lookups.
+    pub(crate) fn index_transaction(&mut self, key: &OrderKey, transaction_id: &str) {
+        self.by_transaction.insert((key.sandbox, key.mch_id.clone(), transaction_id.to_owned()), key.clone());
+    }
+
+    /// The key of the order paid under `transaction_id`.
+    pub(crate) fn by_transaction(&self, sandbox: bool, mch_id: &str, transaction_id: &str) -> Option<&OrderKey> {
+        self.by_transaction.get(&(sandbox, mch_id.to_owned(), transaction_id.to_owned()))
+    }
+
+    /// Keys of every order with this number, across merchants and the sandbox.
+    pub(crate) fn find_by_number(&self, out_trade_no: &str) -> Vec<OrderKey> {
+        self.by_number.get(out_trade_no).cloned().unwrap_or_default()
+    }
+
+    /// Number of orders.
+    pub(crate) fn len(&self) -> usize {
+        self.orders.len()
+    }
+}
