@@ -39,7 +39,8 @@ impl SimMerchant {
         SimMerchant {
             appid: DEFAULT_APPID.into(),
             mch_id: DEFAULT_MCH_ID.into(),
-            key: ApiKey::new(DEFAULT_API_KEY).unwrap_or_else(|_| unreachable!("the default key is 32 characters")),
+            key: ApiKey::new(DEFAULT_API_KEY)
+                .unwrap_or_else(|_| unreachable!("the default key is 32 characters")),
             app_secret: DEFAULT_APP_SECRET.into(),
         }
     }
@@ -47,7 +48,9 @@ impl SimMerchant {
     /// The key for sandbox calls (`/sandboxnew/...`): derived from the API key, stable.
     pub fn sandbox_key(&self) -> ApiKey {
         use md5::{Digest, Md5};
-        let derived = hex::encode(Md5::digest(format!("sandbox:{}", self.key.expose()).as_bytes()));
+        let derived = hex::encode(Md5::digest(
+            format!("sandbox:{}", self.key.expose()).as_bytes(),
+        ));
         ApiKey::new(derived).unwrap_or_else(|_| self.key.clone())
     }
 }
@@ -114,7 +117,10 @@ pub enum ConfigError {
 }
 
 fn invalid(name: &str, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid { name: name.to_owned(), reason: reason.to_string() }
+    ConfigError::Invalid {
+        name: name.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h` (a bare number means seconds).
@@ -146,11 +152,16 @@ struct MerchantSpec {
 
 impl MerchantSpec {
     fn into_merchant(self, name: &str) -> Result<SimMerchant, ConfigError> {
-        let valid_appid = self.appid.len() <= 32 && !self.appid.is_empty() && self.appid.bytes().all(|b| b.is_ascii_alphanumeric());
+        let valid_appid = self.appid.len() <= 32
+            && !self.appid.is_empty()
+            && self.appid.bytes().all(|b| b.is_ascii_alphanumeric());
         if !valid_appid {
             return Err(invalid(name, "appid must be 1-32 ASCII letters and digits"));
         }
-        if self.mch_id.is_empty() || self.mch_id.len() > 32 || !self.mch_id.bytes().all(|b| b.is_ascii_digit()) {
+        if self.mch_id.is_empty()
+            || self.mch_id.len() > 32
+            || !self.mch_id.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(invalid(name, "mch_id must be 1-32 digits"));
         }
         Ok(SimMerchant {
@@ -209,8 +220,14 @@ pub fn parse_args(args: &[String], listen_env: Option<&str>) -> Result<Command, 
     }
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| ConfigError::MissingValue(name.to_owned()));
-        let duration = |name: &str, v: String| parse_duration(&v).ok_or_else(|| invalid(name, "expected e.g. 500ms, 5s, 2m"));
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| ConfigError::MissingValue(name.to_owned()))
+        };
+        let duration = |name: &str, v: String| {
+            parse_duration(&v).ok_or_else(|| invalid(name, "expected e.g. 500ms, 5s, 2m"))
+        };
         match flag.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "--listen" => config.listen = value(flag)?.parse().map_err(|e| invalid(flag, e))?,
@@ -220,13 +237,25 @@ pub fn parse_args(args: &[String], listen_env: Option<&str>) -> Result<Command, 
                 let [appid, mch_id, api_key, app_secret] = parts[..] else {
                     return Err(invalid(flag, "expected APPID:MCH_ID:KEY:SECRET"));
                 };
-                let spec = MerchantSpec { appid: appid.into(), mch_id: mch_id.into(), api_key: api_key.into(), app_secret: app_secret.into() };
+                let spec = MerchantSpec {
+                    appid: appid.into(),
+                    mch_id: mch_id.into(),
+                    api_key: api_key.into(),
+                    app_secret: app_secret.into(),
+                };
                 merchants.push(spec.into_merchant(flag)?);
             }
             "--config" => {
                 let path = value(flag)?;
-                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
-                let file: FileConfig = serde_json::from_str(&text).map_err(|e| ConfigError::File { path, reason: e.to_string() })?;
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                let file: FileConfig =
+                    serde_json::from_str(&text).map_err(|e| ConfigError::File {
+                        path,
+                        reason: e.to_string(),
+                    })?;
                 for spec in file.merchants {
                     merchants.push(spec.into_merchant("--config")?);
                 }
@@ -241,7 +270,10 @@ pub fn parse_args(args: &[String], listen_env: Option<&str>) -> Result<Command, 
             "--auto-pay-after" => config.auto_pay_after = Some(duration(flag, value(flag)?)?),
             "--prepay-ttl" => config.prepay_ttl = duration(flag, value(flag)?)?,
             "--notify-timeout" => config.notify_timeout = duration(flag, value(flag)?)?,
-            "--latency" => config.faults.latency_ms = u64::try_from(duration(flag, value(flag)?)?.as_millis()).unwrap_or(u64::MAX),
+            "--latency" => {
+                config.faults.latency_ms =
+                    u64::try_from(duration(flag, value(flag)?)?.as_millis()).unwrap_or(u64::MAX)
+            }
             "--system-error-rate" => {
                 let f: f64 = value(flag)?.parse().map_err(|e| invalid(flag, e))?;
                 if !(0.0..=1.0).contains(&f) {
@@ -250,8 +282,14 @@ pub fn parse_args(args: &[String], listen_env: Option<&str>) -> Result<Command, 
                 config.faults.system_error_rate = f;
             }
             "--drop-notifications" => config.faults.drop_notifications = true,
-            "--duplicate-notifications" => config.faults.duplicate_notifications = value(flag)?.parse().map_err(|e| invalid(flag, e))?,
-            "--reorder-notifications" => config.faults.reorder_notifications = value(flag)?.parse().map_err(|e| invalid(flag, e))?,
+            "--duplicate-notifications" => {
+                config.faults.duplicate_notifications =
+                    value(flag)?.parse().map_err(|e| invalid(flag, e))?
+            }
+            "--reorder-notifications" => {
+                config.faults.reorder_notifications =
+                    value(flag)?.parse().map_err(|e| invalid(flag, e))?
+            }
             "--wrong-amount" => config.faults.wrong_amount = true,
             "--forge-signature" => config.faults.forge_signature = true,
             other => return Err(ConfigError::UnknownFlag(other.to_owned())),
@@ -285,7 +323,16 @@ mod tests {
     #[test]
     fn flags() {
         let Ok(Command::Run(c)) = parse_args(
-            &args(&["--listen", "127.0.0.1:0", "--time-scale", "0.001", "--auto-pay-after", "2s", "--merchant", "wx1234:1900000109:0123456789abcdef0123456789abcdef:s3cret"]),
+            &args(&[
+                "--listen",
+                "127.0.0.1:0",
+                "--time-scale",
+                "0.001",
+                "--auto-pay-after",
+                "2s",
+                "--merchant",
+                "wx1234:1900000109:0123456789abcdef0123456789abcdef:s3cret",
+            ]),
             Some("127.0.0.1:9999"),
         ) else {
             panic!("expected a run command")
@@ -295,10 +342,25 @@ mod tests {
         assert_eq!(c.auto_pay_after, Some(Duration::from_secs(2)));
         assert_eq!(c.merchants.len(), 1);
         assert_eq!(c.merchants[0].mch_id, "1900000109");
-        assert!(matches!(parse_args(&args(&["--bogus"]), None), Err(ConfigError::UnknownFlag(_))));
-        assert!(matches!(parse_args(&args(&["--time-scale"]), None), Err(ConfigError::MissingValue(_))));
-        assert!(matches!(parse_args(&args(&["--time-scale", "-1"]), None), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(parse_args(&args(&["--merchant", "wx:1:short:s"]), None), Err(ConfigError::Invalid { .. })));
-        assert!(matches!(parse_args(&[], Some("nonsense")), Err(ConfigError::Invalid { .. })));
+        assert!(matches!(
+            parse_args(&args(&["--bogus"]), None),
+            Err(ConfigError::UnknownFlag(_))
+        ));
+        assert!(matches!(
+            parse_args(&args(&["--time-scale"]), None),
+            Err(ConfigError::MissingValue(_))
+        ));
+        assert!(matches!(
+            parse_args(&args(&["--time-scale", "-1"]), None),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_args(&args(&["--merchant", "wx:1:short:s"]), None),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(matches!(
+            parse_args(&[], Some("nonsense")),
+            Err(ConfigError::Invalid { .. })
+        ));
     }
 }

@@ -23,7 +23,11 @@ impl IntoResponse for ControlError {
             ControlError::Conflict(_) => (StatusCode::CONFLICT, "invalid_state"),
             ControlError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
         };
-        (status, Json(json!({ "code": code, "message": self.to_string() }))).into_response()
+        (
+            status,
+            Json(json!({ "code": code, "message": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -56,7 +60,11 @@ pub(crate) async fn pay(
         PayResult::Success
     } else {
         serde_json::from_slice::<PayBody>(&body)
-            .map_err(|e| ControlError::Invalid(format!("body must be {{\"result\": \"SUCCESS\" | \"PAYERROR\"}}: {e}")))?
+            .map_err(|e| {
+                ControlError::Invalid(format!(
+                    "body must be {{\"result\": \"SUCCESS\" | \"PAYERROR\"}}: {e}"
+                ))
+            })?
             .result
     };
     let key = sim.find(&out_trade_no, which.mch_id.as_deref())?;
@@ -70,7 +78,9 @@ pub(crate) async fn get_order(
     Query(which): Query<Which>,
 ) -> Result<Json<crate::sim::OrderView>, ControlError> {
     let key = sim.find(&out_trade_no, which.mch_id.as_deref())?;
-    sim.view(&key).map(Json).ok_or(ControlError::NotFound(out_trade_no))
+    sim.view(&key)
+        .map(Json)
+        .ok_or(ControlError::NotFound(out_trade_no))
 }
 
 /// `GET /sim/v1/faults`.
@@ -79,8 +89,12 @@ pub(crate) async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
 }
 
 /// `PUT /sim/v1/faults`: replaces the fault settings (absent fields are off).
-pub(crate) async fn put_faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Result<Json<Faults>, ControlError> {
-    let faults: Faults = serde_json::from_slice(&body).map_err(|e| ControlError::Invalid(format!("invalid faults: {e}")))?;
+pub(crate) async fn put_faults(
+    State(sim): State<Arc<Sim>>,
+    body: Bytes,
+) -> Result<Json<Faults>, ControlError> {
+    let faults: Faults = serde_json::from_slice(&body)
+        .map_err(|e| ControlError::Invalid(format!("invalid faults: {e}")))?;
     sim.set_faults(faults)?;
     Ok(Json(sim.faults()))
 }

@@ -39,8 +39,8 @@ use axum::routing::{any, get, post};
 use wechat_pay::v2::Endpoint;
 
 pub use self::config::{
-    Command, ConfigError, DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_LISTEN, DEFAULT_MCH_ID,
-    SimConfig, SimMerchant, USAGE, parse_args, parse_duration,
+    Command, ConfigError, DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_LISTEN,
+    DEFAULT_MCH_ID, SimConfig, SimMerchant, USAGE, parse_args, parse_duration,
 };
 pub use self::faults::Faults;
 pub use self::login::{CODE_TTL, LOGINS_PER_MINUTE, openid_for};
@@ -52,23 +52,38 @@ pub use self::store::{Attempt, NotificationLog};
 const MAX_BODY: usize = 64 * 1024;
 
 fn merchant_route(endpoint: Endpoint, sandbox: bool) -> axum::routing::MethodRouter<Arc<Sim>> {
-    any(move |sim: State<Arc<Sim>>, method: Method, body: Bytes| merchant_api::handle(sim, endpoint, sandbox, method, body))
+    any(move |sim: State<Arc<Sim>>, method: Method, body: Bytes| {
+        merchant_api::handle(sim, endpoint, sandbox, method, body)
+    })
 }
 
 /// The simulator's routes.
 pub fn router(sim: Arc<Sim>) -> Router {
     let mut router = Router::new();
-    for endpoint in [Endpoint::UnifiedOrder, Endpoint::OrderQuery, Endpoint::CloseOrder] {
+    for endpoint in [
+        Endpoint::UnifiedOrder,
+        Endpoint::OrderQuery,
+        Endpoint::CloseOrder,
+    ] {
         router = router
             .route(endpoint.path(), merchant_route(endpoint, false))
-            .route(&format!("/sandboxnew{}", endpoint.path()), merchant_route(endpoint, true));
+            .route(
+                &format!("/sandboxnew{}", endpoint.path()),
+                merchant_route(endpoint, true),
+            );
     }
     router
-        .route(Endpoint::SandboxSignKey.path(), merchant_route(Endpoint::SandboxSignKey, false))
+        .route(
+            Endpoint::SandboxSignKey.path(),
+            merchant_route(Endpoint::SandboxSignKey, false),
+        )
         .route("/sns/jscode2session", get(login::jscode2session))
         .route("/sim/v1/orders/{out_trade_no}", get(control::get_order))
         .route("/sim/v1/orders/{out_trade_no}/pay", post(control::pay))
-        .route("/sim/v1/faults", get(control::get_faults).put(control::put_faults))
+        .route(
+            "/sim/v1/faults",
+            get(control::get_faults).put(control::put_faults),
+        )
         .route("/sim/v1/login-codes", post(control::login_code))
         .route("/sim/v1/health", get(control::health))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -126,5 +141,7 @@ pub async fn serve(
     sim: Arc<Sim>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(sim)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(sim))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -42,7 +42,8 @@ struct IssuedCode {
 impl LoginBook {
     /// Whether this simulator issued `openid` for `appid`.
     pub(crate) fn issued(&self, appid: &str, openid: &str) -> bool {
-        self.openids.contains(&(appid.to_owned(), openid.to_owned()))
+        self.openids
+            .contains(&(appid.to_owned(), openid.to_owned()))
     }
 }
 
@@ -53,7 +54,10 @@ pub fn openid_for(appid: &str, name: &str) -> String {
 }
 
 fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// The user a `test-` code names.
@@ -77,7 +81,10 @@ fn error(errcode: i64, errmsg: &str) -> Json<Value> {
 }
 
 /// The handler.
-pub(crate) async fn jscode2session(State(sim): State<Arc<Sim>>, Query(q): Query<LoginQuery>) -> Json<Value> {
+pub(crate) async fn jscode2session(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<LoginQuery>,
+) -> Json<Value> {
     let Some(merchant) = q.appid.as_deref().and_then(|a| sim.merchant_by_appid(a)) else {
         return error(40013, "invalid appid");
     };
@@ -87,7 +94,9 @@ pub(crate) async fn jscode2session(State(sim): State<Arc<Sim>>, Query(q): Query<
     if q.grant_type.as_deref() != Some("authorization_code") {
         return error(40002, "invalid grant_type");
     }
-    let Some(code) = q.js_code.filter(|c| !c.is_empty()) else { return error(41008, "missing code") };
+    let Some(code) = q.js_code.filter(|c| !c.is_empty()) else {
+        return error(41008, "missing code");
+    };
     let appid = merchant.appid.clone();
     let mut book = lock(&sim.logins);
     let name = if let Some(issued) = book.issued_codes.get(&code) {
@@ -106,13 +115,19 @@ pub(crate) async fn jscode2session(State(sim): State<Arc<Sim>>, Query(q): Query<
     book.issued_codes.remove(&code);
     let openid = openid_for(&appid, &name);
     let now = Instant::now();
-    let window = book.rate.entry((appid.clone(), openid.clone())).or_insert((now, 0));
+    let window = book
+        .rate
+        .entry((appid.clone(), openid.clone()))
+        .or_insert((now, 0));
     if now.duration_since(window.0) >= Duration::from_secs(60) {
         *window = (now, 0);
     }
     window.1 += 1;
     if window.1 > LOGINS_PER_MINUTE {
-        return error(45011, "api minute-quota reach limit  mustslower  retry next minute");
+        return error(
+            45011,
+            "api minute-quota reach limit  mustslower  retry next minute",
+        );
     }
     book.openids.insert((appid, openid.clone()));
     let session_key: [u8; 16] = rand::rng().random();
@@ -134,13 +149,28 @@ pub(crate) fn issue_code(sim: &Sim, req: IssueCode) -> Result<Value, String> {
         return Err("name must be 1-64 ASCII letters, digits, '_' or '-'".into());
     }
     let appid = match req.appid {
-        Some(a) => sim.merchant_by_appid(&a).map(|m| m.appid.clone()).ok_or("unknown appid")?,
-        None => sim.config().merchants.first().map(|m| m.appid.clone()).ok_or("no merchant")?,
+        Some(a) => sim
+            .merchant_by_appid(&a)
+            .map(|m| m.appid.clone())
+            .ok_or("unknown appid")?,
+        None => sim
+            .config()
+            .merchants
+            .first()
+            .map(|m| m.appid.clone())
+            .ok_or("no merchant")?,
     };
     let random: u128 = rand::rng().random();
     let code = format!("sim{random:032x}");
     let ttl = sim.scaled(CODE_TTL);
-    lock(&sim.logins).issued_codes.insert(code.clone(), IssuedCode { appid, name: req.name, expires: Instant::now() + ttl });
+    lock(&sim.logins).issued_codes.insert(
+        code.clone(),
+        IssuedCode {
+            appid,
+            name: req.name,
+            expires: Instant::now() + ttl,
+        },
+    );
     Ok(json!({ "code": code, "expires_in_ms": u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX) }))
 }
 

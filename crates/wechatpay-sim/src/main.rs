@@ -31,7 +31,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     println!("wechatpay-sim listening on http://{addr}");
     for m in &config.merchants {
         // The simulator's keys are test keys by design; printing them is what makes the
@@ -45,7 +48,10 @@ async fn main() -> ExitCode {
             m.sandbox_key().expose()
         );
     }
-    println!("  time_scale={} auto_pay_after={:?}", config.time_scale, config.auto_pay_after);
+    println!(
+        "  time_scale={} auto_pay_after={:?}",
+        config.time_scale, config.auto_pay_after
+    );
     let sim = Sim::new(config);
     match serve(listener, sim, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

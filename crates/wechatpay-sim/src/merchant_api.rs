@@ -31,7 +31,9 @@ fn refuse(code: &'static str, des: impl Into<String>) -> Refusal {
 
 /// `return_code=FAIL`, unsigned.
 fn protocol_fail(return_msg: &str) -> String {
-    let p: Params = [("return_code", "FAIL"), ("return_msg", return_msg)].into_iter().collect();
+    let p: Params = [("return_code", "FAIL"), ("return_msg", return_msg)]
+        .into_iter()
+        .collect();
     xml::encode(&p).unwrap_or_default()
 }
 
@@ -76,7 +78,13 @@ fn xml_response(body: String) -> Response {
 }
 
 /// The axum handler for one endpoint (`sandbox` selects the `/sandboxnew` variant).
-pub(crate) async fn handle(sim: State<Arc<Sim>>, endpoint: Endpoint, sandbox: bool, method: Method, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    sim: State<Arc<Sim>>,
+    endpoint: Endpoint,
+    sandbox: bool,
+    method: Method,
+    body: Bytes,
+) -> Response {
     let latency = sim.faults().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -104,8 +112,12 @@ fn call(sim: &Arc<Sim>, endpoint: Endpoint, sandbox: bool, method: &Method, body
         Ok(t) => t,
         Err(_) => return protocol_fail("sign_type参数错误"),
     };
-    let Some(mch_id) = params.get_non_empty("mch_id") else { return protocol_fail("缺少参数mch_id") };
-    let Some(merchant) = sim.merchant(mch_id) else { return protocol_fail("商户号mch_id不存在") };
+    let Some(mch_id) = params.get_non_empty("mch_id") else {
+        return protocol_fail("缺少参数mch_id");
+    };
+    let Some(merchant) = sim.merchant(mch_id) else {
+        return protocol_fail("商户号mch_id不存在");
+    };
     if params.get_non_empty("sign").is_none() {
         return protocol_fail("缺少参数sign");
     }
@@ -120,12 +132,29 @@ fn call(sim: &Arc<Sim>, endpoint: Endpoint, sandbox: bool, method: &Method, body
         return protocol_fail("签名错误");
     }
     if endpoint == Endpoint::SandboxSignKey {
-        let reply = Reply { key, sign_type, appid: None, mch_id };
-        let fields: Params = [("sandbox_signkey", merchant.sandbox_key().expose().to_owned())].into_iter().collect();
+        let reply = Reply {
+            key,
+            sign_type,
+            appid: None,
+            mch_id,
+        };
+        let fields: Params = [(
+            "sandbox_signkey",
+            merchant.sandbox_key().expose().to_owned(),
+        )]
+        .into_iter()
+        .collect();
         return reply.answer(Ok(fields));
     }
-    let reply = Reply { key, sign_type, appid: params.get_non_empty("appid"), mch_id };
-    reply.answer(business(sim, merchant, endpoint, sandbox, &params, sign_type))
+    let reply = Reply {
+        key,
+        sign_type,
+        appid: params.get_non_empty("appid"),
+        mch_id,
+    };
+    reply.answer(business(
+        sim, merchant, endpoint, sandbox, &params, sign_type,
+    ))
 }
 
 /// Checks common to every business call, the fault, then the endpoint itself.
@@ -162,11 +191,14 @@ fn injected_system_error(sim: &Sim) -> bool {
         faults.system_error_next -= 1;
         return true;
     }
-    faults.system_error_rate > 0.0 && rand::rng().random_bool(faults.system_error_rate.clamp(0.0, 1.0))
+    faults.system_error_rate > 0.0
+        && rand::rng().random_bool(faults.system_error_rate.clamp(0.0, 1.0))
 }
 
 fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, Refusal> {
-    params.get_non_empty(name).ok_or_else(|| refuse("LACK_PARAMS", format!("缺少参数{name}")))
+    params
+        .get_non_empty(name)
+        .ok_or_else(|| refuse("LACK_PARAMS", format!("缺少参数{name}")))
 }
 
 fn format_error(name: &str) -> Refusal {
@@ -175,7 +207,9 @@ fn format_error(name: &str) -> Refusal {
 
 fn max_chars(params: &Params, name: &str, max: usize) -> Result<(), Refusal> {
     match params.get(name) {
-        Some(v) if v.chars().count() > max => Err(refuse("INVALID_REQUEST", format!("{name}参数长度有误"))),
+        Some(v) if v.chars().count() > max => {
+            Err(refuse("INVALID_REQUEST", format!("{name}参数长度有误")))
+        }
         _ => Ok(()),
     }
 }
@@ -191,21 +225,43 @@ struct NewOrder {
 }
 
 fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<NewOrder, Refusal> {
-    for name in ["body", "out_trade_no", "total_fee", "spbill_create_ip", "notify_url", "trade_type"] {
+    for name in [
+        "body",
+        "out_trade_no",
+        "total_fee",
+        "spbill_create_ip",
+        "notify_url",
+        "trade_type",
+    ] {
         required(params, name)?;
     }
-    for (name, max) in [("body", 127), ("attach", 127), ("detail", 6000), ("goods_tag", 32), ("device_info", 32), ("openid", 128), ("scene_info", 256), ("notify_url", 256), ("product_id", 32)] {
+    for (name, max) in [
+        ("body", 127),
+        ("attach", 127),
+        ("detail", 6000),
+        ("goods_tag", 32),
+        ("device_info", 32),
+        ("openid", 128),
+        ("scene_info", 256),
+        ("notify_url", 256),
+        ("product_id", 32),
+    ] {
         max_chars(params, name, max)?;
     }
-    let out_trade_no = OutTradeNo::parse(required(params, "out_trade_no")?).map_err(|_| format_error("out_trade_no"))?;
-    let total_fee: Fen = required(params, "total_fee")?.parse().map_err(|_| format_error("total_fee"))?;
+    let out_trade_no = OutTradeNo::parse(required(params, "out_trade_no")?)
+        .map_err(|_| format_error("out_trade_no"))?;
+    let total_fee: Fen = required(params, "total_fee")?
+        .parse()
+        .map_err(|_| format_error("total_fee"))?;
     if total_fee.is_zero() {
         return Err(format_error("total_fee"));
     }
     if params.get_non_empty("fee_type").is_some_and(|f| f != "CNY") {
         return Err(format_error("fee_type"));
     }
-    required(params, "spbill_create_ip")?.parse::<IpAddr>().map_err(|_| format_error("spbill_create_ip"))?;
+    required(params, "spbill_create_ip")?
+        .parse::<IpAddr>()
+        .map_err(|_| format_error("spbill_create_ip"))?;
     let notify_url = required(params, "notify_url")?;
     // WeChat requires https; the simulator also takes http so local receivers work.
     let url_ok = (notify_url.starts_with("https://") || notify_url.starts_with("http://"))
@@ -215,17 +271,25 @@ fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<New
         return Err(format_error("notify_url"));
     }
     let time = |name: &str| -> Result<Option<WeChatTime>, Refusal> {
-        params.get_non_empty(name).map(|v| WeChatTime::parse(v).map_err(|_| format_error(name))).transpose()
+        params
+            .get_non_empty(name)
+            .map(|v| WeChatTime::parse(v).map_err(|_| format_error(name)))
+            .transpose()
     };
     let time_start = time("time_start")?;
     let time_expire = time("time_expire")?;
     if let Some(expire) = time_expire {
-        let from = time_start.map_or(WeChatTime::now().unix_seconds(), |s| s.unix_seconds().max(WeChatTime::now().unix_seconds()));
+        let from = time_start.map_or(WeChatTime::now().unix_seconds(), |s| {
+            s.unix_seconds().max(WeChatTime::now().unix_seconds())
+        });
         if expire.unix_seconds() - from < wechat_pay::MIN_EXPIRE_WINDOW_SECONDS {
             return Err(refuse("INVALID_REQUEST", "time_expire时间过短，至少1分钟"));
         }
     }
-    if params.get_non_empty("limit_pay").is_some_and(|v| v != "no_credit") {
+    if params
+        .get_non_empty("limit_pay")
+        .is_some_and(|v| v != "no_credit")
+    {
         return Err(format_error("limit_pay"));
     }
     let trade_type = required(params, "trade_type")?;
@@ -245,28 +309,52 @@ fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<New
         "APP" | "MWEB" => {}
         _ => return Err(format_error("trade_type")),
     }
-    Ok(NewOrder { out_trade_no, total_fee, trade_type: trade_type.to_owned(), openid, notify_url: notify_url.to_owned(), time_expire })
+    Ok(NewOrder {
+        out_trade_no,
+        total_fee,
+        trade_type: trade_type.to_owned(),
+        openid,
+        notify_url: notify_url.to_owned(),
+        time_expire,
+    })
 }
 
-fn unified_order(sim: &Arc<Sim>, merchant: &SimMerchant, sandbox: bool, params: &Params, sign_type: SignType) -> Result<Params, Refusal> {
+fn unified_order(
+    sim: &Arc<Sim>,
+    merchant: &SimMerchant,
+    sandbox: bool,
+    params: &Params,
+    sign_type: SignType,
+) -> Result<Params, Refusal> {
     let new = validate_unified_order(sim, &merchant.appid, params)?;
     let mut fingerprint = params.clone().into_inner();
     fingerprint.remove("nonce_str");
     fingerprint.remove("sign");
-    let key = OrderKey { sandbox, mch_id: merchant.mch_id.clone(), out_trade_no: new.out_trade_no.to_string() };
+    let key = OrderKey {
+        sandbox,
+        mch_id: merchant.mch_id.clone(),
+        out_trade_no: new.out_trade_no.to_string(),
+    };
     let mut store = lock(&sim.store);
     let mut fresh_prepay = false;
     let prepay_id = match store.get_mut(&key) {
         Some(order) => {
             match order.state {
-                TradeState::Success | TradeState::Refund => return Err(refuse("ORDERPAID", "该订单已支付")),
-                TradeState::Closed | TradeState::Revoked => return Err(refuse("ORDERCLOSED", "该订单已关闭")),
+                TradeState::Success | TradeState::Refund => {
+                    return Err(refuse("ORDERPAID", "该订单已支付"));
+                }
+                TradeState::Closed | TradeState::Revoked => {
+                    return Err(refuse("ORDERCLOSED", "该订单已关闭"));
+                }
                 _ => {}
             }
             if order.fingerprint != fingerprint {
                 return Err(refuse("OUT_TRADE_NO_USED", "商户订单号重复"));
             }
-            if order.time_expire.is_some_and(|t| t.unix_seconds() <= WeChatTime::now().unix_seconds()) {
+            if order
+                .time_expire
+                .is_some_and(|t| t.unix_seconds() <= WeChatTime::now().unix_seconds())
+            {
                 return Err(refuse("ORDERCLOSED", "订单已过期"));
             }
             if order.prepay_issued.elapsed() > sim.config.prepay_ttl {
@@ -308,29 +396,56 @@ fn unified_order(sim: &Arc<Sim>, merchant: &SimMerchant, sandbox: bool, params: 
     out.insert("trade_type", new.trade_type.clone());
     out.insert("prepay_id", prepay_id.clone());
     if new.trade_type == "NATIVE" {
-        out.insert("code_url", format!("weixin://wxpay/bizpayurl?pr={}", &prepay_id[prepay_id.len().saturating_sub(8)..]));
+        out.insert(
+            "code_url",
+            format!(
+                "weixin://wxpay/bizpayurl?pr={}",
+                &prepay_id[prepay_id.len().saturating_sub(8)..]
+            ),
+        );
     }
     Ok(out)
 }
 
-fn find_order(sim: &Sim, merchant: &SimMerchant, sandbox: bool, params: &Params) -> Result<OrderKey, Refusal> {
+fn find_order(
+    sim: &Sim,
+    merchant: &SimMerchant,
+    sandbox: bool,
+    params: &Params,
+) -> Result<OrderKey, Refusal> {
     let store = lock(&sim.store);
     if let Some(txn) = params.get_non_empty("transaction_id") {
-        return store.by_transaction(sandbox, &merchant.mch_id, txn).cloned().ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"));
+        return store
+            .by_transaction(sandbox, &merchant.mch_id, txn)
+            .cloned()
+            .ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"));
     }
-    let number = params.get_non_empty("out_trade_no").ok_or_else(|| refuse("LACK_PARAMS", "缺少参数out_trade_no"))?;
+    let number = params
+        .get_non_empty("out_trade_no")
+        .ok_or_else(|| refuse("LACK_PARAMS", "缺少参数out_trade_no"))?;
     OutTradeNo::parse(number).map_err(|_| format_error("out_trade_no"))?;
-    let key = OrderKey { sandbox, mch_id: merchant.mch_id.clone(), out_trade_no: number.to_owned() };
+    let key = OrderKey {
+        sandbox,
+        mch_id: merchant.mch_id.clone(),
+        out_trade_no: number.to_owned(),
+    };
     if store.get(&key).is_none() {
         return Err(refuse("ORDERNOTEXIST", "订单不存在"));
     }
     Ok(key)
 }
 
-fn order_query(sim: &Sim, merchant: &SimMerchant, sandbox: bool, params: &Params) -> Result<Params, Refusal> {
+fn order_query(
+    sim: &Sim,
+    merchant: &SimMerchant,
+    sandbox: bool,
+    params: &Params,
+) -> Result<Params, Refusal> {
     let key = find_order(sim, merchant, sandbox, params)?;
     let store = lock(&sim.store);
-    let order = store.get(&key).ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
+    let order = store
+        .get(&key)
+        .ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
     let mut out = Params::new();
     out.insert("trade_state", order.state.as_str());
     out.insert("trade_state_desc", trade_state_desc(order.state));
@@ -371,14 +486,25 @@ fn trade_state_desc(state: TradeState) -> &'static str {
     }
 }
 
-fn close_order(sim: &Sim, merchant: &SimMerchant, sandbox: bool, params: &Params) -> Result<Params, Refusal> {
+fn close_order(
+    sim: &Sim,
+    merchant: &SimMerchant,
+    sandbox: bool,
+    params: &Params,
+) -> Result<Params, Refusal> {
     required(params, "out_trade_no")?;
     let key = find_order(sim, merchant, sandbox, params)?;
     let mut store = lock(&sim.store);
-    let order = store.get_mut(&key).ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
+    let order = store
+        .get_mut(&key)
+        .ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
     match order.state {
-        TradeState::Success | TradeState::Refund => Err(refuse("ORDERPAID", "订单已支付，不能发起关单")),
-        TradeState::Closed | TradeState::Revoked => Err(refuse("ORDERCLOSED", "订单已关闭，无法重复关闭")),
+        TradeState::Success | TradeState::Refund => {
+            Err(refuse("ORDERPAID", "订单已支付，不能发起关单"))
+        }
+        TradeState::Closed | TradeState::Revoked => {
+            Err(refuse("ORDERCLOSED", "订单已关闭，无法重复关闭"))
+        }
         _ => {
             order.state = TradeState::Closed;
             Ok([("result_msg", "OK")].into_iter().collect())

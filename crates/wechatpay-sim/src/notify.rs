@@ -19,7 +19,9 @@ use crate::store::{Attempt, Order, OrderKey};
 /// ⚠ The reference says the docs do not state whether the first delivery is one of the 15
 /// entries; as it says to, the simulator treats the table as "first delivery at t=0, then a
 /// retry after each gap".
-pub const RETRY_GAPS_SECS: [u64; 15] = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600];
+pub const RETRY_GAPS_SECS: [u64; 15] = [
+    15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600, 10800, 10800, 10800, 21600, 21600,
+];
 
 /// Largest part of an ack body kept in the record.
 const MAX_RECORDED_ACK: usize = 1024;
@@ -46,7 +48,11 @@ impl Delivery {
         p.insert("is_subscribe", "N");
         p.insert("bank_type", "OTHERS");
         p.insert("fee_type", "CNY");
-        let amount = if faults.wrong_amount { order.total_fee.get().saturating_add(1) } else { order.total_fee.get() };
+        let amount = if faults.wrong_amount {
+            order.total_fee.get().saturating_add(1)
+        } else {
+            order.total_fee.get()
+        };
         p.insert("total_fee", amount.to_string());
         p.insert("cash_fee", amount.to_string());
         if let Some(openid) = &order.openid {
@@ -71,7 +77,11 @@ impl Delivery {
         if order.sign_type != SignType::Md5 {
             p.insert("sign_type", order.sign_type.as_str());
         }
-        let key = if order.key.sandbox { merchant.sandbox_key() } else { merchant.key.clone() };
+        let key = if order.key.sandbox {
+            merchant.sandbox_key()
+        } else {
+            merchant.key.clone()
+        };
         v2::sign_params(&mut p, &key, order.sign_type);
         if faults.forge_signature {
             let forger = ApiKey::new("f0rgedf0rgedf0rgedf0rgedf0rged00").unwrap_or(key);
@@ -80,7 +90,11 @@ impl Delivery {
         // Every value here is ours and XML-safe; an encoding failure would be a bug, and an
         // empty body is what the receiver would then see and refuse.
         let body = xml::encode(&p).unwrap_or_default();
-        Delivery { key: order.key.clone(), url: order.notify_url.clone(), body }
+        Delivery {
+            key: order.key.clone(),
+            url: order.notify_url.clone(),
+            body,
+        }
     }
 }
 
@@ -178,7 +192,8 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
                 Err(_) => (Some(status), None, "connection_error"),
                 Ok(bytes) => {
                     let acked = (200..300).contains(&status)
-                        && xml::decode(&bytes).is_ok_and(|ack| ack.get("return_code") == Some("SUCCESS"));
+                        && xml::decode(&bytes)
+                            .is_ok_and(|ack| ack.get("return_code") == Some("SUCCESS"));
                     let outcome = if acked {
                         "acked"
                     } else if (200..300).contains(&status) {
@@ -187,11 +202,24 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
                         "http_error"
                     };
                     let kept = &bytes[..bytes.len().min(MAX_RECORDED_ACK)];
-                    (Some(status), Some(String::from_utf8_lossy(kept).into_owned()), outcome)
+                    (
+                        Some(status),
+                        Some(String::from_utf8_lossy(kept).into_owned()),
+                        outcome,
+                    )
                 }
             }
         }
     };
-    mark(sim, &delivery.key, |log| log.attempts.push(Attempt { attempt, copy, at_ms, status, ack_body, outcome }));
+    mark(sim, &delivery.key, |log| {
+        log.attempts.push(Attempt {
+            attempt,
+            copy,
+            at_ms,
+            status,
+            ack_body,
+            outcome,
+        })
+    });
     outcome == "acked"
 }

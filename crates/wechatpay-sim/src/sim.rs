@@ -36,7 +36,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Unix milliseconds now.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// What the user does in WeChat's payment sheet.
@@ -114,7 +117,11 @@ impl From<&Order> for OrderView {
 impl Sim {
     /// A simulator with `config`.
     pub fn new(config: SimConfig) -> Arc<Self> {
-        let merchants = config.merchants.iter().map(|m| (m.mch_id.clone(), m.clone())).collect();
+        let merchants = config
+            .merchants
+            .iter()
+            .map(|m| (m.mch_id.clone(), m.clone()))
+            .collect();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.notify_timeout)
@@ -170,7 +177,8 @@ impl Sim {
 
     /// A scaled duration (the notification schedule, code lifetimes).
     pub(crate) fn scaled(&self, d: Duration) -> Duration {
-        Duration::try_from_secs_f64(d.as_secs_f64() * self.config.time_scale).unwrap_or(Duration::ZERO)
+        Duration::try_from_secs_f64(d.as_secs_f64() * self.config.time_scale)
+            .unwrap_or(Duration::ZERO)
     }
 
     fn next_seq(&self) -> u64 {
@@ -180,14 +188,24 @@ impl Sim {
     /// A fresh prepay id: `wx` + time + random hex (36 characters).
     pub(crate) fn new_prepay_id(&self) -> String {
         let tail: u64 = rand::rng().random();
-        format!("wx{}{:04x}{:016x}", WeChatTime::now(), self.next_seq() % 0x10000, tail)
+        format!(
+            "wx{}{:04x}{:016x}",
+            WeChatTime::now(),
+            self.next_seq() % 0x10000,
+            tail
+        )
     }
 
     /// A fresh transaction id: 28 digits, like WeChat's.
     fn new_transaction_id(&self) -> String {
         let now = WeChatTime::now().to_string();
         let r: u32 = rand::rng().random_range(0..1_000_000);
-        format!("4200{:010}{}{:06}", self.next_seq() % 10_000_000_000, &now[..8], r)
+        format!(
+            "4200{:010}{}{:06}",
+            self.next_seq() % 10_000_000_000,
+            &now[..8],
+            r
+        )
     }
 
     /// Finds the order numbered `out_trade_no` (of merchant `mch_id` when given).
@@ -214,20 +232,36 @@ impl Sim {
     }
 
     /// The user pays (or fails to pay) the order in WeChat; the notification follows.
-    pub fn pay(self: &Arc<Self>, key: &OrderKey, result: PayResult) -> Result<OrderView, ControlError> {
+    pub fn pay(
+        self: &Arc<Self>,
+        key: &OrderKey,
+        result: PayResult,
+    ) -> Result<OrderView, ControlError> {
         let (view, delivery) = {
             let mut store = lock(&self.store);
             let prepay_ttl = self.config.prepay_ttl;
-            let order = store.get_mut(key).ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+            let order = store
+                .get_mut(key)
+                .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
             match order.state {
                 TradeState::Notpay | TradeState::Userpaying | TradeState::Payerror => {}
-                other => return Err(ControlError::Conflict(format!("order is {}, it cannot be paid", other.as_str()))),
+                other => {
+                    return Err(ControlError::Conflict(format!(
+                        "order is {}, it cannot be paid",
+                        other.as_str()
+                    )));
+                }
             }
             if order.prepay_issued.elapsed() > prepay_ttl {
                 return Err(ControlError::Conflict("the prepay_id has expired".into()));
             }
-            if order.time_expire.is_some_and(|t| t.unix_seconds() < WeChatTime::now().unix_seconds()) {
-                return Err(ControlError::Conflict("the order is past its time_expire".into()));
+            if order
+                .time_expire
+                .is_some_and(|t| t.unix_seconds() < WeChatTime::now().unix_seconds())
+            {
+                return Err(ControlError::Conflict(
+                    "the order is past its time_expire".into(),
+                ));
             }
             match result {
                 PayResult::Success => {
@@ -239,10 +273,17 @@ impl Sim {
                 }
                 PayResult::Payerror => order.state = TradeState::Payerror,
             }
-            let order = store.get(key).ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
-            let merchant = self.merchant(&key.mch_id).ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
+            let order = store
+                .get(key)
+                .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+            let merchant = self
+                .merchant(&key.mch_id)
+                .ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
             let faults = lock(&self.faults).clone();
-            (OrderView::from(order), notify::Delivery::build(order, merchant, &faults))
+            (
+                OrderView::from(order),
+                notify::Delivery::build(order, merchant, &faults),
+            )
         };
         notify::dispatch(self, delivery);
         Ok(self.view(key).unwrap_or(view))
@@ -250,13 +291,17 @@ impl Sim {
 
     /// Schedules the auto-pay of a freshly prepaid order, when configured.
     pub(crate) fn schedule_auto_pay(self: &Arc<Self>, key: OrderKey) {
-        let Some(after) = self.config.auto_pay_after else { return };
+        let Some(after) = self.config.auto_pay_after else {
+            return;
+        };
         let sim = Arc::clone(self);
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             match sim.pay(&key, PayResult::Success) {
                 Ok(_) => tracing::info!(out_trade_no = %key.out_trade_no, "auto-paid"),
-                Err(e) => tracing::info!(out_trade_no = %key.out_trade_no, reason = %e, "auto-pay skipped"),
+                Err(e) => {
+                    tracing::info!(out_trade_no = %key.out_trade_no, reason = %e, "auto-pay skipped")
+                }
             }
         });
     }

@@ -107,23 +107,38 @@ impl Store {
     pub(crate) fn insert(&mut self, order: Order) {
         let key = order.key.clone();
         if self.orders.insert(key.clone(), order).is_none() {
-            self.by_number.entry(key.out_trade_no.clone()).or_default().push(key);
+            self.by_number
+                .entry(key.out_trade_no.clone())
+                .or_default()
+                .push(key);
         }
     }
 
     /// Records a transaction id for lookups.
     pub(crate) fn index_transaction(&mut self, key: &OrderKey, transaction_id: &str) {
-        self.by_transaction.insert((key.sandbox, key.mch_id.clone(), transaction_id.to_owned()), key.clone());
+        self.by_transaction.insert(
+            (key.sandbox, key.mch_id.clone(), transaction_id.to_owned()),
+            key.clone(),
+        );
     }
 
     /// The key of the order paid under `transaction_id`.
-    pub(crate) fn by_transaction(&self, sandbox: bool, mch_id: &str, transaction_id: &str) -> Option<&OrderKey> {
-        self.by_transaction.get(&(sandbox, mch_id.to_owned(), transaction_id.to_owned()))
+    pub(crate) fn by_transaction(
+        &self,
+        sandbox: bool,
+        mch_id: &str,
+        transaction_id: &str,
+    ) -> Option<&OrderKey> {
+        self.by_transaction
+            .get(&(sandbox, mch_id.to_owned(), transaction_id.to_owned()))
     }
 
     /// Keys of every order with this number, across merchants and the sandbox.
     pub(crate) fn find_by_number(&self, out_trade_no: &str) -> Vec<OrderKey> {
-        self.by_number.get(out_trade_no).cloned().unwrap_or_default()
+        self.by_number
+            .get(out_trade_no)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Number of orders.
