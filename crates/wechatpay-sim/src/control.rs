@@ -48,8 +48,8 @@ fn success() -> PayResult {
     PayResult::Success
 }
 
-/// `POST /sim/v1/orders/{out_trade_no}/pay`, body optional: `{"result": "SUCCESS"}` or
-/// `{"result": "PAYERROR"}`.
+/// `POST /sim/v1/orders/{out_trade_no}/pay`, body optional: `{"result": "SUCCESS"}`,
+/// `{"result": "PAYERROR"}` or `{"result": "USERPAYING"}` (no notification).
 pub(crate) async fn pay(
     State(sim): State<Arc<Sim>>,
     Path(out_trade_no): Path<String>,
@@ -62,7 +62,7 @@ pub(crate) async fn pay(
         serde_json::from_slice::<PayBody>(&body)
             .map_err(|e| {
                 ControlError::Invalid(format!(
-                    "body must be {{\"result\": \"SUCCESS\" | \"PAYERROR\"}}: {e}"
+                    "body must be {{\"result\": \"SUCCESS\" | \"PAYERROR\" | \"USERPAYING\"}}: {e}"
                 ))
             })?
             .result

@@ -50,6 +50,8 @@ pub enum PayResult {
     Success,
     /// The payment fails (e.g. the bank declines).
     Payerror,
+    /// The user is still entering the password: the order shows USERPAYING, nothing is sent.
+    Userpaying,
 }
 
 /// Why a control request was refused.
@@ -272,6 +274,10 @@ impl Sim {
                     store.index_transaction(key, &txn);
                 }
                 PayResult::Payerror => order.state = TradeState::Payerror,
+                PayResult::Userpaying => {
+                    order.state = TradeState::Userpaying;
+                    return Ok(OrderView::from(&*order));
+                }
             }
             let order = store
                 .get(key)

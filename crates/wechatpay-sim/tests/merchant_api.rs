@@ -48,13 +48,7 @@ async fn unified_order_then_pay_then_query_with_both_sign_types() {
         assert_eq!(q.trade_state, TradeState::Notpay);
         assert_eq!(q.transaction_id, None);
 
-        let (status, v) = control(
-            &sim,
-            reqwest::Method::POST,
-            &format!("/sim/v1/orders/{n}/pay"),
-            None,
-        )
-        .await;
+        let (status, v) = pay_order(&sim, n.as_str(), None).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["state"], "SUCCESS");
 
@@ -128,13 +122,7 @@ async fn expired_prepay_is_refreshed_on_re_entry() {
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(80)).await;
-    let (status, _) = control(
-        &sim,
-        reqwest::Method::POST,
-        &format!("/sim/v1/orders/{n}/pay"),
-        None,
-    )
-    .await;
+    let (status, _) = pay_order(&sim, n.as_str(), None).await;
     assert_eq!(status, 409, "an expired prepay cannot be paid");
     let second = client
         .unified_order(&order(n, &openid, "http://127.0.0.1:9/notify", 100))
@@ -176,13 +164,7 @@ async fn close_order_lifecycle() {
         .await
         .unwrap_err();
     assert_eq!(reorder.err_code(), Some(&ErrCode::OrderClosed));
-    let (status, v) = control(
-        &sim,
-        reqwest::Method::POST,
-        &format!("/sim/v1/orders/{n}/pay"),
-        None,
-    )
-    .await;
+    let (status, v) = pay_order(&sim, n.as_str(), None).await;
     assert_eq!((status, v["code"].as_str()), (409, Some("invalid_state")));
     let unknown = client
         .order_query(&OrderQueryRequest::by_out_trade_no(number()))
@@ -386,13 +368,7 @@ async fn protocol_refusals_are_unsigned_return_code_fail() {
 async fn systemerror_fault_twice_then_success_yields_a_prepay() {
     let sim = sim().await;
     let openid = login(&sim, "gina").await;
-    let (status, _) = control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({"system_error_next": 2})),
-    )
-    .await;
+    let (status, _) = put_faults(&sim, serde_json::json!({"system_error_next": 2})).await;
     assert_eq!(status, 200);
     let client = client(&sim, SignType::Md5);
     let n = number();
@@ -406,13 +382,7 @@ async fn systemerror_fault_twice_then_success_yields_a_prepay() {
         "both injected errors were consumed"
     );
 
-    let (status, _) = control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({"system_error_rate": 1.0})),
-    )
-    .await;
+    let (status, _) = put_faults(&sim, serde_json::json!({"system_error_rate": 1.0})).await;
     assert_eq!(status, 200);
     let err = client
         .order_query(&OrderQueryRequest::by_out_trade_no(n))
@@ -428,21 +398,9 @@ async fn systemerror_fault_twice_then_success_yields_a_prepay() {
         ),
         "{err}"
     );
-    let (status, v) = control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({"system_error_rate": 2.0})),
-    )
-    .await;
+    let (status, v) = put_faults(&sim, serde_json::json!({"system_error_rate": 2.0})).await;
     assert_eq!((status, v["code"].as_str()), (400, Some("invalid_request")));
-    let (status, _) = control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({"no_such_fault": true})),
-    )
-    .await;
+    let (status, _) = put_faults(&sim, serde_json::json!({"no_such_fault": true})).await;
     assert_eq!(status, 400);
 }
 

@@ -33,13 +33,7 @@ async fn pay(
     n: &wechat_pay::OutTradeNo,
     body: Option<serde_json::Value>,
 ) -> serde_json::Value {
-    let (status, v) = control(
-        sim,
-        reqwest::Method::POST,
-        &format!("/sim/v1/orders/{n}/pay"),
-        body,
-    )
-    .await;
+    let (status, v) = pay_order(sim, n.as_str(), body).await;
     assert_eq!(status, 200, "{v}");
     v
 }
@@ -245,13 +239,7 @@ async fn reorder_fault_delivers_newest_first() {
     // Switching the fault off releases what is held.
     let c = placed(&sim, "vic", &receiver.url(), 3, SignType::Md5).await;
     pay(&sim, &c, None).await;
-    let (status, _) = control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({})),
-    )
-    .await;
+    let (status, _) = put_faults(&sim, serde_json::json!({})).await;
     assert_eq!(status, 200);
     receiver.wait_for(3, Duration::from_secs(5)).await;
 }
@@ -260,13 +248,7 @@ async fn reorder_fault_delivers_newest_first() {
 async fn wrong_amount_is_validly_signed_and_forged_signature_is_refused() {
     let sim = sim().await;
     let receiver = Receiver::start(0).await;
-    control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({"wrong_amount": true})),
-    )
-    .await;
+    put_faults(&sim, serde_json::json!({"wrong_amount": true})).await;
     let n = placed(&sim, "walt", &receiver.url(), 1000, SignType::Md5).await;
     pay(&sim, &n, None).await;
     receiver.wait_for(1, Duration::from_secs(5)).await;
@@ -276,13 +258,7 @@ async fn wrong_amount_is_validly_signed_and_forged_signature_is_refused() {
     };
     assert_eq!(paid.total_fee.get(), 1001);
 
-    control(
-        &sim,
-        reqwest::Method::PUT,
-        "/sim/v1/faults",
-        Some(serde_json::json!({"forge_signature": true})),
-    )
-    .await;
+    put_faults(&sim, serde_json::json!({"forge_signature": true})).await;
     let n = placed(&sim, "xena", &receiver.url(), 1000, SignType::HmacSha256).await;
     pay(&sim, &n, None).await;
     receiver.wait_for(2, Duration::from_secs(5)).await;
@@ -297,26 +273,23 @@ async fn payerror_sends_a_failed_notification_and_auto_pay_pays() {
     let sim = sim().await;
     let receiver = Receiver::start(0).await;
     let n = placed(&sim, "yuri", &receiver.url(), 1, SignType::Md5).await;
+    let v = pay(&sim, &n, Some(serde_json::json!({"result": "USERPAYING"}))).await;
+    assert_eq!(v["state"], "USERPAYING");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(receiver.count(), 0, "USERPAYING sends nothing");
     let v = pay(&sim, &n, Some(serde_json::json!({"result": "PAYERROR"}))).await;
     assert_eq!(v["state"], "PAYERROR");
     receiver.wait_for(1, Duration::from_secs(5)).await;
     let parsed = parse_payment_notification(&receiver.body(0), &key()).unwrap();
     assert!(matches!(parsed.outcome, PaymentOutcome::Failed { .. }));
-    let (status, _) = control(
+    let (status, _) = pay_order(
         &sim,
-        reqwest::Method::POST,
-        &format!("/sim/v1/orders/{n}/pay"),
+        n.as_str(),
         Some(serde_json::json!({"result": "MAYBE"})),
     )
     .await;
     assert_eq!(status, 400);
-    let (status, _) = control(
-        &sim,
-        reqwest::Method::POST,
-        "/sim/v1/orders/NOSUCHORDER1/pay",
-        None,
-    )
-    .await;
+    let (status, _) = pay_order(&sim, "NOSUCHORDER1", None).await;
     assert_eq!(status, 404);
 
     let auto = sim_with(|c| c.auto_pay_after = Some(Duration::from_millis(100))).await;

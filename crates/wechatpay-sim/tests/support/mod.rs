@@ -164,6 +164,26 @@ pub async fn control(
     )
 }
 
+/// `PUT /sim/v1/faults`.
+pub async fn put_faults(sim: &RunningSim, faults: serde_json::Value) -> (u16, serde_json::Value) {
+    control(sim, reqwest::Method::PUT, "/sim/v1/faults", Some(faults)).await
+}
+
+/// `POST /sim/v1/orders/{out_trade_no}/pay`.
+pub async fn pay_order(
+    sim: &RunningSim,
+    out_trade_no: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    control(
+        sim,
+        reqwest::Method::POST,
+        &format!("/sim/v1/orders/{out_trade_no}/pay"),
+        body,
+    )
+    .await
+}
+
 pub async fn view(sim: &RunningSim, out_trade_no: &OutTradeNo) -> serde_json::Value {
     let (status, v) = control(
         sim,
