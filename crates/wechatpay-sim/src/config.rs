@@ -20,8 +20,8 @@ pub const DEFAULT_APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
 /// One merchant the simulator knows: a Mini Program (appid, AppSecret) paired with a
-/// merchant number and its API key.
-#[derive(Debug, Clone)]
+/// merchant number and its API key. `Debug` hides the secrets.
+#[derive(Clone)]
 pub struct SimMerchant {
     /// Mini Program AppID.
     pub appid: String,
@@ -31,6 +31,17 @@ pub struct SimMerchant {
     pub key: ApiKey,
     /// Mini Program AppSecret (for `jscode2session`).
     pub app_secret: String,
+}
+
+impl std::fmt::Debug for SimMerchant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimMerchant")
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("key", &self.key)
+            .field("app_secret", &"[REDACTED]")
+            .finish()
+    }
 }
 
 impl SimMerchant {
@@ -142,7 +153,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// A merchant as written in a config file or `--merchant appid:mch_id:key:secret`.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct MerchantSpec {
     appid: String,
     mch_id: String,
@@ -173,7 +184,7 @@ impl MerchantSpec {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct FileConfig {
     merchants: Vec<MerchantSpec>,
 }

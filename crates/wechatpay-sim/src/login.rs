@@ -99,6 +99,9 @@ pub(crate) async fn jscode2session(
     };
     let appid = merchant.appid.clone();
     let mut book = lock(&sim.logins);
+    if book.used.contains(&(appid.clone(), code.clone())) {
+        return error(40163, "code been used");
+    }
     let name = if let Some(issued) = book.issued_codes.get(&code) {
         if issued.appid != appid || issued.expires < Instant::now() {
             return error(40029, "invalid code");
@@ -163,12 +166,15 @@ pub(crate) fn issue_code(sim: &Sim, req: IssueCode) -> Result<Value, String> {
     let random: u128 = rand::rng().random();
     let code = format!("sim{random:032x}");
     let ttl = sim.scaled(CODE_TTL);
+    let expires = Instant::now()
+        .checked_add(ttl)
+        .ok_or("code lifetime out of range")?;
     lock(&sim.logins).issued_codes.insert(
         code.clone(),
         IssuedCode {
             appid,
             name: req.name,
-            expires: Instant::now() + ttl,
+            expires,
         },
     );
     Ok(json!({ "code": code, "expires_in_ms": u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX) }))

@@ -221,7 +221,23 @@ struct NewOrder {
     trade_type: String,
     openid: Option<String>,
     notify_url: String,
+    time_start: Option<WeChatTime>,
     time_expire: Option<WeChatTime>,
+}
+
+impl NewOrder {
+    /// A new order's `time_expire` must leave at least a minute to pay. Checked only when the
+    /// order is created: re-entry of an existing order answers from its state instead.
+    fn check_window(&self) -> Result<(), Refusal> {
+        if let Some(expire) = self.time_expire {
+            let now = WeChatTime::now().unix_seconds();
+            let from = self.time_start.map_or(now, |s| s.unix_seconds().max(now));
+            if expire.unix_seconds() - from < wechat_pay::MIN_EXPIRE_WINDOW_SECONDS {
+                return Err(refuse("INVALID_REQUEST", "time_expire时间过短，至少1分钟"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<NewOrder, Refusal> {
@@ -278,14 +294,6 @@ fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<New
     };
     let time_start = time("time_start")?;
     let time_expire = time("time_expire")?;
-    if let Some(expire) = time_expire {
-        let from = time_start.map_or(WeChatTime::now().unix_seconds(), |s| {
-            s.unix_seconds().max(WeChatTime::now().unix_seconds())
-        });
-        if expire.unix_seconds() - from < wechat_pay::MIN_EXPIRE_WINDOW_SECONDS {
-            return Err(refuse("INVALID_REQUEST", "time_expire时间过短，至少1分钟"));
-        }
-    }
     if params
         .get_non_empty("limit_pay")
         .is_some_and(|v| v != "no_credit")
@@ -315,6 +323,7 @@ fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<New
         trade_type: trade_type.to_owned(),
         openid,
         notify_url: notify_url.to_owned(),
+        time_start,
         time_expire,
     })
 }
@@ -365,6 +374,7 @@ fn unified_order(
             order.prepay_id.clone()
         }
         None => {
+            new.check_window()?;
             let prepay_id = sim.new_prepay_id();
             store.insert(Order {
                 key: key.clone(),
@@ -407,14 +417,20 @@ fn unified_order(
     Ok(out)
 }
 
+/// The order a call names: by `transaction_id` when one is given and `by_transaction` allows
+/// it (order query), else by `out_trade_no` (close order takes only that).
 fn find_order(
     sim: &Sim,
     merchant: &SimMerchant,
     sandbox: bool,
     params: &Params,
+    by_transaction: bool,
 ) -> Result<OrderKey, Refusal> {
     let store = lock(&sim.store);
-    if let Some(txn) = params.get_non_empty("transaction_id") {
+    if let Some(txn) = params
+        .get_non_empty("transaction_id")
+        .filter(|_| by_transaction)
+    {
         return store
             .by_transaction(sandbox, &merchant.mch_id, txn)
             .cloned()
@@ -441,7 +457,7 @@ fn order_query(
     sandbox: bool,
     params: &Params,
 ) -> Result<Params, Refusal> {
-    let key = find_order(sim, merchant, sandbox, params)?;
+    let key = find_order(sim, merchant, sandbox, params, true)?;
     let store = lock(&sim.store);
     let order = store
         .get(&key)
@@ -493,7 +509,7 @@ fn close_order(
     params: &Params,
 ) -> Result<Params, Refusal> {
     required(params, "out_trade_no")?;
-    let key = find_order(sim, merchant, sandbox, params)?;
+    let key = find_order(sim, merchant, sandbox, params, false)?;
     let mut store = lock(&sim.store);
     let order = store
         .get_mut(&key)

@@ -30,6 +30,8 @@ const MAX_RECORDED_ACK: usize = 1024;
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
     key: OrderKey,
+    /// The order state the notification reports; delivery stops if the order leaves it.
+    state: TradeState,
     url: String,
     body: String,
 }
@@ -74,6 +76,9 @@ impl Delivery {
         if let Some(t) = order.time_end {
             p.insert("time_end", t.to_string());
         }
+        // Signed with the order's sign_type, as issue #3 fixes it. The reference (§6) would
+        // default to MD5 and notes that WeChat sometimes sends MD5 for HMAC orders; receivers
+        // must therefore read `sign_type` from the notification, which ours do.
         if order.sign_type != SignType::Md5 {
             p.insert("sign_type", order.sign_type.as_str());
         }
@@ -91,6 +96,7 @@ impl Delivery {
         // empty body is what the receiver would then see and refuse.
         let body = xml::encode(&p).unwrap_or_default();
         Delivery {
+            state: order.state,
             key: order.key.clone(),
             url: order.notify_url.clone(),
             body,
@@ -100,30 +106,34 @@ impl Delivery {
 
 /// Sends `delivery` now, or drops or holds it as the faults say.
 pub(crate) fn dispatch(sim: &Arc<Sim>, delivery: Delivery) {
+    // The held list is locked before the faults are read, and `Sim::set_faults` locks it
+    // before changing them: a notification can never be held after the fault is switched off.
+    let mut held = lock(&sim.held);
     let faults = sim.faults();
     if faults.drop_notifications {
+        drop(held);
         mark(sim, &delivery.key, |log| log.dropped = true);
         tracing::info!(out_trade_no = %delivery.key.out_trade_no, "notification dropped (fault)");
         return;
     }
     if faults.reorder_notifications > 1 {
         mark(sim, &delivery.key, |log| log.held = true);
-        let full = {
-            let mut held = lock(&sim.held);
-            held.push(delivery);
-            held.len() >= faults.reorder_notifications as usize
+        held.push(delivery);
+        let due = if held.len() >= faults.reorder_notifications as usize {
+            std::mem::take(&mut *held)
+        } else {
+            Vec::new()
         };
-        if full {
-            release_held(sim);
-        }
+        drop(held);
+        release(sim, due);
         return;
     }
+    drop(held);
     spawn_delivery(sim, delivery, Duration::ZERO);
 }
 
-/// Sends every held notification, newest first, a little apart so they arrive in that order.
-pub(crate) fn release_held(sim: &Arc<Sim>) {
-    let held: Vec<Delivery> = std::mem::take(&mut *lock(&sim.held));
+/// Sends held notifications, newest first, a little apart so they arrive in that order.
+pub(crate) fn release(sim: &Arc<Sim>, held: Vec<Delivery>) {
     for (i, delivery) in held.into_iter().rev().enumerate() {
         mark(sim, &delivery.key, |log| log.held = false);
         let stagger = Duration::from_millis(50 * u64::try_from(i).unwrap_or(0));
@@ -153,6 +163,11 @@ async fn deliver(sim: Arc<Sim>, delivery: Delivery) {
             let gap = RETRY_GAPS_SECS[(attempt - 2) as usize];
             tokio::time::sleep(sim.scaled(Duration::from_secs(gap))).await;
         }
+        let current = lock(&sim.store).get(&delivery.key).map(|o| o.state);
+        if current != Some(delivery.state) {
+            tracing::info!(out_trade_no = %delivery.key.out_trade_no, "order state changed; older notification stopped");
+            return;
+        }
         let copies = sim.faults().copies();
         let mut set = JoinSet::new();
         for copy in 1..=copies {
@@ -173,6 +188,20 @@ async fn deliver(sim: Arc<Sim>, delivery: Delivery) {
 }
 
 /// Sends one copy and records it; true when the receiver acknowledged success.
+/// Largest ack body read; a bigger one is cut here and cannot be a valid ack.
+const MAX_ACK_READ: usize = 64 * 1024;
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk[..chunk.len().min(MAX_ACK_READ.saturating_sub(body.len()))]);
+        if body.len() >= MAX_ACK_READ {
+            break;
+        }
+    }
+    Ok(body)
+}
+
 async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> bool {
     let at_ms = now_ms();
     let sent = sim
@@ -187,11 +216,12 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
         Err(_) => (None, None, "connection_error"),
         Ok(response) => {
             let status = response.status().as_u16();
-            match response.bytes().await {
+            match read_capped(response).await {
                 Err(e) if e.is_timeout() => (Some(status), None, "timeout"),
                 Err(_) => (Some(status), None, "connection_error"),
                 Ok(bytes) => {
-                    let acked = (200..300).contains(&status)
+                    // WeChat: "a non-200 status counts as failure".
+                    let acked = status == 200
                         && xml::decode(&bytes)
                             .is_ok_and(|ack| ack.get("return_code") == Some("SUCCESS"));
                     let outcome = if acked {

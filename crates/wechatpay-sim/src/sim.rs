@@ -164,11 +164,17 @@ impl Sim {
     /// Replaces the fault settings. Lowering the reorder batch releases held notifications.
     pub fn set_faults(self: &Arc<Self>, faults: Faults) -> Result<(), ControlError> {
         faults.validate().map_err(ControlError::Invalid)?;
+        // Lock order: held notifications, then faults (as in `notify::dispatch`).
+        let mut held = lock(&self.held);
         let release = faults.reorder_notifications <= 1;
         *lock(&self.faults) = faults;
-        if release {
-            notify::release_held(self);
-        }
+        let due = if release {
+            std::mem::take(&mut *held)
+        } else {
+            Vec::new()
+        };
+        drop(held);
+        notify::release(self, due);
         Ok(())
     }
 

@@ -58,6 +58,10 @@ async fn issued_codes_expire() {
     .await;
     let login = login_client(&sim);
     let s = login.code2session(&code).await.unwrap();
+    assert!(
+        matches!(login.code2session(&code).await, Err(LoginError::CodeUsed)),
+        "an issued code is single use"
+    );
     assert_eq!(
         s.openid,
         wechatpay_sim::openid_for(wechatpay_sim::DEFAULT_APPID, "carol")

@@ -466,3 +466,51 @@ async fn unknown_extra_fields_are_kept_by_the_client_and_typed_values_parse() {
     assert!(prepay.extra.is_empty() || prepay.extra.keys().all(|k| !k.is_empty()));
     assert_eq!(prepay.trade_type, v2::TradeType::Jsapi);
 }
+
+#[tokio::test]
+async fn re_entry_of_an_existing_order_answers_from_its_state_not_the_expire_window() {
+    let sim = sim().await;
+    let openid = login(&sim, "jane").await;
+    let mut params = base_order(&openid);
+    params.insert("out_trade_no", "WINDOW0000001");
+    params.insert(
+        "time_expire",
+        wechat_pay::WeChatTime::now()
+            .plus_seconds(61)
+            .unwrap()
+            .to_string(),
+    );
+    let first = raw_call(&sim, "/pay/unifiedorder", params.clone(), true).await;
+    assert_eq!(first.get("result_code"), Some("SUCCESS"), "{first:?}");
+    let (status, _) = pay_order(&sim, "WINDOW0000001", None).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the window is now under 60 s
+    let again = raw_call(&sim, "/pay/unifiedorder", params, true).await;
+    assert_eq!(again.get("err_code"), Some("ORDERPAID"), "{again:?}");
+}
+
+#[tokio::test]
+async fn close_order_ignores_a_stray_transaction_id() {
+    let sim = sim().await;
+    let openid = login(&sim, "kyle").await;
+    let client = client(&sim, SignType::Md5);
+    let (paid, open) = (number(), number());
+    for n in [&paid, &open] {
+        client
+            .unified_order(&order(n.clone(), &openid, "http://127.0.0.1:9/n", 1))
+            .await
+            .unwrap();
+    }
+    let (_, v) = pay_order(&sim, paid.as_str(), None).await;
+    let txn = v["transaction_id"].as_str().unwrap().to_owned();
+    let answer = raw_call(
+        &sim,
+        "/pay/closeorder",
+        p(&[("out_trade_no", open.as_str()), ("transaction_id", &txn)]),
+        true,
+    )
+    .await;
+    assert_eq!(answer.get("result_code"), Some("SUCCESS"), "{answer:?}");
+    assert_eq!(view(&sim, &open).await["state"], "CLOSED");
+    assert_eq!(view(&sim, &paid).await["state"], "SUCCESS");
+}

@@ -137,11 +137,24 @@ async fn non_2xx_and_garbage_acks_count_as_failures() {
                 (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "oops")
             }),
         )
-        .route("/text", axum::routing::post(|| async { "SUCCESS" }));
+        .route("/text", axum::routing::post(|| async { "SUCCESS" }))
+        .route(
+            "/202",
+            axum::routing::post(|| async {
+                (
+                    axum::http::StatusCode::ACCEPTED,
+                    wechat_pay::v2::ACK_SUCCESS,
+                )
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    for (path, outcome) in [("500", "http_error"), ("text", "failure_ack")] {
+    for (path, outcome) in [
+        ("500", "http_error"),
+        ("text", "failure_ack"),
+        ("202", "failure_ack"),
+    ] {
         let n = placed(
             &sim,
             "pete",

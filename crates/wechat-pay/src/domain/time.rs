@@ -53,8 +53,10 @@ impl WeChatTime {
     /// From Unix seconds.
     pub fn from_unix(seconds: i64) -> Result<Self, TimeError> {
         OffsetDateTime::from_unix_timestamp(seconds)
-            .map(|t| WeChatTime(t.to_offset(BEIJING)))
-            .map_err(|_| TimeError::OutOfRange)
+            .ok()
+            .and_then(|t| t.checked_to_offset(BEIJING))
+            .map(WeChatTime)
+            .ok_or(TimeError::OutOfRange)
     }
 
     /// Parses `yyyyMMddHHmmss` (Beijing time), strictly: exactly 14 ASCII digits.
@@ -138,6 +140,16 @@ mod tests {
             WeChatTime::from_unix(1_704_038_400).unwrap().to_string(),
             "20240101000000"
         );
+    }
+
+    #[test]
+    fn out_of_range_unix_times_are_refused_not_panicked() {
+        assert_eq!(
+            WeChatTime::from_unix(253_402_300_799),
+            Err(TimeError::OutOfRange)
+        );
+        assert_eq!(WeChatTime::from_unix(i64::MAX), Err(TimeError::OutOfRange));
+        assert_eq!(WeChatTime::from_unix(i64::MIN), Err(TimeError::OutOfRange));
     }
 
     #[test]

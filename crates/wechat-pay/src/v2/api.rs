@@ -319,8 +319,8 @@ pub struct CloseOrderResponse {
     pub extra: BTreeMap<String, String>,
 }
 
-/// Sandbox sign key response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Sandbox sign key response. Its `Debug` output hides the key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SandboxSignKeyResponse {
     /// The merchant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,6 +330,15 @@ pub struct SandboxSignKeyResponse {
     /// Fields not named above.
     #[serde(flatten)]
     pub extra: BTreeMap<String, String>,
+}
+
+impl fmt::Debug for SandboxSignKeyResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxSignKeyResponse")
+            .field("mch_id", &self.mch_id)
+            .field("sandbox_signkey", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
