@@ -1,0 +1,153 @@
+//! Settings from the environment (12-factor). Every service builds one `Settings` value from
+//! a [`Source`]; tests build settings as values and never touch the process environment.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Why the settings could not be loaded. The message always names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    /// A required variable is not set (or empty).
+    #[error("environment variable {name} is required but not set")]
+    Missing {
+        /// The variable.
+        name: String,
+    },
+    /// A variable is set to something unusable.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: String,
+        /// Why (never the value itself: it may be a secret).
+        reason: String,
+    },
+}
+
+/// Where settings come from.
+pub trait Source {
+    /// The value of `name`, if set and not empty.
+    fn get(&self, name: &str) -> Option<String>;
+
+    /// A required value, parsed.
+    fn required<T: FromStr>(&self, name: &str) -> Result<T, SettingsError>
+    where
+        T::Err: Display,
+        Self: Sized,
+    {
+        let raw = self.get(name).ok_or_else(|| SettingsError::Missing { name: name.to_owned() })?;
+        parse(name, &raw)
+    }
+
+    /// An optional value, parsed.
+    fn optional<T: FromStr>(&self, name: &str) -> Result<Option<T>, SettingsError>
+    where
+        T::Err: Display,
+        Self: Sized,
+    {
+        self.get(name).map(|raw| parse(name, &raw)).transpose()
+    }
+
+    /// A value with a default, parsed.
+    fn or<T: FromStr>(&self, name: &str, default: T) -> Result<T, SettingsError>
+    where
+        T::Err: Display,
+        Self: Sized,
+    {
+        Ok(self.optional(name)?.unwrap_or(default))
+    }
+
+    /// A duration such as `500ms`, `15s`, `15m`, `2h` (a bare number is seconds).
+    fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, SettingsError>
+    where
+        Self: Sized,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => parse_duration(&raw).ok_or_else(|| SettingsError::Invalid {
+                name: name.to_owned(),
+                reason: "expected a duration such as 500ms, 15s, 15m or 2h".into(),
+            }),
+        }
+    }
+}
+
+fn parse<T: FromStr>(name: &str, raw: &str) -> Result<T, SettingsError>
+where
+    T::Err: Display,
+{
+    raw.trim().parse().map_err(|e: T::Err| SettingsError::Invalid { name: name.to_owned(), reason: e.to_string() })
+}
+
+/// Parses `500ms`, `15s`, `15m`, `2h`, or a bare number of seconds.
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "" | "s" => Some(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+/// A fixed map (tests, and tools that compute a service's environment).
+#[derive(Debug, Clone, Default)]
+pub struct MapEnv(pub HashMap<String, String>);
+
+impl MapEnv {
+    /// From pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        MapEnv(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+    }
+}
+
+impl Source for MapEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+
+    #[test]
+    fn errors_name_the_variable_and_not_the_value() {
+        let env = MapEnv::from_pairs([("PORT", "eighty"), ("TTL", "5x"), ("SECRET", "hunter2")]);
+        let missing = env.required::<String>("DATABASE_URL").unwrap_err();
+        assert_eq!(missing.to_string(), "environment variable DATABASE_URL is required but not set");
+        let invalid = env.required::<SocketAddr>("PORT").unwrap_err();
+        assert!(invalid.to_string().starts_with("environment variable PORT is invalid"), "{invalid}");
+        assert!(!invalid.to_string().contains("eighty"));
+        assert!(env.duration_or("TTL", Duration::ZERO).unwrap_err().to_string().contains("TTL"));
+        assert_eq!(env.or("ABSENT", 7u16), Ok(7));
+        assert_eq!(env.duration_or("ABSENT", Duration::from_secs(3)), Ok(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("1d"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! JSON logs, the trace id that crosses HTTP and gRPC, and Prometheus metrics.
+//!
+//! A request's trace id comes from its `x-trace-id` header (HTTP) or metadata (gRPC), or is
+//! made fresh; it is kept in a task-local while the request is handled, stamped on every log
+//! line through the request's span, echoed in the HTTP response, and added to outgoing gRPC
+//! calls by [`inject_trace_id`].
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use rand::Rng;
+use tracing::Instrument;
+
+/// The header (HTTP) and metadata key (gRPC) carrying the trace id.
+pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+tokio::task_local! {
+    static TRACE_ID: String;
+}
+
+/// Sets up JSON logs for `service` (filter from `RUST_LOG`, default `info`). Safe to call
+/// more than once (later calls do nothing), so tests may call it freely.
+pub fn init_logs(service: &'static str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let installed = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .try_init()
+        .is_ok();
+    if installed {
+        tracing::info!(service, "logging initialised");
+    }
+}
+
+/// A fresh trace id: 32 lowercase hex digits.
+pub fn new_trace_id() -> String {
+    let bytes: [u8; 16] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+/// Accepts a caller's trace id only if it is 8 to 64 characters of `[0-9A-Za-z-]`.
+fn valid_trace_id(id: &str) -> bool {
+    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The trace id of the request being handled, if any.
+pub fn current_trace_id() -> Option<String> {
+    TRACE_ID.try_with(Clone::clone).ok()
+}
+
+/// Runs `fut` with `trace_id` as the current trace id.
+pub async fn with_trace_id<F: Future>(trace_id: String, fut: F) -> F::Output {
+    TRACE_ID.scope(trace_id, fut).await
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        let builder = builder
+            .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (a test binary starting several
+        // services); this handle then renders nothing, which is harmless.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// axum middleware: trace id, span, access log line, request metrics by route and outcome.
+/// Use with `axum::middleware::from_fn_with_state(service_name, http_layer)`.
+pub async fn http_layer(State(service): State<&'static str>, request: Request, next: Next) -> Response {
+    let _ = metrics_handle();
+    let trace_id = request
+        .headers()
+        .get(TRACE_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_trace_id(v))
+        .map_or_else(new_trace_id, str::to_owned);
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!("http", service, trace_id = %trace_id, method = %method, route = %route);
+    let started = Instant::now();
+    let mut response = with_trace_id(trace_id.clone(), next.run(request)).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    let outcome = outcome_of(status);
+    let labels = [("service", service.to_owned()), ("route", route), ("method", method), ("outcome", outcome.to_owned())];
+    metrics::counter!("http_requests_total", &labels).increment(1);
+    metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
+    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
+    if let Ok(v) = HeaderValue::from_str(&trace_id) {
+        response.headers_mut().insert(TRACE_ID_HEADER, v);
+    }
+    response
+}
+
+fn outcome_of(status: u16) -> &'static str {
+    match status {
+        200..=399 => "success",
+        400..=499 => "client_error",
+        _ => "server_error",
+    }
+}
+
+/// The trace id a gRPC request carries, or a fresh one.
+pub fn grpc_trace_id<T>(request: &tonic::Request<T>) -> String {
+    request
+        .metadata()
+        .get(TRACE_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| valid_trace_id(v))
+        .map_or_else(new_trace_id, str::to_owned)
+}
+
+/// Runs a gRPC handler body with the request's trace id, a span, a log line and metrics
+/// (`grpc_requests_total` and `grpc_request_duration_seconds` by method and code).
+pub async fn grpc_call<T, R, F>(
+    service: &'static str,
+    method: &'static str,
+    request: &tonic::Request<T>,
+    body: F,
+) -> Result<tonic::Response<R>, tonic::Status>
+where
+    F: Future<Output = Result<tonic::Response<R>, tonic::Status>>,
+{
+    let _ = metrics_handle();
+    let trace_id = grpc_trace_id(request);
+    let span = tracing::info_span!("grpc", service, method, trace_id = %trace_id);
+    let started = Instant::now();
+    let result = with_trace_id(trace_id, body).instrument(span.clone()).await;
+    let code = match &result {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let labels = [("service", service.to_owned()), ("method", method.to_owned()), ("code", format!("{code:?}"))];
+    metrics::counter!("grpc_requests_total", &labels).increment(1);
+    metrics::histogram!("grpc_request_duration_seconds", &labels).record(elapsed);
+    span.in_scope(|| tracing::info!(code = ?code, elapsed_ms = elapsed * 1000.0, "grpc call finished"));
+    result
+}
+
+/// gRPC client interceptor: adds the current trace id (if any) to the call's metadata.
+pub fn inject_trace_id(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    if let Some(id) = current_trace_id()
+        && let Ok(value) = id.parse()
+    {
+        request.metadata_mut().insert(TRACE_ID_HEADER, value);
+    }
+    Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn trace_id_is_task_local_and_injected_into_grpc_metadata() {
+        assert_eq!(current_trace_id(), None);
+        let id = new_trace_id();
+        assert_eq!(id.len(), 32);
+        let seen = with_trace_id(id.clone(), async {
+            let req = inject_trace_id(tonic::Request::new(())).unwrap();
+            req.metadata().get(TRACE_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        })
+        .await;
+        assert_eq!(seen, Some(id));
+        assert!(!valid_trace_id("short"));
+        assert!(!valid_trace_id("has space in it"));
+        assert!(valid_trace_id("0123456789abcdef"));
+    }
+}
