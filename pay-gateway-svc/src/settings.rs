@@ -1,0 +1,176 @@
+//! pay-gateway-svc's settings, from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use service_runtime::settings::{SettingsError, Source};
+use url::Url;
+use wechat_pay::v2::{ApiKey, PRODUCTION_BASE_URL, SignType};
+
+/// The simulator's default address: the target when no merchant is configured.
+pub const SIMULATOR_BASE_URL: &str = "http://127.0.0.1:8090";
+
+/// Everything pay-gateway-svc needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// gRPC listen address (`PAY_GATEWAY_GRPC_ADDR`, default `0.0.0.0:50052`).
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address for health and metrics (`PAY_GATEWAY_HTTP_ADDR`, default `0.0.0.0:8082`).
+    pub http_addr: SocketAddr,
+    /// The merchant and where WeChat is.
+    pub wechat: WeChatSettings,
+}
+
+/// The merchant's credentials and the WeChat endpoints.
+#[derive(Debug, Clone)]
+pub struct WeChatSettings {
+    /// Merchant API base URL (`WECHAT_PAY_BASE_URL`).
+    pub pay_base_url: Url,
+    /// Login API base URL (`WECHAT_LOGIN_BASE_URL`).
+    pub login_base_url: Url,
+    /// Mini Program AppID (`WECHAT_APPID`).
+    pub appid: String,
+    /// Merchant number (`WECHAT_MCH_ID`).
+    pub mch_id: String,
+    /// v2 API key (`WECHAT_API_KEY`, secret).
+    pub api_key: ApiKey,
+    /// Mini Program AppSecret (`WECHAT_APP_SECRET`, secret).
+    pub app_secret: SecretString,
+    /// `MD5` or `HMAC-SHA256` (`WECHAT_SIGN_TYPE`, default `HMAC-SHA256`).
+    pub sign_type: SignType,
+    /// Where WeChat sends payment notifications: notify-svc's public URL (`WECHAT_NOTIFY_URL`).
+    pub notify_url: String,
+    /// Per-call timeout (`WECHAT_TIMEOUT`, default 5s).
+    pub timeout: Duration,
+    /// Attempts per call, the first included (`WECHAT_RETRY_ATTEMPTS`, default 3).
+    pub retry_attempts: u32,
+    /// No retry starts after this long (`WECHAT_RETRY_DEADLINE`, default 8s).
+    pub retry_deadline: Duration,
+    /// How long a prepay_id is valid (`WECHAT_PREPAY_TTL`, default 2h).
+    pub prepay_ttl: Duration,
+    /// True when no merchant was configured and the simulator's default merchant is used.
+    pub simulator: bool,
+}
+
+impl Settings {
+    /// Reads the settings; a missing or invalid variable fails with its name.
+    ///
+    /// With `WECHAT_MCH_ID` unset, the simulator's default merchant and address are used (the
+    /// embedded default). With it set, `WECHAT_APPID`, `WECHAT_API_KEY` and `WECHAT_APP_SECRET`
+    /// are required and the base URL defaults to WeChat's production host.
+    pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
+        let simulator = env.get("WECHAT_MCH_ID").is_none();
+        let (appid, mch_id, api_key, app_secret, default_base) = if simulator {
+            (
+                env.or("WECHAT_APPID", wechat_pay_defaults::APPID.to_owned())?,
+                wechat_pay_defaults::MCH_ID.to_owned(),
+                env.or("WECHAT_API_KEY", wechat_pay_defaults::API_KEY.to_owned())?,
+                env.or("WECHAT_APP_SECRET", wechat_pay_defaults::APP_SECRET.to_owned())?,
+                SIMULATOR_BASE_URL,
+            )
+        } else {
+            (
+                env.required("WECHAT_APPID")?,
+                env.required("WECHAT_MCH_ID")?,
+                env.required("WECHAT_API_KEY")?,
+                env.required("WECHAT_APP_SECRET")?,
+                PRODUCTION_BASE_URL,
+            )
+        };
+        let api_key = ApiKey::new(api_key).map_err(|e| SettingsError::Invalid { name: "WECHAT_API_KEY".into(), reason: e.to_string() })?;
+        let pay_base_url: Url = env.or("WECHAT_PAY_BASE_URL", url(default_base))?;
+        let login_default = if simulator { pay_base_url.clone() } else { url(wechat_pay::login::PRODUCTION_LOGIN_BASE_URL) };
+        let sign_type = match env.get("WECHAT_SIGN_TYPE").as_deref() {
+            None | Some("HMAC-SHA256") => SignType::HmacSha256,
+            Some("MD5") => SignType::Md5,
+            Some(_) => {
+                return Err(SettingsError::Invalid { name: "WECHAT_SIGN_TYPE".into(), reason: "expected MD5 or HMAC-SHA256".into() });
+            }
+        };
+        Ok(Settings {
+            grpc_addr: env.or("PAY_GATEWAY_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50052)))?,
+            http_addr: env.or("PAY_GATEWAY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8082)))?,
+            wechat: WeChatSettings {
+                pay_base_url,
+                login_base_url: env.or("WECHAT_LOGIN_BASE_URL", login_default)?,
+                appid,
+                mch_id,
+                api_key,
+                app_secret: SecretString::from(app_secret),
+                sign_type,
+                notify_url: env.or("WECHAT_NOTIFY_URL", "http://127.0.0.1:8081/wechat/pay/notify".to_owned())?,
+                timeout: env.duration_or("WECHAT_TIMEOUT", Duration::from_secs(5))?,
+                retry_attempts: env.or("WECHAT_RETRY_ATTEMPTS", 3u32)?.max(1),
+                retry_deadline: env.duration_or("WECHAT_RETRY_DEADLINE", Duration::from_secs(8))?,
+                prepay_ttl: env.duration_or("WECHAT_PREPAY_TTL", Duration::from_secs(2 * 3600))?,
+                simulator,
+            },
+        })
+    }
+}
+
+fn url(s: &str) -> Url {
+    // The constants above are valid URLs.
+    Url::parse(s).unwrap_or_else(|_| unreachable!("constant URL {s} parses"))
+}
+
+/// The simulator's default merchant (the reference's example merchant).
+pub mod wechat_pay_defaults {
+    /// AppID.
+    pub const APPID: &str = "wxd930ea5d5a258f4f";
+    /// Merchant number.
+    pub const MCH_ID: &str = "10000100";
+    /// API key.
+    pub const API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+    /// AppSecret.
+    pub const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
+}
+
+#[cfg(test)]
+mod tests {
+    use service_runtime::settings::MapEnv;
+
+    use super::*;
+
+    #[test]
+    fn defaults_target_the_simulator() {
+        let s = Settings::from_source(&MapEnv::default()).unwrap();
+        assert!(s.wechat.simulator);
+        assert_eq!(s.wechat.pay_base_url.as_str(), "http://127.0.0.1:8090/");
+        assert_eq!(s.wechat.mch_id, "10000100");
+        assert_eq!(s.grpc_addr.port(), 50052);
+        assert_eq!(s.http_addr.port(), 8082);
+    }
+
+    #[test]
+    fn a_configured_merchant_needs_all_its_credentials() {
+        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")])).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable WECHAT_APPID is required but not set");
+        let err = Settings::from_source(&MapEnv::from_pairs([
+            ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_API_KEY", "short-and-secret"),
+            ("WECHAT_APP_SECRET", "s"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("WECHAT_API_KEY") && !err.to_string().contains("short-and-secret"));
+        let ok = Settings::from_source(&MapEnv::from_pairs([
+            ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_API_KEY", "0123456789abcdef0123456789abcdef"),
+            ("WECHAT_APP_SECRET", "s"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.wechat.pay_base_url.as_str(), "https://api.mch.weixin.qq.com/");
+        assert!(!format!("{ok:?}").contains("0123456789abcdef0123456789abcdef"), "Debug must not show the key");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_SIGN_TYPE", "SHA1")])).unwrap_err();
+        assert!(err.to_string().contains("WECHAT_SIGN_TYPE"));
+        let err = Settings::from_source(&MapEnv::from_pairs([("PAY_GATEWAY_GRPC_ADDR", "nowhere")])).unwrap_err();
+        assert!(err.to_string().contains("PAY_GATEWAY_GRPC_ADDR"));
+    }
+}
