@@ -1,1 +1,144 @@
-//! order-svc (in progress).
+//! order-svc: the Mini Program's HTTP API, the orders in PostgreSQL, their status cached in
+//! Redis, and `OrderService` over gRPC for internal callers.
+//!
+//! `main` only loads [`Settings`], builds the [`Application`] and runs it until SIGTERM;
+//! tests build settings as values with port 0 and read the real ports back.
+
+pub mod cache;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod http;
+pub mod orders;
+pub mod payments;
+pub mod session;
+pub mod settings;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use proto::order::v1::order_service_server::OrderServiceServer;
+use service_runtime::ops::{self, ReadinessCheck};
+use service_runtime::shutdown::Shutdown;
+use service_runtime::telemetry::http_layer;
+use tokio::net::TcpListener;
+
+pub use self::settings::Settings;
+
+/// The service's name in logs and metrics.
+pub const SERVICE: &str = "order-svc";
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// PostgreSQL could not be reached or migrated.
+    #[error("PostgreSQL (DATABASE_URL): {0}")]
+    Database(String),
+    /// A setting could not be used.
+    #[error("{0}")]
+    Config(String),
+    /// gRPC reflection could not be set up.
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(String),
+    /// A server failed while running.
+    #[error("server error: {0}")]
+    Serve(String),
+}
+
+/// The bound, ready-to-run service.
+#[derive(Debug)]
+pub struct Application {
+    http: TcpListener,
+    grpc: TcpListener,
+    orders: Arc<orders::Orders>,
+    cache: cache::OrderCache,
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+}
+
+impl Application {
+    /// Connects PostgreSQL (applying migrations), prepares Redis and pay-gateway-svc
+    /// (connected lazily), and binds both ports.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let pool = store::connect(settings.database_url(), settings.database_max_connections)
+            .await
+            .map_err(|e| StartError::Database(e.to_string()))?;
+        let cache = cache::OrderCache::new(&settings.redis_url, settings.redis_key_prefix.clone(), settings.status_cache_ttl, settings.redis_timeout);
+        let payments = payments::Payments::new(&settings.pay_gateway_url, settings.pay_gateway_timeout).map_err(StartError::Config)?;
+        let orders = Arc::new(orders::Orders::new(store::Store::new(pool), cache.clone(), payments, &settings));
+        let http = bind(settings.http_addr).await?;
+        let grpc = bind(settings.grpc_addr).await?;
+        Ok(Application { http, grpc, orders, cache })
+    }
+
+    /// The HTTP address actually bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The gRPC address actually bound.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then stops taking requests and finishes in-flight
+    /// ones.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let stop = Shutdown::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.trigger();
+        });
+        let (reporter, health) = tonic_health::server::health_reporter();
+        reporter.set_serving::<OrderServiceServer<grpc::OrderGrpc>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| StartError::Reflection(e.to_string()))?;
+        tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), "order-svc listening");
+        let grpc = tonic::transport::Server::builder()
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(&self.orders))))
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(self.grpc), stop.wait());
+
+        let ready = readiness(Arc::clone(&self.orders), self.cache.clone());
+        let app = http::router(Arc::clone(&self.orders))
+            .merge(ops::router(ready))
+            .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
+        let http = axum::serve(self.http, app).with_graceful_shutdown(stop.wait());
+        let (grpc, http) = tokio::join!(grpc, async { http.await });
+        grpc.map_err(|e| StartError::Serve(e.to_string()))?;
+        http.map_err(|e| StartError::Serve(e.to_string()))?;
+        tracing::info!("order-svc stopped");
+        Ok(())
+    }
+}
+
+/// Ready when PostgreSQL answers. Redis is reported but not required: reads fall back to
+/// PostgreSQL while it is away.
+fn readiness(orders: Arc<orders::Orders>, cache: cache::OrderCache) -> ReadinessCheck {
+    Arc::new(move || {
+        let (orders, cache) = (Arc::clone(&orders), cache.clone());
+        Box::pin(async move {
+            orders.store().ping().await?;
+            if !cache.ping().await {
+                tracing::warn!("Redis unreachable: serving order status from PostgreSQL");
+            }
+            Ok(())
+        })
+    })
+}

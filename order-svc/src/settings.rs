@@ -1,0 +1,105 @@
+//! order-svc's settings, from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use service_runtime::settings::{SettingsError, Source};
+
+/// Everything order-svc needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// HTTP API address (`ORDER_HTTP_ADDR`, default `0.0.0.0:8080`).
+    pub http_addr: SocketAddr,
+    /// gRPC address (`ORDER_GRPC_ADDR`, default `0.0.0.0:50051`).
+    pub grpc_addr: SocketAddr,
+    /// PostgreSQL (`DATABASE_URL`, required; secret: it may hold a password).
+    pub database_url: SecretString,
+    /// Largest connection pool (`DATABASE_MAX_CONNECTIONS`, default 10).
+    pub database_max_connections: u32,
+    /// Redis (`REDIS_URL`, default `redis://127.0.0.1:6379`).
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key (`REDIS_KEY_PREFIX`, default `minipay:`).
+    pub redis_key_prefix: String,
+    /// How long a cached status lives (`STATUS_CACHE_TTL`, default 10m).
+    pub status_cache_ttl: Duration,
+    /// Longest wait for Redis before falling back to PostgreSQL (`REDIS_TIMEOUT`, default 250ms).
+    pub redis_timeout: Duration,
+    /// pay-gateway-svc (`PAY_GATEWAY_URL`, default `http://127.0.0.1:50052`).
+    pub pay_gateway_url: String,
+    /// Longest wait for pay-gateway-svc (`PAY_GATEWAY_TIMEOUT`, default 10s).
+    pub pay_gateway_timeout: Duration,
+    /// Key that signs session tokens (`SESSION_SECRET`, required, at least 32 bytes).
+    pub session_secret: SecretString,
+    /// Session token lifetime (`SESSION_TTL`, default 2h).
+    pub session_ttl: Duration,
+    /// How long an order stays payable (`ORDER_TTL`, default 15m).
+    pub order_ttl: Duration,
+    /// The `body` WeChat shows the payer (`PAYMENT_DESCRIPTION`, default `Minipay-商品`).
+    pub payment_description: String,
+}
+
+impl Settings {
+    /// Reads the settings; a missing or invalid variable fails with its name.
+    pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
+        let session_secret: String = env.required("SESSION_SECRET")?;
+        if session_secret.len() < 32 {
+            return Err(SettingsError::Invalid { name: "SESSION_SECRET".into(), reason: "must be at least 32 bytes".into() });
+        }
+        let database_url: String = env.required("DATABASE_URL")?;
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(SettingsError::Invalid { name: "DATABASE_URL".into(), reason: "must be a postgres:// URL".into() });
+        }
+        let order_ttl = env.duration_or("ORDER_TTL", Duration::from_secs(15 * 60))?;
+        if order_ttl < Duration::from_secs(61) {
+            return Err(SettingsError::Invalid { name: "ORDER_TTL".into(), reason: "WeChat needs at least 1 minute to pay".into() });
+        }
+        Ok(Settings {
+            http_addr: env.or("ORDER_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            grpc_addr: env.or("ORDER_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
+            database_url: SecretString::from(database_url),
+            database_max_connections: env.or("DATABASE_MAX_CONNECTIONS", 10u32)?.max(1),
+            redis_url: SecretString::from(env.or("REDIS_URL", "redis://127.0.0.1:6379".to_owned())?),
+            redis_key_prefix: env.or("REDIS_KEY_PREFIX", "minipay:".to_owned())?,
+            status_cache_ttl: env.duration_or("STATUS_CACHE_TTL", Duration::from_secs(600))?,
+            redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
+            pay_gateway_url: env.or("PAY_GATEWAY_URL", "http://127.0.0.1:50052".to_owned())?,
+            pay_gateway_timeout: env.duration_or("PAY_GATEWAY_TIMEOUT", Duration::from_secs(10))?,
+            session_secret: SecretString::from(session_secret),
+            session_ttl: env.duration_or("SESSION_TTL", Duration::from_secs(2 * 3600))?,
+            order_ttl,
+            payment_description: env.or("PAYMENT_DESCRIPTION", "Minipay-商品".to_owned())?,
+        })
+    }
+
+    /// The database URL (to connect; never log it).
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use service_runtime::settings::MapEnv;
+
+    use super::*;
+
+    #[test]
+    fn required_and_invalid_variables_are_named() {
+        let err = Settings::from_source(&MapEnv::default()).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable SESSION_SECRET is required but not set");
+        let err = Settings::from_source(&MapEnv::from_pairs([("SESSION_SECRET", "x".repeat(32).as_str())])).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable DATABASE_URL is required but not set");
+        let err = Settings::from_source(&MapEnv::from_pairs([("SESSION_SECRET", "short")])).unwrap_err();
+        assert!(err.to_string().contains("SESSION_SECRET") && !err.to_string().contains("short\""));
+        let secret = "s".repeat(32);
+        let ok = MapEnv::from_pairs([("SESSION_SECRET", secret.as_str()), ("DATABASE_URL", "postgres://u:pw@db/x")]);
+        let s = Settings::from_source(&ok).unwrap();
+        assert_eq!(s.http_addr.port(), 8080);
+        assert_eq!(s.grpc_addr.port(), 50051);
+        assert!(!format!("{s:?}").contains("pw@db"), "Debug must not show the database password");
+        let mut bad = ok.clone();
+        bad.0.insert("ORDER_TTL".into(), "30s".into());
+        assert!(Settings::from_source(&bad).unwrap_err().to_string().contains("ORDER_TTL"));
+    }
+}
