@@ -25,7 +25,10 @@ pub struct OrderCache {
 
 impl std::fmt::Debug for OrderCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrderCache").field("prefix", &self.prefix).field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("OrderCache")
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,8 +45,16 @@ const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 impl OrderCache {
     /// A cache at `url`; nothing is connected until first use.
     pub fn new(url: &SecretString, prefix: String, ttl: Duration, timeout: Duration) -> Self {
-        let client = redis::Client::open(url.expose_secret()).map_err(|e| tracing::error!(error = %e, "invalid REDIS_URL; caching disabled")).ok();
-        OrderCache { client, connection: Arc::default(), prefix, ttl, timeout }
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|e| tracing::error!(error = %e, "invalid REDIS_URL; caching disabled"))
+            .ok();
+        OrderCache {
+            client,
+            connection: Arc::default(),
+            prefix,
+            ttl,
+            timeout,
+        }
     }
 
     fn key(&self, id: Uuid) -> String {
@@ -56,7 +67,10 @@ impl OrderCache {
         if let Some(m) = &conn.manager {
             return Some(m.clone());
         }
-        if conn.failed_at.is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF) {
+        if conn
+            .failed_at
+            .is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF)
+        {
             return None;
         }
         match tokio::time::timeout(self.timeout, ConnectionManager::new(client.clone())).await {
@@ -85,7 +99,8 @@ impl OrderCache {
             fallback("unavailable");
             return None;
         };
-        let result: Result<Result<Option<String>, redis::RedisError>, _> = tokio::time::timeout(self.timeout, conn.get(self.key(id))).await;
+        let result: Result<Result<Option<String>, redis::RedisError>, _> =
+            tokio::time::timeout(self.timeout, conn.get(self.key(id))).await;
         match result {
             Ok(Ok(Some(json))) => match serde_json::from_str(&json) {
                 Ok(order) => {
@@ -122,9 +137,12 @@ impl OrderCache {
             metrics::counter!("order_cache_writes_total", "result" => "unavailable").increment(1);
             return;
         };
-        let Ok(json) = serde_json::to_string(order) else { return };
+        let Ok(json) = serde_json::to_string(order) else {
+            return;
+        };
         let ttl = self.ttl.as_secs().max(1);
-        let result: Result<Result<(), redis::RedisError>, _> = tokio::time::timeout(self.timeout, conn.set_ex(self.key(order.id), json, ttl)).await;
+        let result: Result<Result<(), redis::RedisError>, _> =
+            tokio::time::timeout(self.timeout, conn.set_ex(self.key(order.id), json, ttl)).await;
         let outcome = match result {
             Ok(Ok(())) => "ok",
             Ok(Err(e)) => {
@@ -139,8 +157,11 @@ impl OrderCache {
 
     /// Whether Redis answers a PING now.
     pub async fn ping(&self) -> bool {
-        let Some(mut conn) = self.connection().await else { return false };
-        let pong: Result<Result<String, redis::RedisError>, _> = tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn)).await;
+        let Some(mut conn) = self.connection().await else {
+            return false;
+        };
+        let pong: Result<Result<String, redis::RedisError>, _> =
+            tokio::time::timeout(self.timeout, redis::cmd("PING").query_async(&mut conn)).await;
         matches!(pong, Ok(Ok(_)))
     }
 }

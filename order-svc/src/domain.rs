@@ -203,9 +203,14 @@ impl From<&Order> for OrderView {
 /// A fresh merchant order number: `MP`, the Beijing time to the second, 12 random letters
 /// and digits (28 characters, within WeChat's 6–32 of `[0-9A-Za-z_-|*]`).
 pub fn new_out_trade_no() -> OutTradeNo {
-    let random: String = rand::rng().sample_iter(&Alphanumeric).take(12).map(char::from).collect();
+    let random: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(12)
+        .map(char::from)
+        .collect();
     let number = format!("MP{}{}", WeChatTime::now(), random.to_ascii_uppercase());
-    OutTradeNo::parse(number).unwrap_or_else(|_| unreachable!("the generated number follows WeChat's rules"))
+    OutTradeNo::parse(number)
+        .unwrap_or_else(|_| unreachable!("the generated number follows WeChat's rules"))
 }
 
 #[cfg(test)]
@@ -224,10 +229,16 @@ mod tests {
             OrderStatus::Review,
         ] {
             assert_eq!(s.as_str().parse::<OrderStatus>(), Ok(s));
-            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
         }
         assert!(OrderStatus::Pending.can_become(OrderStatus::Paid));
-        assert!(!OrderStatus::Closed.can_become(OrderStatus::Paid), "never backwards to PAID");
+        assert!(
+            !OrderStatus::Closed.can_become(OrderStatus::Paid),
+            "never backwards to PAID"
+        );
         assert!(!OrderStatus::Refunded.can_become(OrderStatus::Paid));
         assert!(!OrderStatus::Paid.can_become(OrderStatus::Pending));
     }

@@ -73,9 +73,10 @@ impl AppError {
 
     fn http_status(&self) -> StatusCode {
         match self {
-            AppError::InvalidRequest(_) | AppError::InvalidJson(_) | AppError::AmountNotAccepted(_) | AppError::UnknownSku(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            AppError::InvalidRequest(_)
+            | AppError::InvalidJson(_)
+            | AppError::AmountNotAccepted(_)
+            | AppError::UnknownSku(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => StatusCode::UNAUTHORIZED,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::OrderNotFound => StatusCode::NOT_FOUND,
@@ -109,7 +110,10 @@ impl IntoResponse for AppError {
         let body = Json(json!({ "code": self.code(), "message": self.to_string() }));
         let mut response = (status, body).into_response();
         if matches!(self, AppError::PaymentUnavailable) {
-            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("2"));
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("2"),
+            );
         }
         response
     }
@@ -119,9 +123,10 @@ impl From<AppError> for tonic::Status {
     fn from(e: AppError) -> Self {
         use tonic::Code;
         let code = match &e {
-            AppError::InvalidRequest(_) | AppError::InvalidJson(_) | AppError::AmountNotAccepted(_) | AppError::UnknownSku(_) => {
-                Code::InvalidArgument
-            }
+            AppError::InvalidRequest(_)
+            | AppError::InvalidJson(_)
+            | AppError::AmountNotAccepted(_)
+            | AppError::UnknownSku(_) => Code::InvalidArgument,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
             AppError::RateLimited(_) => Code::ResourceExhausted,
             AppError::OrderNotFound => Code::NotFound,

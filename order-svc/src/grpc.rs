@@ -40,7 +40,12 @@ fn to_pb(o: &Order) -> pb::Order {
         items: o
             .items
             .iter()
-            .map(|i| pb::OrderItem { sku: i.sku.clone(), name: i.name.clone(), quantity: i.quantity, unit_price_fen: i.unit_price_fen.as_i64() })
+            .map(|i| pb::OrderItem {
+                sku: i.sku.clone(),
+                name: i.name.clone(),
+                quantity: i.quantity,
+                unit_price_fen: i.unit_price_fen.as_i64(),
+            })
             .collect(),
         openid: o.openid.clone(),
         created_at_unix_ms: ms(o.created_at),
@@ -52,7 +57,10 @@ fn to_pb(o: &Order) -> pb::Order {
 
 #[tonic::async_trait]
 impl OrderService for OrderGrpc {
-    async fn get_order(&self, request: Request<pb::GetOrderRequest>) -> Result<Response<pb::Order>, Status> {
+    async fn get_order(
+        &self,
+        request: Request<pb::GetOrderRequest>,
+    ) -> Result<Response<pb::Order>, Status> {
         grpc_call(SERVICE, "GetOrder", &request, async {
             let r = request.get_ref();
             let order = if !r.order_id.is_empty() {
@@ -61,18 +69,26 @@ impl OrderService for OrderGrpc {
             } else if !r.out_trade_no.is_empty() {
                 self.orders.store().order_by_number(&r.out_trade_no).await?
             } else {
-                return Err(AppError::InvalidRequest("give order_id or out_trade_no".into()).into());
+                return Err(
+                    AppError::InvalidRequest("give order_id or out_trade_no".into()).into(),
+                );
             };
             Ok(Response::new(to_pb(&order.ok_or(AppError::OrderNotFound)?)))
         })
         .await
     }
 
-    async fn list_orders(&self, request: Request<pb::ListOrdersRequest>) -> Result<Response<pb::ListOrdersResponse>, Status> {
+    async fn list_orders(
+        &self,
+        request: Request<pb::ListOrdersRequest>,
+    ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         grpc_call(SERVICE, "ListOrders", &request, async {
             let r = request.get_ref();
             let openid = Some(r.openid.as_str()).filter(|o| !o.is_empty());
-            let page = self.orders.list(openid, Some(r.limit), Some(r.cursor.as_str())).await?;
+            let page = self
+                .orders
+                .list(openid, Some(r.limit), Some(r.cursor.as_str()))
+                .await?;
             Ok(Response::new(pb::ListOrdersResponse {
                 orders: page.orders.iter().map(to_pb).collect(),
                 next_cursor: page.next_cursor.unwrap_or_default(),

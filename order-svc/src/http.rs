@@ -30,14 +30,21 @@ pub fn router(orders: Arc<Orders>) -> Router {
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/api/v1/orders/{id}/payment", post(pay_order))
         .route("/api/v1/openapi.json", get(openapi))
-        .fallback(|| async { AppError::InvalidRequest("no such endpoint".into()).into_response_with(StatusCode::NOT_FOUND, "not_found") })
+        .fallback(|| async {
+            AppError::InvalidRequest("no such endpoint".into())
+                .into_response_with(StatusCode::NOT_FOUND, "not_found")
+        })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(orders)
 }
 
 impl AppError {
     fn into_response_with(self, status: StatusCode, code: &str) -> Response {
-        (status, Json(json!({ "code": code, "message": self.to_string() }))).into_response()
+        (
+            status,
+            Json(json!({ "code": code, "message": self.to_string() })),
+        )
+            .into_response()
     }
 }
 
@@ -47,10 +54,21 @@ struct Body(Bytes);
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = Response;
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(request, state).await.map(Body).map_err(|e: BytesRejection| {
-            let status = e.status();
-            AppError::InvalidRequest(format!("unreadable body: {}", e.body_text())).into_response_with(status, if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "invalid_request" })
-        })
+        Bytes::from_request(request, state)
+            .await
+            .map(Body)
+            .map_err(|e: BytesRejection| {
+                let status = e.status();
+                AppError::InvalidRequest(format!("unreadable body: {}", e.body_text()))
+                    .into_response_with(
+                        status,
+                        if status == StatusCode::PAYLOAD_TOO_LARGE {
+                            "body_too_large"
+                        } else {
+                            "invalid_request"
+                        },
+                    )
+            })
     }
 }
 
@@ -61,14 +79,26 @@ struct Caller {
 
 impl FromRequestParts<Arc<Orders>> for Caller {
     type Rejection = AppError;
-    async fn from_request_parts(parts: &mut Parts, orders: &Arc<Orders>) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or(AppError::Unauthenticated("missing Authorization: Bearer <token>"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        orders: &Arc<Orders>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AppError::Unauthenticated(
+                "missing Authorization: Bearer <token>",
+            ))?;
         let token = header
             .to_str()
             .ok()
             .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(AppError::Unauthenticated("Authorization must be `Bearer <token>`"))?;
-        Ok(Caller { openid: orders.authenticate(token.trim())? })
+            .ok_or(AppError::Unauthenticated(
+                "Authorization must be `Bearer <token>`",
+            ))?;
+        Ok(Caller {
+            openid: orders.authenticate(token.trim())?,
+        })
     }
 }
 
@@ -78,9 +108,14 @@ struct LoginBody {
 }
 
 async fn login(State(orders): State<Arc<Orders>>, Body(body): Body) -> Result<Response, AppError> {
-    let request: LoginBody = serde_json::from_slice(&body).map_err(|e| AppError::InvalidJson(format!("expected {{\"code\": \"...\"}}: {e}")))?;
+    let request: LoginBody = serde_json::from_slice(&body)
+        .map_err(|e| AppError::InvalidJson(format!("expected {{\"code\": \"...\"}}: {e}")))?;
     let (token, expires_in) = orders.login(&request.code).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "token": token, "expires_in": expires_in }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token, "expires_in": expires_in })),
+    )
+        .into_response())
 }
 
 async fn products(State(orders): State<Arc<Orders>>) -> Result<Response, AppError> {
@@ -88,20 +123,33 @@ async fn products(State(orders): State<Arc<Orders>>) -> Result<Response, AppErro
     Ok(Json(json!({ "products": products })).into_response())
 }
 
-async fn create_order(State(orders): State<Arc<Orders>>, caller: Caller, headers: HeaderMap, Body(body): Body) -> Result<Response, AppError> {
+async fn create_order(
+    State(orders): State<Arc<Orders>>,
+    caller: Caller,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> Result<Response, AppError> {
     let key = match headers.get("idempotency-key") {
         None => None,
-        Some(v) => Some(v.to_str().map_err(|_| AppError::InvalidRequest("Idempotency-Key must be visible ASCII".into()))?),
+        Some(v) => Some(v.to_str().map_err(|_| {
+            AppError::InvalidRequest("Idempotency-Key must be visible ASCII".into())
+        })?),
     };
     let (order, replayed) = orders.create(&caller.openid, &body, key).await?;
     let mut response = (StatusCode::CREATED, Json(OrderView::from(&order))).into_response();
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
 }
 
-async fn get_order(State(orders): State<Arc<Orders>>, caller: Caller, Path(id): Path<String>) -> Result<Json<OrderView>, AppError> {
+async fn get_order(
+    State(orders): State<Arc<Orders>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, AppError> {
     let order = orders.get(&caller.openid, &id).await?;
     Ok(Json(OrderView::from(&order)))
 }
@@ -112,19 +160,39 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-async fn list_orders(State(orders): State<Arc<Orders>>, caller: Caller, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, AppError> {
+async fn list_orders(
+    State(orders): State<Arc<Orders>>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, AppError> {
     let Query(query) = query.map_err(|e| AppError::InvalidRequest(e.body_text()))?;
-    let limit = query.limit.map(|l| l.parse::<u32>().map_err(|_| AppError::InvalidRequest("limit must be between 1 and 100".into()))).transpose()?;
-    let page = orders.list(Some(&caller.openid), limit, query.cursor.as_deref()).await?;
+    let limit = query
+        .limit
+        .map(|l| {
+            l.parse::<u32>()
+                .map_err(|_| AppError::InvalidRequest("limit must be between 1 and 100".into()))
+        })
+        .transpose()?;
+    let page = orders
+        .list(Some(&caller.openid), limit, query.cursor.as_deref())
+        .await?;
     let views: Vec<OrderView> = page.orders.iter().map(OrderView::from).collect();
     Ok(Json(json!({ "orders": views, "next_cursor": page.next_cursor })).into_response())
 }
 
-async fn pay_order(State(orders): State<Arc<Orders>>, caller: Caller, Path(id): Path<String>) -> Result<Response, AppError> {
+async fn pay_order(
+    State(orders): State<Arc<Orders>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
     let params = orders.pay(&caller.openid, &id).await?;
     Ok(Json(params).into_response())
 }
 
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("../openapi.json")).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
 }

@@ -65,7 +65,9 @@ pub struct Application {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 impl Application {
@@ -75,27 +77,51 @@ impl Application {
         let pool = store::connect(settings.database_url(), settings.database_max_connections)
             .await
             .map_err(|e| StartError::Database(e.to_string()))?;
-        let cache = cache::OrderCache::new(&settings.redis_url, settings.redis_key_prefix.clone(), settings.status_cache_ttl, settings.redis_timeout);
-        let payments = payments::Payments::new(&settings.pay_gateway_url, settings.pay_gateway_timeout).map_err(StartError::Config)?;
-        let orders = Arc::new(orders::Orders::new(store::Store::new(pool), cache.clone(), payments, &settings));
+        let cache = cache::OrderCache::new(
+            &settings.redis_url,
+            settings.redis_key_prefix.clone(),
+            settings.status_cache_ttl,
+            settings.redis_timeout,
+        );
+        let payments =
+            payments::Payments::new(&settings.pay_gateway_url, settings.pay_gateway_timeout)
+                .map_err(StartError::Config)?;
+        let orders = Arc::new(orders::Orders::new(
+            store::Store::new(pool),
+            cache.clone(),
+            payments,
+            &settings,
+        ));
         let http = bind(settings.http_addr).await?;
         let grpc = bind(settings.grpc_addr).await?;
-        Ok(Application { http, grpc, orders, cache })
+        Ok(Application {
+            http,
+            grpc,
+            orders,
+            cache,
+        })
     }
 
     /// The HTTP address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The gRPC address actually bound.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.grpc
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` completes, then stops taking requests and finishes in-flight
     /// ones.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let stop = Shutdown::new();
         let trigger = stop.clone();
         tokio::spawn(async move {
@@ -103,7 +129,9 @@ impl Application {
             trigger.trigger();
         });
         let (reporter, health) = tonic_health::server::health_reporter();
-        reporter.set_serving::<OrderServiceServer<grpc::OrderGrpc>>().await;
+        reporter
+            .set_serving::<OrderServiceServer<grpc::OrderGrpc>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .build_v1()
@@ -112,8 +140,13 @@ impl Application {
         let grpc = tonic::transport::Server::builder()
             .add_service(health)
             .add_service(reflection)
-            .add_service(OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(&self.orders))))
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(self.grpc), stop.wait());
+            .add_service(OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(
+                &self.orders,
+            ))))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
+                stop.wait(),
+            );
 
         let ready = readiness(Arc::clone(&self.orders), self.cache.clone());
         let app = http::router(Arc::clone(&self.orders))

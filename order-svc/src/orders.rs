@@ -31,7 +31,16 @@ const PREPAY_REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// WeChat needs at least this long between now and `time_expire`.
 const MIN_PAY_WINDOW: Duration = Duration::from_secs(61);
 /// Fields that would carry an amount: refused, the server computes amounts.
-const AMOUNT_FIELDS: &[&str] = &["amount", "amount_fen", "price", "price_fen", "unit_price_fen", "total", "total_fee", "total_fen"];
+const AMOUNT_FIELDS: &[&str] = &[
+    "amount",
+    "amount_fen",
+    "price",
+    "price_fen",
+    "unit_price_fen",
+    "total",
+    "total_fee",
+    "total_fen",
+];
 
 /// The `wx.requestPayment` object as the Mini Program receives it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -90,7 +99,9 @@ pub struct Orders {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn offset(d: Duration) -> time::Duration {
@@ -119,7 +130,9 @@ impl Orders {
     /// `wx.login` code → session token and its lifetime in seconds.
     pub async fn login(&self, code: &str) -> Result<(String, u64), AppError> {
         if code.is_empty() || code.len() > 128 || !code.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(AppError::InvalidRequest("`code` must be the code returned by wx.login".into()));
+            return Err(AppError::InvalidRequest(
+                "`code` must be the code returned by wx.login".into(),
+            ));
         }
         let session = self.payments.code2session(code).await?;
         let ttl = self.session_ttl.as_secs();
@@ -130,10 +143,14 @@ impl Orders {
 
     /// The openid of a bearer token.
     pub fn authenticate(&self, token: &str) -> Result<String, AppError> {
-        self.sessions.verify(token, unix_now()).map_err(|e| match e {
-            TokenError::Invalid => AppError::Unauthenticated("invalid session token"),
-            TokenError::Expired => AppError::Unauthenticated("session token expired; log in again"),
-        })
+        self.sessions
+            .verify(token, unix_now())
+            .map_err(|e| match e {
+                TokenError::Invalid => AppError::Unauthenticated("invalid session token"),
+                TokenError::Expired => {
+                    AppError::Unauthenticated("session token expired; log in again")
+                }
+            })
     }
 
     /// The price list.
@@ -143,28 +160,48 @@ impl Orders {
 
     /// Creates an order from a raw JSON body, priced from the price list. With an
     /// Idempotency-Key, a retry returns the same order (`true` = replayed).
-    pub async fn create(&self, openid: &str, body: &[u8], idempotency_key: Option<&str>) -> Result<(Order, bool), AppError> {
+    pub async fn create(
+        &self,
+        openid: &str,
+        body: &[u8],
+        idempotency_key: Option<&str>,
+    ) -> Result<(Order, bool), AppError> {
         let request = parse_create(body)?;
         if let Some(key) = idempotency_key
             && (key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return Err(AppError::InvalidRequest("Idempotency-Key must be 1 to 64 visible ASCII characters".into()));
+            return Err(AppError::InvalidRequest(
+                "Idempotency-Key must be 1 to 64 visible ASCII characters".into(),
+            ));
         }
         let skus: Vec<String> = request.items.iter().map(|i| i.sku.clone()).collect();
         let products = self.store.products_by_sku(&skus).await?;
         let mut items = Vec::with_capacity(request.items.len());
         let mut amount = Fen::ZERO;
         for line in &request.items {
-            let product = products.get(&line.sku).ok_or_else(|| AppError::UnknownSku(line.sku.clone()))?;
+            let product = products
+                .get(&line.sku)
+                .ok_or_else(|| AppError::UnknownSku(line.sku.clone()))?;
             let line_total = product.price_fen.checked_mul(u64::from(line.quantity));
-            amount = line_total.and_then(|t| amount.checked_add(t)).ok_or_else(|| AppError::InvalidRequest("the order total is too large".into()))?;
-            items.push(OrderItem { sku: product.sku.clone(), name: product.name.clone(), quantity: line.quantity, unit_price_fen: product.price_fen });
+            amount = line_total
+                .and_then(|t| amount.checked_add(t))
+                .ok_or_else(|| AppError::InvalidRequest("the order total is too large".into()))?;
+            items.push(OrderItem {
+                sku: product.sku.clone(),
+                name: product.name.clone(),
+                quantity: line.quantity,
+                unit_price_fen: product.price_fen,
+            });
         }
         // WeChat's total_fee is a 32-bit integer.
         if amount.get() > i32::MAX as u64 {
-            return Err(AppError::InvalidRequest("the order total is too large".into()));
+            return Err(AppError::InvalidRequest(
+                "the order total is too large".into(),
+            ));
         }
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc());
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
         let order = Order {
             id: Uuid::now_v7(),
             out_trade_no: new_out_trade_no(),
@@ -195,21 +232,41 @@ impl Orders {
     pub async fn get(&self, openid: &str, id: &str) -> Result<Order, AppError> {
         let id: Uuid = id.parse().map_err(|_| AppError::OrderNotFound)?;
         if let Some(order) = self.cache.get(id).await {
-            return if order.openid == openid { Ok(order) } else { Err(AppError::OrderNotFound) };
+            return if order.openid == openid {
+                Ok(order)
+            } else {
+                Err(AppError::OrderNotFound)
+            };
         }
         let order = self.store.order(id).await?.ok_or(AppError::OrderNotFound)?;
         self.cache.put(&order).await;
-        if order.openid == openid { Ok(order) } else { Err(AppError::OrderNotFound) }
+        if order.openid == openid {
+            Ok(order)
+        } else {
+            Err(AppError::OrderNotFound)
+        }
     }
 
     /// A page of the caller's orders (or everyone's, for internal callers).
-    pub async fn list(&self, openid: Option<&str>, limit: Option<u32>, cursor: Option<&str>) -> Result<Page, AppError> {
+    pub async fn list(
+        &self,
+        openid: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<Page, AppError> {
         let limit = match limit {
             None | Some(0) => 20,
             Some(l) if l <= 100 => l,
-            Some(_) => return Err(AppError::InvalidRequest("limit must be between 1 and 100".into())),
+            Some(_) => {
+                return Err(AppError::InvalidRequest(
+                    "limit must be between 1 and 100".into(),
+                ));
+            }
         };
-        let after = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+        let after = cursor
+            .filter(|c| !c.is_empty())
+            .map(decode_cursor)
+            .transpose()?;
         let mut orders = self.store.list(openid, limit + 1, after).await?;
         let next_cursor = if orders.len() > limit as usize {
             orders.truncate(limit as usize);
@@ -217,20 +274,32 @@ impl Orders {
         } else {
             None
         };
-        Ok(Page { orders, next_cursor })
+        Ok(Page {
+            orders,
+            next_cursor,
+        })
     }
 
     /// The `wx.requestPayment` object for the caller's order: a fresh prepay, or the valid
     /// one the order already has, re-signed.
     pub async fn pay(&self, openid: &str, id: &str) -> Result<PaymentParams, AppError> {
         let id: Uuid = id.parse().map_err(|_| AppError::OrderNotFound)?;
-        let order = self.store.order_for_owner(id, openid).await?.ok_or(AppError::OrderNotFound)?;
+        let order = self
+            .store
+            .order_for_owner(id, openid)
+            .await?
+            .ok_or(AppError::OrderNotFound)?;
         if order.status != OrderStatus::Pending {
-            return Err(AppError::OrderNotPayable(format!("the order is {}", order.status)));
+            return Err(AppError::OrderNotPayable(format!(
+                "the order is {}",
+                order.status
+            )));
         }
         let now = OffsetDateTime::now_utc();
         if order.expires_at - now < offset(MIN_PAY_WINDOW) {
-            return Err(AppError::OrderNotPayable("the order has expired or is about to".into()));
+            return Err(AppError::OrderNotPayable(
+                "the order has expired or is about to".into(),
+            ));
         }
         let reuse = match (&order.prepay_id, order.prepay_expires_at) {
             (Some(p), Some(exp)) if exp - now > offset(PREPAY_REUSE_MARGIN) => p.clone(),
@@ -251,23 +320,39 @@ impl Orders {
             })
             .await?;
         if !reused {
-            let expires = OffsetDateTime::from_unix_timestamp(answer.prepay_expires_at_unix).map_err(|e| AppError::internal("prepay expiry", e))?;
-            let updated = self.store.set_prepay(order.id, &answer.prepay_id, expires).await?;
+            let expires = OffsetDateTime::from_unix_timestamp(answer.prepay_expires_at_unix)
+                .map_err(|e| AppError::internal("prepay expiry", e))?;
+            let updated = self
+                .store
+                .set_prepay(order.id, &answer.prepay_id, expires)
+                .await?;
             let Some(updated) = updated else {
-                return Err(AppError::OrderNotPayable("the order is no longer pending".into()));
+                return Err(AppError::OrderNotPayable(
+                    "the order is no longer pending".into(),
+                ));
             };
             tracing::info!(order_id = %order.id, out_trade_no = %order.out_trade_no, "prepay created");
             self.cache.put(&updated).await;
         }
-        let p = answer.payment.ok_or_else(|| AppError::internal("prepay", "pay-gateway-svc sent no payment object"))?;
-        Ok(PaymentParams { time_stamp: p.time_stamp, nonce_str: p.nonce_str, package: p.package, sign_type: p.sign_type, pay_sign: p.pay_sign, app_id: p.app_id })
+        let p = answer.payment.ok_or_else(|| {
+            AppError::internal("prepay", "pay-gateway-svc sent no payment object")
+        })?;
+        Ok(PaymentParams {
+            time_stamp: p.time_stamp,
+            nonce_str: p.nonce_str,
+            package: p.package,
+            sign_type: p.sign_type,
+            pay_sign: p.pay_sign,
+            app_id: p.app_id,
+        })
     }
 }
 
 /// Parses a create-order body: amounts refused by name, unknown fields refused, every line
 /// a known shape with a sane quantity.
 fn parse_create(body: &[u8]) -> Result<CreateOrderBody, AppError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| AppError::InvalidJson(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::InvalidJson(format!("the body is not valid JSON: {e}")))?;
     let mut objects = vec![&value];
     if let Some(items) = value.get("items").and_then(Value::as_array) {
         objects.extend(items.iter());
@@ -279,20 +364,28 @@ fn parse_create(body: &[u8]) -> Result<CreateOrderBody, AppError> {
             return Err(AppError::AmountNotAccepted(field.clone()));
         }
     }
-    let request: CreateOrderBody = serde_json::from_value(value).map_err(|e| AppError::InvalidRequest(format!("invalid order: {e}")))?;
+    let request: CreateOrderBody = serde_json::from_value(value)
+        .map_err(|e| AppError::InvalidRequest(format!("invalid order: {e}")))?;
     if request.items.is_empty() || request.items.len() > MAX_LINES {
-        return Err(AppError::InvalidRequest(format!("an order has 1 to {MAX_LINES} items")));
+        return Err(AppError::InvalidRequest(format!(
+            "an order has 1 to {MAX_LINES} items"
+        )));
     }
     let mut seen = HashSet::new();
     for item in &request.items {
         if item.quantity == 0 || item.quantity > MAX_QUANTITY {
-            return Err(AppError::InvalidRequest(format!("quantity must be between 1 and {MAX_QUANTITY}")));
+            return Err(AppError::InvalidRequest(format!(
+                "quantity must be between 1 and {MAX_QUANTITY}"
+            )));
         }
         if item.sku.is_empty() || item.sku.len() > 32 {
             return Err(AppError::UnknownSku(item.sku.chars().take(32).collect()));
         }
         if !seen.insert(item.sku.as_str()) {
-            return Err(AppError::InvalidRequest(format!("sku {:?} appears twice; use its quantity", item.sku)));
+            return Err(AppError::InvalidRequest(format!(
+                "sku {:?} appears twice; use its quantity",
+                item.sku
+            )));
         }
     }
     Ok(request)
@@ -300,14 +393,22 @@ fn parse_create(body: &[u8]) -> Result<CreateOrderBody, AppError> {
 
 /// A stable hash of what a create request asks for (items sorted by sku).
 fn request_hash(request: &CreateOrderBody) -> String {
-    let mut lines: Vec<(&str, u32)> = request.items.iter().map(|i| (i.sku.as_str(), i.quantity)).collect();
+    let mut lines: Vec<(&str, u32)> = request
+        .items
+        .iter()
+        .map(|i| (i.sku.as_str(), i.quantity))
+        .collect();
     lines.sort_unstable();
     let canonical: String = lines.iter().map(|(sku, q)| format!("{sku}x{q};")).collect();
     hex::encode(Sha256::digest(canonical.as_bytes()))
 }
 
 fn encode_cursor(order: &Order) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}:{}", order.created_at.unix_timestamp_nanos(), order.id))
+    URL_SAFE_NO_PAD.encode(format!(
+        "{}:{}",
+        order.created_at.unix_timestamp_nanos(),
+        order.id
+    ))
 }
 
 fn decode_cursor(cursor: &str) -> Result<(OffsetDateTime, Uuid), AppError> {
@@ -329,23 +430,50 @@ mod tests {
         assert!(parse_create(br#"{"items":[{"sku":"TEA","quantity":2}]}"#).is_ok());
         let code = |b: &[u8]| parse_create(b).err().map(|e| e.code());
         assert_eq!(code(b"{not json"), Some("invalid_json"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":1}],"amount_fen":1}"#), Some("amount_not_accepted"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":1,"price_fen":1}]}"#), Some("amount_not_accepted"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":0}]}"#), Some("invalid_request"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":100}]}"#), Some("invalid_request"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":-1}]}"#), Some("invalid_request"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":1e30}]}"#), Some("invalid_request"));
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":1}],"amount_fen":1}"#),
+            Some("amount_not_accepted")
+        );
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":1,"price_fen":1}]}"#),
+            Some("amount_not_accepted")
+        );
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":0}]}"#),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":100}]}"#),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":-1}]}"#),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":1e30}]}"#),
+            Some("invalid_request")
+        );
         assert_eq!(code(br#"{"items":[]}"#), Some("invalid_request"));
-        assert_eq!(code(br#"{"items":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}"#), Some("invalid_request"));
-        assert_eq!(code(br#"{"items":[{"sku":"TEA","quantity":1,"note":"x"}]}"#), Some("invalid_request"));
+        assert_eq!(
+            code(br#"{"items":[{"sku":"A","quantity":1},{"sku":"A","quantity":1}]}"#),
+            Some("invalid_request")
+        );
+        assert_eq!(
+            code(br#"{"items":[{"sku":"TEA","quantity":1,"note":"x"}]}"#),
+            Some("invalid_request")
+        );
         assert_eq!(code(br#"[]"#), Some("invalid_request"));
     }
 
     #[test]
     fn request_hash_ignores_line_order() {
-        let a = parse_create(br#"{"items":[{"sku":"A","quantity":1},{"sku":"B","quantity":2}]}"#).unwrap();
-        let b = parse_create(br#"{"items":[{"sku":"B","quantity":2},{"sku":"A","quantity":1}]}"#).unwrap();
-        let c = parse_create(br#"{"items":[{"sku":"B","quantity":3},{"sku":"A","quantity":1}]}"#).unwrap();
+        let a = parse_create(br#"{"items":[{"sku":"A","quantity":1},{"sku":"B","quantity":2}]}"#)
+            .unwrap();
+        let b = parse_create(br#"{"items":[{"sku":"B","quantity":2},{"sku":"A","quantity":1}]}"#)
+            .unwrap();
+        let c = parse_create(br#"{"items":[{"sku":"B","quantity":3},{"sku":"A","quantity":1}]}"#)
+            .unwrap();
         assert_eq!(request_hash(&a), request_hash(&b));
         assert_ne!(request_hash(&a), request_hash(&c));
     }

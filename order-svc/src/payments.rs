@@ -30,24 +30,44 @@ impl Payments {
             .timeout(timeout)
             .connect_lazy();
         let interceptor: Interceptor = inject_trace_id;
-        Ok(Payments { client: PayGatewayClient::with_interceptor(channel, interceptor) })
+        Ok(Payments {
+            client: PayGatewayClient::with_interceptor(channel, interceptor),
+        })
     }
 
     /// jscode2session through the gateway.
     pub async fn code2session(&self, js_code: &str) -> Result<pb::Code2SessionResponse, AppError> {
-        let request = pb::Code2SessionRequest { js_code: js_code.to_owned() };
-        self.client.clone().code2_session(request).await.map(tonic::Response::into_inner).map_err(from_status)
+        let request = pb::Code2SessionRequest {
+            js_code: js_code.to_owned(),
+        };
+        self.client
+            .clone()
+            .code2_session(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(from_status)
     }
 
     /// CreatePrepay through the gateway.
-    pub async fn create_prepay(&self, request: pb::CreatePrepayRequest) -> Result<pb::CreatePrepayResponse, AppError> {
-        self.client.clone().create_prepay(request).await.map(tonic::Response::into_inner).map_err(from_status)
+    pub async fn create_prepay(
+        &self,
+        request: pb::CreatePrepayRequest,
+    ) -> Result<pb::CreatePrepayResponse, AppError> {
+        self.client
+            .clone()
+            .create_prepay(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(from_status)
     }
 }
 
 /// The single mapping from pay-gateway-svc's statuses to order-svc's errors.
 fn from_status(status: Status) -> AppError {
-    let reason = status.get_details_error_info().map(|i| i.reason).unwrap_or_default();
+    let reason = status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default();
     match (status.code(), reason.as_str()) {
         (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => {
             tracing::warn!(code = ?status.code(), reason, message = status.message(), "pay-gateway-svc unavailable");
@@ -57,10 +77,12 @@ fn from_status(status: Status) -> AppError {
             AppError::LoginFailed(status.message().to_owned())
         }
         (Code::ResourceExhausted, _) => AppError::RateLimited(status.message().to_owned()),
-        (Code::FailedPrecondition, "ORDER_PAID") => {
-            AppError::OrderNotPayable("WeChat says this order is already paid; its status will update shortly".into())
+        (Code::FailedPrecondition, "ORDER_PAID") => AppError::OrderNotPayable(
+            "WeChat says this order is already paid; its status will update shortly".into(),
+        ),
+        (Code::FailedPrecondition, "ORDER_CLOSED") => {
+            AppError::OrderNotPayable("the order is closed at WeChat".into())
         }
-        (Code::FailedPrecondition, "ORDER_CLOSED") => AppError::OrderNotPayable("the order is closed at WeChat".into()),
         (code, reason) => {
             tracing::error!(code = ?code, reason, message = status.message(), "pay-gateway-svc refused the call");
             AppError::PaymentRefused

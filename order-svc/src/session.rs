@@ -55,7 +55,11 @@ impl Sessions {
 
     /// A token for `openid`, valid until `expires_at_unix`.
     pub fn issue(&self, openid: &str, expires_at_unix: i64) -> String {
-        let claims = serde_json::to_vec(&Claims { sub: openid.to_owned(), exp: expires_at_unix }).unwrap_or_default();
+        let claims = serde_json::to_vec(&Claims {
+            sub: openid.to_owned(),
+            exp: expires_at_unix,
+        })
+        .unwrap_or_default();
         let payload = URL_SAFE_NO_PAD.encode(claims);
         let signed = format!("v1.{payload}");
         let signature = URL_SAFE_NO_PAD.encode(self.mac(signed.as_bytes()));
@@ -69,9 +73,14 @@ impl Sessions {
         }
         let (signed, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
         let payload = signed.strip_prefix("v1.").ok_or(TokenError::Invalid)?;
-        let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| TokenError::Invalid)?;
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| TokenError::Invalid)?;
         let expected = self.mac(signed.as_bytes());
-        if expected.is_empty() || signature.len() != expected.len() || !bool::from(signature.ct_eq(&expected)) {
+        if expected.is_empty()
+            || signature.len() != expected.len()
+            || !bool::from(signature.ct_eq(&expected))
+        {
             return Err(TokenError::Invalid);
         }
         let claims: Claims = URL_SAFE_NO_PAD
@@ -91,7 +100,9 @@ mod tests {
     use super::*;
 
     fn sessions() -> Sessions {
-        Sessions::new(SecretString::from("0123456789abcdef0123456789abcdef".to_owned()))
+        Sessions::new(SecretString::from(
+            "0123456789abcdef0123456789abcdef".to_owned(),
+        ))
     }
 
     #[test]
@@ -100,7 +111,9 @@ mod tests {
         let token = s.issue("oUser", 1_000);
         assert_eq!(s.verify(&token, 999), Ok("oUser".to_owned()));
         assert_eq!(s.verify(&token, 1_000), Err(TokenError::Expired));
-        let other = Sessions::new(SecretString::from("ffffffffffffffffffffffffffffffff".to_owned()));
+        let other = Sessions::new(SecretString::from(
+            "ffffffffffffffffffffffffffffffff".to_owned(),
+        ));
         assert_eq!(other.verify(&token, 0), Err(TokenError::Invalid));
         let forged = token.replacen("v1.", "v1.e", 1);
         assert_eq!(s.verify(&forged, 0), Err(TokenError::Invalid));

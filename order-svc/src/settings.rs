@@ -44,22 +44,33 @@ impl Settings {
     pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
         let session_secret: String = env.required("SESSION_SECRET")?;
         if session_secret.len() < 32 {
-            return Err(SettingsError::Invalid { name: "SESSION_SECRET".into(), reason: "must be at least 32 bytes".into() });
+            return Err(SettingsError::Invalid {
+                name: "SESSION_SECRET".into(),
+                reason: "must be at least 32 bytes".into(),
+            });
         }
         let database_url: String = env.required("DATABASE_URL")?;
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(SettingsError::Invalid { name: "DATABASE_URL".into(), reason: "must be a postgres:// URL".into() });
+            return Err(SettingsError::Invalid {
+                name: "DATABASE_URL".into(),
+                reason: "must be a postgres:// URL".into(),
+            });
         }
         let order_ttl = env.duration_or("ORDER_TTL", Duration::from_secs(15 * 60))?;
         if order_ttl < Duration::from_secs(61) {
-            return Err(SettingsError::Invalid { name: "ORDER_TTL".into(), reason: "WeChat needs at least 1 minute to pay".into() });
+            return Err(SettingsError::Invalid {
+                name: "ORDER_TTL".into(),
+                reason: "WeChat needs at least 1 minute to pay".into(),
+            });
         }
         Ok(Settings {
             http_addr: env.or("ORDER_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             grpc_addr: env.or("ORDER_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
             database_url: SecretString::from(database_url),
             database_max_connections: env.or("DATABASE_MAX_CONNECTIONS", 10u32)?.max(1),
-            redis_url: SecretString::from(env.or("REDIS_URL", "redis://127.0.0.1:6379".to_owned())?),
+            redis_url: SecretString::from(
+                env.or("REDIS_URL", "redis://127.0.0.1:6379".to_owned())?,
+            ),
             redis_key_prefix: env.or("REDIS_KEY_PREFIX", "minipay:".to_owned())?,
             status_cache_ttl: env.duration_or("STATUS_CACHE_TTL", Duration::from_secs(600))?,
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
@@ -87,19 +98,41 @@ mod tests {
     #[test]
     fn required_and_invalid_variables_are_named() {
         let err = Settings::from_source(&MapEnv::default()).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable SESSION_SECRET is required but not set");
-        let err = Settings::from_source(&MapEnv::from_pairs([("SESSION_SECRET", "x".repeat(32).as_str())])).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable DATABASE_URL is required but not set");
-        let err = Settings::from_source(&MapEnv::from_pairs([("SESSION_SECRET", "short")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable SESSION_SECRET is required but not set"
+        );
+        let err = Settings::from_source(&MapEnv::from_pairs([(
+            "SESSION_SECRET",
+            "x".repeat(32).as_str(),
+        )]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable DATABASE_URL is required but not set"
+        );
+        let err =
+            Settings::from_source(&MapEnv::from_pairs([("SESSION_SECRET", "short")])).unwrap_err();
         assert!(err.to_string().contains("SESSION_SECRET") && !err.to_string().contains("short\""));
         let secret = "s".repeat(32);
-        let ok = MapEnv::from_pairs([("SESSION_SECRET", secret.as_str()), ("DATABASE_URL", "postgres://u:pw@db/x")]);
+        let ok = MapEnv::from_pairs([
+            ("SESSION_SECRET", secret.as_str()),
+            ("DATABASE_URL", "postgres://u:pw@db/x"),
+        ]);
         let s = Settings::from_source(&ok).unwrap();
         assert_eq!(s.http_addr.port(), 8080);
         assert_eq!(s.grpc_addr.port(), 50051);
-        assert!(!format!("{s:?}").contains("pw@db"), "Debug must not show the database password");
+        assert!(
+            !format!("{s:?}").contains("pw@db"),
+            "Debug must not show the database password"
+        );
         let mut bad = ok.clone();
         bad.0.insert("ORDER_TTL".into(), "30s".into());
-        assert!(Settings::from_source(&bad).unwrap_err().to_string().contains("ORDER_TTL"));
+        assert!(
+            Settings::from_source(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("ORDER_TTL")
+        );
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
-use sqlx::Row;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wechat_pay::{Fen, OutTradeNo};
@@ -15,8 +15,7 @@ use crate::domain::{Order, OrderItem, Product};
 use crate::error::AppError;
 
 /// The columns every order query selects, in [`order_from_row`]'s order.
-const ORDER_COLUMNS: &str =
-    "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id";
+const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id";
 
 /// Connects and applies the migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
@@ -89,22 +88,35 @@ impl Store {
 
     /// The active price list.
     pub async fn products(&self) -> Result<Vec<Product>, AppError> {
-        let rows = sqlx::query("SELECT sku, name, price_fen FROM products WHERE active ORDER BY sku").fetch_all(&self.pool).await?;
+        let rows =
+            sqlx::query("SELECT sku, name, price_fen FROM products WHERE active ORDER BY sku")
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter()
             .map(|r| {
                 let price: i64 = r.try_get("price_fen")?;
                 Ok(Product {
                     sku: r.try_get("sku")?,
                     name: r.try_get("name")?,
-                    price_fen: Fen::from_i64(price).map_err(|_| AppError::internal("products", "negative price"))?,
+                    price_fen: Fen::from_i64(price)
+                        .map_err(|_| AppError::internal("products", "negative price"))?,
                 })
             })
             .collect()
     }
 
     /// The active products among `skus`.
-    pub async fn products_by_sku(&self, skus: &[String]) -> Result<HashMap<String, Product>, AppError> {
-        Ok(self.products().await?.into_iter().filter(|p| skus.contains(&p.sku)).map(|p| (p.sku.clone(), p)).collect())
+    pub async fn products_by_sku(
+        &self,
+        skus: &[String],
+    ) -> Result<HashMap<String, Product>, AppError> {
+        Ok(self
+            .products()
+            .await?
+            .into_iter()
+            .filter(|p| skus.contains(&p.sku))
+            .map(|p| (p.sku.clone(), p))
+            .collect())
     }
 
     /// Inserts an order, or finds the one created before under the same Idempotency-Key.
@@ -134,7 +146,10 @@ impl Store {
         }
         // The key exists: the same request gets the same order; another request is refused.
         let (Some(key), Some(hash)) = (key, hash) else {
-            return Err(AppError::internal("insert order", "conflict without an idempotency key"));
+            return Err(AppError::internal(
+                "insert order",
+                "conflict without an idempotency key",
+            ));
         };
         let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS}, request_hash FROM orders WHERE openid = $1 AND idempotency_key = $2"))
             .bind(&o.openid)
@@ -150,31 +165,43 @@ impl Store {
 
     /// The order `id` if it belongs to `openid` (another user's order is "not found").
     pub async fn order_for_owner(&self, id: Uuid, openid: &str) -> Result<Option<Order>, AppError> {
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND openid = $2"))
-            .bind(id)
-            .bind(openid)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND openid = $2"
+        ))
+        .bind(id)
+        .bind(openid)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(order_from_row).transpose()
     }
 
     /// The order `id`, whoever owns it (internal callers).
     pub async fn order(&self, id: Uuid) -> Result<Option<Order>, AppError> {
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1")).bind(id).fetch_optional(&self.pool).await?;
-        row.as_ref().map(order_from_row).transpose()
-    }
-
-    /// The order numbered `out_trade_no`.
-    pub async fn order_by_number(&self, out_trade_no: &str) -> Result<Option<Order>, AppError> {
-        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE out_trade_no = $1"))
-            .bind(out_trade_no)
+        let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1"))
+            .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(order_from_row).transpose()
     }
 
+    /// The order numbered `out_trade_no`.
+    pub async fn order_by_number(&self, out_trade_no: &str) -> Result<Option<Order>, AppError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE out_trade_no = $1"
+        ))
+        .bind(out_trade_no)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(order_from_row).transpose()
+    }
+
     /// A page of orders, newest first, of `openid` (or everyone's), after `cursor`.
-    pub async fn list(&self, openid: Option<&str>, limit: u32, cursor: Option<(OffsetDateTime, Uuid)>) -> Result<Vec<Order>, AppError> {
+    pub async fn list(
+        &self,
+        openid: Option<&str>,
+        limit: u32,
+        cursor: Option<(OffsetDateTime, Uuid)>,
+    ) -> Result<Vec<Order>, AppError> {
         let (after_time, after_id) = cursor.unzip();
         let rows = sqlx::query(&format!(
             "SELECT {ORDER_COLUMNS} FROM orders
@@ -194,7 +221,12 @@ impl Store {
 
     /// Records a prepay session on a still-PENDING order; `None` when the order left
     /// PENDING meanwhile.
-    pub async fn set_prepay(&self, id: Uuid, prepay_id: &str, expires_at: OffsetDateTime) -> Result<Option<Order>, AppError> {
+    pub async fn set_prepay(
+        &self,
+        id: Uuid,
+        prepay_id: &str,
+        expires_at: OffsetDateTime,
+    ) -> Result<Option<Order>, AppError> {
         let row = sqlx::query(&format!(
             "UPDATE orders SET prepay_id = $2, prepay_expires_at = $3, prepaid_at = COALESCE(prepaid_at, now()), updated_at = now()
              WHERE id = $1 AND status = 'PENDING'
@@ -210,6 +242,10 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), String> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(|e| format!("PostgreSQL: {e}"))
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("PostgreSQL: {e}"))
     }
 }

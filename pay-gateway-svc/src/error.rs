@@ -36,14 +36,17 @@ pub enum GatewayError {
 }
 
 fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
-    let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+    let details =
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
     Status::with_error_details(code, message, details)
 }
 
 impl From<GatewayError> for Status {
     fn from(error: GatewayError) -> Self {
         match error {
-            GatewayError::InvalidArgument(message) => status(Code::InvalidArgument, "INVALID_ARGUMENT", message),
+            GatewayError::InvalidArgument(message) => {
+                status(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+            }
             GatewayError::WeChat { endpoint, source } => wechat_status(endpoint, source),
             GatewayError::Login(source) => login_status(source),
         }
@@ -59,7 +62,10 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
                 ErrCode::OrderPaid => (Code::FailedPrecondition, "the order is already paid"),
                 ErrCode::OrderClosed => (Code::FailedPrecondition, "the order is closed at WeChat"),
                 ErrCode::NotEnough => (Code::FailedPrecondition, "insufficient balance"),
-                ErrCode::OutTradeNoUsed => (Code::AlreadyExists, "out_trade_no already used with other parameters"),
+                ErrCode::OutTradeNoUsed => (
+                    Code::AlreadyExists,
+                    "out_trade_no already used with other parameters",
+                ),
                 ErrCode::OrderNotExist => (Code::NotFound, "WeChat has no such order"),
                 ErrCode::InvalidRequest | ErrCode::ParamError | ErrCode::LackParams => {
                     (Code::InvalidArgument, "WeChat refused a parameter")
@@ -78,30 +84,74 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
                 ErrCode::OrderNotExist => "ORDER_NOT_EXIST".to_owned(),
                 _ => reason,
             };
-            let message = if description.is_empty() { message.to_owned() } else { format!("{message}: {description}") };
+            let message = if description.is_empty() {
+                message.to_owned()
+            } else {
+                format!("{message}: {description}")
+            };
             status(grpc, &reason, message)
         }
-        E::Transport(TransportError::Timeout(_)) => status(Code::Unavailable, "WECHAT_TIMEOUT", "WeChat Pay did not answer in time"),
-        E::Transport(_) => status(Code::Unavailable, "WECHAT_UNAVAILABLE", "WeChat Pay is unreachable"),
-        E::HttpStatus { status: s } if *s >= 500 => status(Code::Unavailable, "WECHAT_UNAVAILABLE", "WeChat Pay answered a server error"),
-        E::InvalidRequest(message) => status(Code::InvalidArgument, "INVALID_ARGUMENT", message.clone()),
+        E::Transport(TransportError::Timeout(_)) => status(
+            Code::Unavailable,
+            "WECHAT_TIMEOUT",
+            "WeChat Pay did not answer in time",
+        ),
+        E::Transport(_) => status(
+            Code::Unavailable,
+            "WECHAT_UNAVAILABLE",
+            "WeChat Pay is unreachable",
+        ),
+        E::HttpStatus { status: s } if *s >= 500 => status(
+            Code::Unavailable,
+            "WECHAT_UNAVAILABLE",
+            "WeChat Pay answered a server error",
+        ),
+        E::InvalidRequest(message) => {
+            status(Code::InvalidArgument, "INVALID_ARGUMENT", message.clone())
+        }
         _ => {
             tracing::error!(endpoint, error = %error, "WeChat Pay answer unusable");
-            status(Code::Internal, "WECHAT_PROTOCOL_ERROR", "WeChat Pay's answer could not be trusted")
+            status(
+                Code::Internal,
+                "WECHAT_PROTOCOL_ERROR",
+                "WeChat Pay's answer could not be trusted",
+            )
         }
     }
 }
 
 fn login_status(error: LoginError) -> Status {
     match &error {
-        LoginError::InvalidCode => status(Code::InvalidArgument, "INVALID_CODE", "the login code is invalid or expired"),
-        LoginError::CodeUsed => status(Code::InvalidArgument, "CODE_USED", "the login code was already used"),
-        LoginError::RateLimited => status(Code::ResourceExhausted, "RATE_LIMITED", "too many logins; try again in a minute"),
-        LoginError::HighRiskUser => status(Code::PermissionDenied, "HIGH_RISK_USER", "WeChat blocks this user's login"),
-        LoginError::Busy | LoginError::Transport(_) => status(Code::Unavailable, "WECHAT_UNAVAILABLE", "WeChat login is unavailable"),
-        LoginError::HttpStatus { status: s } if *s >= 500 => {
-            status(Code::Unavailable, "WECHAT_UNAVAILABLE", "WeChat login is unavailable")
-        }
+        LoginError::InvalidCode => status(
+            Code::InvalidArgument,
+            "INVALID_CODE",
+            "the login code is invalid or expired",
+        ),
+        LoginError::CodeUsed => status(
+            Code::InvalidArgument,
+            "CODE_USED",
+            "the login code was already used",
+        ),
+        LoginError::RateLimited => status(
+            Code::ResourceExhausted,
+            "RATE_LIMITED",
+            "too many logins; try again in a minute",
+        ),
+        LoginError::HighRiskUser => status(
+            Code::PermissionDenied,
+            "HIGH_RISK_USER",
+            "WeChat blocks this user's login",
+        ),
+        LoginError::Busy | LoginError::Transport(_) => status(
+            Code::Unavailable,
+            "WECHAT_UNAVAILABLE",
+            "WeChat login is unavailable",
+        ),
+        LoginError::HttpStatus { status: s } if *s >= 500 => status(
+            Code::Unavailable,
+            "WECHAT_UNAVAILABLE",
+            "WeChat login is unavailable",
+        ),
         _ => {
             tracing::error!(error = %error, "WeChat login failed");
             status(Code::Internal, "LOGIN_FAILED", "WeChat login failed")
@@ -114,19 +164,28 @@ mod tests {
     use super::*;
 
     fn reason(s: &Status) -> String {
-        s.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+        s.get_details_error_info()
+            .map(|i| i.reason)
+            .unwrap_or_default()
     }
 
     #[test]
     fn final_wechat_errors_map_to_precise_codes() {
         let business = |code: &str| GatewayError::WeChat {
             endpoint: "unifiedorder",
-            source: v2::Error::Business { code: ErrCode::parse(code), description: String::new() },
+            source: v2::Error::Business {
+                code: ErrCode::parse(code),
+                description: String::new(),
+            },
         };
         let cases = [
             ("ORDERPAID", Code::FailedPrecondition, "ORDER_PAID"),
             ("ORDERCLOSED", Code::FailedPrecondition, "ORDER_CLOSED"),
-            ("OUT_TRADE_NO_USED", Code::AlreadyExists, "OUT_TRADE_NO_USED"),
+            (
+                "OUT_TRADE_NO_USED",
+                Code::AlreadyExists,
+                "OUT_TRADE_NO_USED",
+            ),
             ("ORDERNOTEXIST", Code::NotFound, "ORDER_NOT_EXIST"),
             ("SYSTEMERROR", Code::Unavailable, "SYSTEMERROR"),
             ("INVALID_REQUEST", Code::InvalidArgument, "INVALID_REQUEST"),
@@ -138,6 +197,9 @@ mod tests {
             assert_eq!(reason(&s), expected_reason, "{code}");
         }
         let s = Status::from(GatewayError::Login(LoginError::CodeUsed));
-        assert_eq!((s.code(), reason(&s).as_str()), (Code::InvalidArgument, "CODE_USED"));
+        assert_eq!(
+            (s.code(), reason(&s).as_str()),
+            (Code::InvalidArgument, "CODE_USED")
+        );
     }
 }

@@ -60,7 +60,9 @@ pub struct Application {
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 impl Application {
@@ -72,7 +74,12 @@ impl Application {
         let gateway = Gateway::new(settings.wechat.clone())?;
         let grpc = bind(settings.grpc_addr).await?;
         let http = bind(settings.http_addr).await?;
-        Ok(Application { grpc, http, gateway, settings })
+        Ok(Application {
+            grpc,
+            http,
+            gateway,
+            settings,
+        })
     }
 
     /// The gRPC address actually bound.
@@ -86,7 +93,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops taking calls and finishes in-flight ones.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let stop = Shutdown::new();
         let trigger = stop.clone();
         tokio::spawn(async move {
@@ -105,10 +115,14 @@ impl Application {
             .add_service(health)
             .add_service(reflection)
             .add_service(PayGatewayServer::new(self.gateway))
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(self.grpc), stop.wait());
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
+                stop.wait(),
+            );
 
         let ready = readiness(self.settings.wechat.pay_base_url.clone());
-        let app = ops::router(ready).layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
+        let app =
+            ops::router(ready).layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
         let http = axum::serve(self.http, app).with_graceful_shutdown(stop.wait());
 
         let (grpc, http) = tokio::join!(grpc, async { http.await });
@@ -126,7 +140,12 @@ fn readiness(base: Url) -> ReadinessCheck {
         Box::pin(async move {
             let host = base.host_str().unwrap_or("localhost").to_owned();
             let port = base.port_or_known_default().unwrap_or(443);
-            match tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect((host.as_str(), port))).await {
+            match tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect((host.as_str(), port)),
+            )
+            .await
+            {
                 Ok(Ok(_)) => Ok(()),
                 _ => Err(format!("WeChat Pay at {host}:{port} is unreachable")),
             }

@@ -66,7 +66,10 @@ impl Settings {
                 env.or("WECHAT_APPID", wechat_pay_defaults::APPID.to_owned())?,
                 wechat_pay_defaults::MCH_ID.to_owned(),
                 env.or("WECHAT_API_KEY", wechat_pay_defaults::API_KEY.to_owned())?,
-                env.or("WECHAT_APP_SECRET", wechat_pay_defaults::APP_SECRET.to_owned())?,
+                env.or(
+                    "WECHAT_APP_SECRET",
+                    wechat_pay_defaults::APP_SECRET.to_owned(),
+                )?,
                 SIMULATOR_BASE_URL,
             )
         } else {
@@ -78,19 +81,35 @@ impl Settings {
                 PRODUCTION_BASE_URL,
             )
         };
-        let api_key = ApiKey::new(api_key).map_err(|e| SettingsError::Invalid { name: "WECHAT_API_KEY".into(), reason: e.to_string() })?;
+        let api_key = ApiKey::new(api_key).map_err(|e| SettingsError::Invalid {
+            name: "WECHAT_API_KEY".into(),
+            reason: e.to_string(),
+        })?;
         let pay_base_url: Url = env.or("WECHAT_PAY_BASE_URL", url(default_base))?;
-        let login_default = if simulator { pay_base_url.clone() } else { url(wechat_pay::login::PRODUCTION_LOGIN_BASE_URL) };
+        let login_default = if simulator {
+            pay_base_url.clone()
+        } else {
+            url(wechat_pay::login::PRODUCTION_LOGIN_BASE_URL)
+        };
         let sign_type = match env.get("WECHAT_SIGN_TYPE").as_deref() {
             None | Some("HMAC-SHA256") => SignType::HmacSha256,
             Some("MD5") => SignType::Md5,
             Some(_) => {
-                return Err(SettingsError::Invalid { name: "WECHAT_SIGN_TYPE".into(), reason: "expected MD5 or HMAC-SHA256".into() });
+                return Err(SettingsError::Invalid {
+                    name: "WECHAT_SIGN_TYPE".into(),
+                    reason: "expected MD5 or HMAC-SHA256".into(),
+                });
             }
         };
         Ok(Settings {
-            grpc_addr: env.or("PAY_GATEWAY_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50052)))?,
-            http_addr: env.or("PAY_GATEWAY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8082)))?,
+            grpc_addr: env.or(
+                "PAY_GATEWAY_GRPC_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], 50052)),
+            )?,
+            http_addr: env.or(
+                "PAY_GATEWAY_HTTP_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], 8082)),
+            )?,
             wechat: WeChatSettings {
                 pay_base_url,
                 login_base_url: env.or("WECHAT_LOGIN_BASE_URL", login_default)?,
@@ -99,7 +118,10 @@ impl Settings {
                 api_key,
                 app_secret: SecretString::from(app_secret),
                 sign_type,
-                notify_url: env.or("WECHAT_NOTIFY_URL", "http://127.0.0.1:8081/wechat/pay/notify".to_owned())?,
+                notify_url: env.or(
+                    "WECHAT_NOTIFY_URL",
+                    "http://127.0.0.1:8081/wechat/pay/notify".to_owned(),
+                )?,
                 timeout: env.duration_or("WECHAT_TIMEOUT", Duration::from_secs(5))?,
                 retry_attempts: env.or("WECHAT_RETRY_ATTEMPTS", 3u32)?.max(1),
                 retry_deadline: env.duration_or("WECHAT_RETRY_DEADLINE", Duration::from_secs(8))?,
@@ -145,8 +167,12 @@ mod tests {
 
     #[test]
     fn a_configured_merchant_needs_all_its_credentials() {
-        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")])).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable WECHAT_APPID is required but not set");
+        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable WECHAT_APPID is required but not set"
+        );
         let err = Settings::from_source(&MapEnv::from_pairs([
             ("WECHAT_MCH_ID", "1900000109"),
             ("WECHAT_APPID", "wx1"),
@@ -154,7 +180,10 @@ mod tests {
             ("WECHAT_APP_SECRET", "s"),
         ]))
         .unwrap_err();
-        assert!(err.to_string().contains("WECHAT_API_KEY") && !err.to_string().contains("short-and-secret"));
+        assert!(
+            err.to_string().contains("WECHAT_API_KEY")
+                && !err.to_string().contains("short-and-secret")
+        );
         let ok = Settings::from_source(&MapEnv::from_pairs([
             ("WECHAT_MCH_ID", "1900000109"),
             ("WECHAT_APPID", "wx1"),
@@ -162,15 +191,24 @@ mod tests {
             ("WECHAT_APP_SECRET", "s"),
         ]))
         .unwrap();
-        assert_eq!(ok.wechat.pay_base_url.as_str(), "https://api.mch.weixin.qq.com/");
-        assert!(!format!("{ok:?}").contains("0123456789abcdef0123456789abcdef"), "Debug must not show the key");
+        assert_eq!(
+            ok.wechat.pay_base_url.as_str(),
+            "https://api.mch.weixin.qq.com/"
+        );
+        assert!(
+            !format!("{ok:?}").contains("0123456789abcdef0123456789abcdef"),
+            "Debug must not show the key"
+        );
     }
 
     #[test]
     fn bad_values_name_their_variable() {
-        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_SIGN_TYPE", "SHA1")])).unwrap_err();
+        let err =
+            Settings::from_source(&MapEnv::from_pairs([("WECHAT_SIGN_TYPE", "SHA1")])).unwrap_err();
         assert!(err.to_string().contains("WECHAT_SIGN_TYPE"));
-        let err = Settings::from_source(&MapEnv::from_pairs([("PAY_GATEWAY_GRPC_ADDR", "nowhere")])).unwrap_err();
+        let err =
+            Settings::from_source(&MapEnv::from_pairs([("PAY_GATEWAY_GRPC_ADDR", "nowhere")]))
+                .unwrap_err();
         assert!(err.to_string().contains("PAY_GATEWAY_GRPC_ADDR"));
     }
 }

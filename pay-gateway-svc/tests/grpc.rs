@@ -19,9 +19,13 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
-    let sim = wechatpay_sim::spawn(SimConfig { listen: "127.0.0.1:0".parse().unwrap(), time_scale: 0.001, ..SimConfig::default() })
-        .await
-        .unwrap();
+    let sim = wechatpay_sim::spawn(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale: 0.001,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
     let base = sim.base_url();
     let env = MapEnv::from_pairs([
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
@@ -29,19 +33,33 @@ async fn stack() -> Stack {
         ("WECHAT_PAY_BASE_URL", base.as_str()),
         ("WECHAT_NOTIFY_URL", "http://127.0.0.1:9/wechat/pay/notify"),
     ]);
-    let app = Application::build(Settings::from_source(&env).unwrap()).await.unwrap();
+    let app = Application::build(Settings::from_source(&env).unwrap())
+        .await
+        .unwrap();
     let (grpc, http) = (app.grpc_addr(), app.http_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = PayGatewayClient::connect(format!("http://{grpc}")).await.unwrap();
+    let client = PayGatewayClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
     Stack { sim, client, http }
 }
 
 fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
 }
 
 async fn login(client: &mut PayGatewayClient<Channel>, name: &str) -> String {
-    client.code2_session(pb::Code2SessionRequest { js_code: format!("test-{name}") }).await.unwrap().into_inner().openid
+    client
+        .code2_session(pb::Code2SessionRequest {
+            js_code: format!("test-{name}"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .openid
 }
 
 fn prepay_request(n: &str, openid: &str, amount: i64) -> pb::CreatePrepayRequest {
@@ -57,13 +75,30 @@ fn prepay_request(n: &str, openid: &str, amount: i64) -> pb::CreatePrepayRequest
 
 #[tokio::test]
 async fn login_prepay_query_close() {
-    let Stack { sim, mut client, .. } = stack().await;
+    let Stack {
+        sim, mut client, ..
+    } = stack().await;
     let openid = login(&mut client, "alice").await;
-    assert_eq!(openid, wechatpay_sim::openid_for(wechatpay_sim::DEFAULT_APPID, "alice"));
-    let used = client.code2_session(pb::Code2SessionRequest { js_code: "test-alice".into() }).await.unwrap_err();
-    assert_eq!((used.code(), reason(&used).as_str()), (Code::InvalidArgument, "CODE_USED"));
+    assert_eq!(
+        openid,
+        wechatpay_sim::openid_for(wechatpay_sim::DEFAULT_APPID, "alice")
+    );
+    let used = client
+        .code2_session(pb::Code2SessionRequest {
+            js_code: "test-alice".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (used.code(), reason(&used).as_str()),
+        (Code::InvalidArgument, "CODE_USED")
+    );
 
-    let prepay = client.create_prepay(prepay_request("GW0000000001", &openid, 1999)).await.unwrap().into_inner();
+    let prepay = client
+        .create_prepay(prepay_request("GW0000000001", &openid, 1999))
+        .await
+        .unwrap()
+        .into_inner();
     let p = prepay.payment.unwrap();
     let payment = RequestPayment {
         app_id: p.app_id,
@@ -83,56 +118,158 @@ async fn login_prepay_query_close() {
     let again = client.create_prepay(reuse).await.unwrap().into_inner();
     assert_eq!(again.prepay_id, prepay.prepay_id);
 
-    let q = client.query_payment(pb::QueryPaymentRequest { out_trade_no: "GW0000000001".into() }).await.unwrap().into_inner();
+    let q = client
+        .query_payment(pb::QueryPaymentRequest {
+            out_trade_no: "GW0000000001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(q.state(), pb::TradeState::Notpay);
-    sim.sim().pay(&sim.sim().find("GW0000000001", None).unwrap(), wechatpay_sim::PayResult::Success).unwrap();
-    let q = client.query_payment(pb::QueryPaymentRequest { out_trade_no: "GW0000000001".into() }).await.unwrap().into_inner();
+    sim.sim()
+        .pay(
+            &sim.sim().find("GW0000000001", None).unwrap(),
+            wechatpay_sim::PayResult::Success,
+        )
+        .unwrap();
+    let q = client
+        .query_payment(pb::QueryPaymentRequest {
+            out_trade_no: "GW0000000001".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(q.state(), pb::TradeState::Success);
     assert_eq!(q.amount_fen, 1999);
     assert_eq!(q.transaction_id.len(), 28);
 
-    let paid = client.close_payment(pb::ClosePaymentRequest { out_trade_no: "GW0000000001".into() }).await.unwrap_err();
-    assert_eq!((paid.code(), reason(&paid).as_str()), (Code::FailedPrecondition, "ORDER_PAID"));
-    let again = client.create_prepay(prepay_request("GW0000000001", &openid, 1999)).await.unwrap_err();
+    let paid = client
+        .close_payment(pb::ClosePaymentRequest {
+            out_trade_no: "GW0000000001".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (paid.code(), reason(&paid).as_str()),
+        (Code::FailedPrecondition, "ORDER_PAID")
+    );
+    let again = client
+        .create_prepay(prepay_request("GW0000000001", &openid, 1999))
+        .await
+        .unwrap_err();
     assert_eq!(reason(&again), "ORDER_PAID");
 
-    client.create_prepay(prepay_request("GW0000000002", &openid, 5)).await.unwrap();
-    let closed = client.close_payment(pb::ClosePaymentRequest { out_trade_no: "GW0000000002".into() }).await.unwrap().into_inner();
+    client
+        .create_prepay(prepay_request("GW0000000002", &openid, 5))
+        .await
+        .unwrap();
+    let closed = client
+        .close_payment(pb::ClosePaymentRequest {
+            out_trade_no: "GW0000000002".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!closed.already_closed);
-    let closed = client.close_payment(pb::ClosePaymentRequest { out_trade_no: "GW0000000002".into() }).await.unwrap().into_inner();
+    let closed = client
+        .close_payment(pb::ClosePaymentRequest {
+            out_trade_no: "GW0000000002".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert!(closed.already_closed);
-    let changed = client.create_prepay(prepay_request("GW0000000003", &openid, 5)).await;
+    let changed = client
+        .create_prepay(prepay_request("GW0000000003", &openid, 5))
+        .await;
     assert!(changed.is_ok());
-    let changed = client.create_prepay(prepay_request("GW0000000003", &openid, 6)).await.unwrap_err();
-    assert_eq!((changed.code(), reason(&changed).as_str()), (Code::AlreadyExists, "OUT_TRADE_NO_USED"));
+    let changed = client
+        .create_prepay(prepay_request("GW0000000003", &openid, 6))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (changed.code(), reason(&changed).as_str()),
+        (Code::AlreadyExists, "OUT_TRADE_NO_USED")
+    );
 }
 
 #[tokio::test]
 async fn systemerror_twice_then_success_still_yields_a_prepay() {
-    let Stack { sim, mut client, .. } = stack().await;
+    let Stack {
+        sim, mut client, ..
+    } = stack().await;
     let openid = login(&mut client, "bob").await;
-    sim.sim().set_faults(wechatpay_sim::Faults { system_error_next: 2, ..Default::default() }).unwrap();
-    let prepay = client.create_prepay(prepay_request("GW0000000010", &openid, 100)).await.unwrap().into_inner();
+    sim.sim()
+        .set_faults(wechatpay_sim::Faults {
+            system_error_next: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    let prepay = client
+        .create_prepay(prepay_request("GW0000000010", &openid, 100))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!prepay.prepay_id.is_empty());
-    sim.sim().set_faults(wechatpay_sim::Faults { system_error_rate: 1.0, ..Default::default() }).unwrap();
-    let busy = client.query_payment(pb::QueryPaymentRequest { out_trade_no: "GW0000000010".into() }).await.unwrap_err();
-    assert_eq!((busy.code(), reason(&busy).as_str()), (Code::Unavailable, "SYSTEMERROR"));
+    sim.sim()
+        .set_faults(wechatpay_sim::Faults {
+            system_error_rate: 1.0,
+            ..Default::default()
+        })
+        .unwrap();
+    let busy = client
+        .query_payment(pb::QueryPaymentRequest {
+            out_trade_no: "GW0000000010".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (busy.code(), reason(&busy).as_str()),
+        (Code::Unavailable, "SYSTEMERROR")
+    );
 }
 
 #[tokio::test]
 async fn invalid_requests_are_refused_before_wechat() {
-    let Stack { mut client, sim: _sim, .. } = stack().await;
-    for (n, amount, openid) in [("bad no", 1, "o1"), ("GW0000000020", 0, "o1"), ("GW0000000021", -5, "o1"), ("GW0000000022", 1, "")] {
-        let err = client.create_prepay(prepay_request(n, openid, amount)).await.unwrap_err();
-        assert_eq!((err.code(), reason(&err).as_str()), (Code::InvalidArgument, "INVALID_ARGUMENT"), "{n} {amount} {openid:?}");
+    let Stack {
+        mut client,
+        sim: _sim,
+        ..
+    } = stack().await;
+    for (n, amount, openid) in [
+        ("bad no", 1, "o1"),
+        ("GW0000000020", 0, "o1"),
+        ("GW0000000021", -5, "o1"),
+        ("GW0000000022", 1, ""),
+    ] {
+        let err = client
+            .create_prepay(prepay_request(n, openid, amount))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.code(), reason(&err).as_str()),
+            (Code::InvalidArgument, "INVALID_ARGUMENT"),
+            "{n} {amount} {openid:?}"
+        );
     }
-    let stranger = client.create_prepay(prepay_request("GW0000000023", "oNotIssuedByTheSimulator0000", 1)).await.unwrap_err();
+    let stranger = client
+        .create_prepay(prepay_request(
+            "GW0000000023",
+            "oNotIssuedByTheSimulator0000",
+            1,
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(stranger.code(), Code::InvalidArgument);
 }
 
 #[tokio::test]
 async fn health_readiness_metrics_and_grpc_health() {
-    let Stack { client: _c, http, sim } = stack().await;
+    let Stack {
+        client: _c,
+        http,
+        sim,
+    } = stack().await;
     let get = |path: &str| reqwest::get(format!("http://{http}{path}"));
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
@@ -149,15 +286,31 @@ async fn readiness_fails_when_wechat_is_unreachable() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    let env = MapEnv::from_pairs([("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"), ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"), ("WECHAT_PAY_BASE_URL", dead.as_str())]);
-    let app = Application::build(Settings::from_source(&env).unwrap()).await.unwrap();
+    let env = MapEnv::from_pairs([
+        ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
+        ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
+        ("WECHAT_PAY_BASE_URL", dead.as_str()),
+    ]);
+    let app = Application::build(Settings::from_source(&env).unwrap())
+        .await
+        .unwrap();
     let (http, grpc) = (app.http_addr(), app.grpc_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
     let ready = reqwest::get(format!("http://{http}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = serde_json::from_slice(&ready.bytes().await.unwrap()).unwrap();
     assert!(body["reason"].as_str().unwrap().contains("unreachable"));
-    let mut client = PayGatewayClient::connect(format!("http://{grpc}")).await.unwrap();
-    let err = client.query_payment(pb::QueryPaymentRequest { out_trade_no: "GW0000000030".into() }).await.unwrap_err();
-    assert_eq!((err.code(), reason(&err).as_str()), (Code::Unavailable, "WECHAT_UNAVAILABLE"));
+    let mut client = PayGatewayClient::connect(format!("http://{grpc}"))
+        .await
+        .unwrap();
+    let err = client
+        .query_payment(pb::QueryPaymentRequest {
+            out_trade_no: "GW0000000030".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err).as_str()),
+        (Code::Unavailable, "WECHAT_UNAVAILABLE")
+    );
 }

@@ -28,7 +28,8 @@ pub mod paygateway {
 }
 
 /// The encoded `FileDescriptorSet` of every Minipay proto, for gRPC reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/minipay_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/minipay_descriptor.bin"));
 
 #[cfg(test)]
 mod tests {
@@ -39,7 +40,11 @@ mod tests {
 
     #[test]
     fn events_round_trip_and_descriptor_set_is_present() {
-        let e = PaymentSucceeded { out_trade_no: "MP1".into(), amount_fen: 1999, ..Default::default() };
+        let e = PaymentSucceeded {
+            out_trade_no: "MP1".into(),
+            amount_fen: 1999,
+            ..Default::default()
+        };
         let bytes = e.encode_to_vec();
         assert_eq!(PaymentSucceeded::decode(bytes.as_slice()).ok(), Some(e));
         assert!(FILE_DESCRIPTOR_SET.len() > 100);

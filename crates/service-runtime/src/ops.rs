@@ -18,17 +18,24 @@ pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>>
 /// The three routes, with `ready` deciding `/readyz`.
 pub fn router(ready: ReadinessCheck) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({ "status": "ok" })) }),
+        )
         .route(
             "/readyz",
             get(move || {
                 let ready = Arc::clone(&ready);
                 async move {
                     match ready().await {
-                        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" }))).into_response(),
+                        Ok(()) => (StatusCode::OK, axum::Json(json!({ "status": "ready" })))
+                            .into_response(),
                         Err(reason) => {
                             tracing::warn!(%reason, "not ready");
-                            (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "not_ready", "reason": reason })))
+                            (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                axum::Json(json!({ "status": "not_ready", "reason": reason })),
+                            )
                                 .into_response()
                         }
                     }
@@ -39,5 +46,9 @@ pub fn router(ready: ReadinessCheck) -> Router {
 }
 
 async fn metrics() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_handle().render(),
+    )
+        .into_response()
 }

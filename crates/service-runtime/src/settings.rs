@@ -36,7 +36,9 @@ pub trait Source {
         T::Err: Display,
         Self: Sized,
     {
-        let raw = self.get(name).ok_or_else(|| SettingsError::Missing { name: name.to_owned() })?;
+        let raw = self.get(name).ok_or_else(|| SettingsError::Missing {
+            name: name.to_owned(),
+        })?;
         parse(name, &raw)
     }
 
@@ -77,7 +79,12 @@ fn parse<T: FromStr>(name: &str, raw: &str) -> Result<T, SettingsError>
 where
     T::Err: Display,
 {
-    raw.trim().parse().map_err(|e: T::Err| SettingsError::Invalid { name: name.to_owned(), reason: e.to_string() })
+    raw.trim()
+        .parse()
+        .map_err(|e: T::Err| SettingsError::Invalid {
+            name: name.to_owned(),
+            reason: e.to_string(),
+        })
 }
 
 /// Parses `500ms`, `15s`, `15m`, `2h`, or a bare number of seconds.
@@ -112,7 +119,12 @@ pub struct MapEnv(pub HashMap<String, String>);
 impl MapEnv {
     /// From pairs.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        MapEnv(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        MapEnv(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -132,13 +144,29 @@ mod tests {
     fn errors_name_the_variable_and_not_the_value() {
         let env = MapEnv::from_pairs([("PORT", "eighty"), ("TTL", "5x"), ("SECRET", "hunter2")]);
         let missing = env.required::<String>("DATABASE_URL").unwrap_err();
-        assert_eq!(missing.to_string(), "environment variable DATABASE_URL is required but not set");
+        assert_eq!(
+            missing.to_string(),
+            "environment variable DATABASE_URL is required but not set"
+        );
         let invalid = env.required::<SocketAddr>("PORT").unwrap_err();
-        assert!(invalid.to_string().starts_with("environment variable PORT is invalid"), "{invalid}");
+        assert!(
+            invalid
+                .to_string()
+                .starts_with("environment variable PORT is invalid"),
+            "{invalid}"
+        );
         assert!(!invalid.to_string().contains("eighty"));
-        assert!(env.duration_or("TTL", Duration::ZERO).unwrap_err().to_string().contains("TTL"));
+        assert!(
+            env.duration_or("TTL", Duration::ZERO)
+                .unwrap_err()
+                .to_string()
+                .contains("TTL")
+        );
         assert_eq!(env.or("ABSENT", 7u16), Ok(7));
-        assert_eq!(env.duration_or("ABSENT", Duration::from_secs(3)), Ok(Duration::from_secs(3)));
+        assert_eq!(
+            env.duration_or("ABSENT", Duration::from_secs(3)),
+            Ok(Duration::from_secs(3))
+        );
     }
 
     #[test]

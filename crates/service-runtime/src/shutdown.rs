@@ -34,7 +34,9 @@ pub struct Shutdown {
 
 impl Default for Shutdown {
     fn default() -> Self {
-        Shutdown { tx: watch::channel(false).0 }
+        Shutdown {
+            tx: watch::channel(false).0,
+        }
     }
 }
 

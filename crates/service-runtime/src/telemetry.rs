@@ -26,7 +26,8 @@ tokio::task_local! {
 /// Sets up JSON logs for `service` (filter from `RUST_LOG`, default `info`). Safe to call
 /// more than once (later calls do nothing), so tests may call it freely.
 pub fn init_logs(service: &'static str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let installed = tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
@@ -66,7 +67,9 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let builder = PrometheusBuilder::new();
         let builder = builder
-            .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -79,7 +82,11 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 
 /// axum middleware: trace id, span, access log line, request metrics by route and outcome.
 /// Use with `axum::middleware::from_fn_with_state(service_name, http_layer)`.
-pub async fn http_layer(State(service): State<&'static str>, request: Request, next: Next) -> Response {
+pub async fn http_layer(
+    State(service): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
     let _ = metrics_handle();
     let trace_id = request
         .headers()
@@ -87,15 +94,26 @@ pub async fn http_layer(State(service): State<&'static str>, request: Request, n
         .and_then(|v| v.to_str().ok())
         .filter(|v| valid_trace_id(v))
         .map_or_else(new_trace_id, str::to_owned);
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
     let method = request.method().as_str().to_owned();
     let span = tracing::info_span!("http", service, trace_id = %trace_id, method = %method, route = %route);
     let started = Instant::now();
-    let mut response = with_trace_id(trace_id.clone(), next.run(request)).instrument(span.clone()).await;
+    let mut response = with_trace_id(trace_id.clone(), next.run(request))
+        .instrument(span.clone())
+        .await;
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     let outcome = outcome_of(status);
-    let labels = [("service", service.to_owned()), ("route", route), ("method", method), ("outcome", outcome.to_owned())];
+    let labels = [
+        ("service", service.to_owned()),
+        ("route", route),
+        ("method", method),
+        ("outcome", outcome.to_owned()),
+    ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
     span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
@@ -144,15 +162,23 @@ where
         Err(status) => status.code(),
     };
     let elapsed = started.elapsed().as_secs_f64();
-    let labels = [("service", service.to_owned()), ("method", method.to_owned()), ("code", format!("{code:?}"))];
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method.to_owned()),
+        ("code", format!("{code:?}")),
+    ];
     metrics::counter!("grpc_requests_total", &labels).increment(1);
     metrics::histogram!("grpc_request_duration_seconds", &labels).record(elapsed);
-    span.in_scope(|| tracing::info!(code = ?code, elapsed_ms = elapsed * 1000.0, "grpc call finished"));
+    span.in_scope(
+        || tracing::info!(code = ?code, elapsed_ms = elapsed * 1000.0, "grpc call finished"),
+    );
     result
 }
 
 /// gRPC client interceptor: adds the current trace id (if any) to the call's metadata.
-pub fn inject_trace_id(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn inject_trace_id(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
     if let Some(id) = current_trace_id()
         && let Ok(value) = id.parse()
     {
@@ -172,7 +198,10 @@ mod tests {
         assert_eq!(id.len(), 32);
         let seen = with_trace_id(id.clone(), async {
             let req = inject_trace_id(tonic::Request::new(())).unwrap();
-            req.metadata().get(TRACE_ID_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+            req.metadata()
+                .get(TRACE_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
         })
         .await;
         assert_eq!(seen, Some(id));
