@@ -1,0 +1,70 @@
+//! The `order-svc` and `pay-gateway-svc` binaries as processes: settings from the
+//! environment (a missing variable is named), health over HTTP, exit 0 on SIGTERM.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const ORDER_SVC: &str = env!("CARGO_BIN_EXE_order-svc");
+
+fn free_port() -> u16 {
+    support::dead_addr().port()
+}
+
+async fn wait_healthy(url: &str, child: &mut std::process::Child) {
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(url).await
+            && r.status() == 200
+        {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("process exited early with {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became healthy");
+}
+
+async fn stop(child: &mut std::process::Child) {
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("did not stop within 10 s of SIGTERM");
+}
+
+#[tokio::test]
+async fn order_svc_names_a_missing_variable() {
+    let out = Command::new(ORDER_SVC).env_clear().env("SESSION_SECRET", "x".repeat(40)).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn order_svc_serves_and_stops_on_sigterm() {
+    let db = support::fresh_database().await;
+    let (http, grpc) = (free_port(), free_port());
+    let mut child = Command::new(ORDER_SVC)
+        .env("DATABASE_URL", &db)
+        .env("SESSION_SECRET", support::SESSION_SECRET)
+        .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .env("REDIS_URL", support::redis_url())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{http}/healthz"), &mut child).await;
+    let products = reqwest::get(format!("http://127.0.0.1:{http}/api/v1/products")).await.unwrap();
+    assert_eq!(products.status(), 200);
+    stop(&mut child).await;
+}
