@@ -1,0 +1,138 @@
+//! A consumer loop: manual acks, a prefetch limit, reconnection with backoff, and a clean
+//! stop that finishes the message in hand and acks nothing unfinished.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Channel};
+use service_runtime::shutdown::Shutdown;
+
+use crate::connection::connect;
+
+/// One delivered message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The body.
+    pub data: Vec<u8>,
+    /// The routing key it was published with.
+    pub routing_key: String,
+    /// Whether the broker delivered it before.
+    pub redelivered: bool,
+    /// Its properties (message id, headers, ...).
+    pub properties: BasicProperties,
+}
+
+impl Message {
+    /// A string header.
+    pub fn header(&self, name: &str) -> Option<String> {
+        let headers = self.properties.headers().as_ref()?;
+        match headers.inner().get(name)? {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            AMQPValue::ShortString(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The message id.
+    pub fn message_id(&self) -> Option<String> {
+        self.properties.message_id().as_ref().map(ToString::to_string)
+    }
+}
+
+/// What to do with a message once handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Done (applied, or a harmless duplicate).
+    Ack,
+    /// A passing failure: give it back for redelivery (the queue's delivery limit eventually
+    /// dead-letters a message that keeps failing).
+    Retry,
+    /// Must not be applied: to the dead-letter queue.
+    DeadLetter,
+}
+
+/// Consumes `queue` until `shutdown`, reconnecting with backoff. `setup` declares the
+/// topology on each new channel; `handle` decides each message's fate.
+pub async fn run_consumer<S, SF, H, HF>(url: String, name: String, queue: String, prefetch: u16, setup: S, handle: H, shutdown: Shutdown)
+where
+    S: Fn(Channel) -> SF,
+    SF: Future<Output = Result<(), lapin::Error>>,
+    H: Fn(Message) -> HF,
+    HF: Future<Output = Verdict>,
+{
+    let mut failures: u32 = 0;
+    while !shutdown.is_triggered() {
+        match session(&url, &name, &queue, prefetch, &setup, &handle, &shutdown).await {
+            Ok(()) => break,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let backoff = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5))).min(Duration::from_secs(5));
+                tracing::warn!(consumer = %name, error = %e, ?backoff, "consumer disconnected; reconnecting");
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+            }
+        }
+    }
+    tracing::info!(consumer = %name, "consumer stopped");
+}
+
+async fn session<S, SF, H, HF>(
+    url: &str,
+    name: &str,
+    queue: &str,
+    prefetch: u16,
+    setup: &S,
+    handle: &H,
+    shutdown: &Shutdown,
+) -> Result<(), lapin::Error>
+where
+    S: Fn(Channel) -> SF,
+    SF: Future<Output = Result<(), lapin::Error>>,
+    H: Fn(Message) -> HF,
+    HF: Future<Output = Verdict>,
+{
+    let connection = connect(url, name).await?;
+    let channel = connection.create_channel().await?;
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    setup(channel.clone()).await?;
+    let mut consumer = channel.basic_consume(queue, name, BasicConsumeOptions::default(), FieldTable::default()).await?;
+    tracing::info!(consumer = %name, queue, prefetch, "consuming");
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => {
+                // Stop taking deliveries; what was prefetched but not handled is not acked
+                // and goes back to the queue when the channel closes.
+                let _ = channel.basic_cancel(name, BasicCancelOptions::default()).await;
+                let _ = channel.close(200, "shutting down").await;
+                let _ = connection.close(200, "shutting down").await;
+                return Ok(());
+            }
+            next = consumer.next() => {
+                let delivery = match next {
+                    Some(Ok(d)) => d,
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed)),
+                };
+                let message = Message {
+                    data: delivery.data.clone(),
+                    routing_key: delivery.routing_key.to_string(),
+                    redelivered: delivery.redelivered,
+                    properties: delivery.properties.clone(),
+                };
+                let verdict = handle(message).await;
+                let label = match verdict {
+                    Verdict::Ack => { delivery.ack(BasicAckOptions::default()).await?; "ack" }
+                    Verdict::Retry => { delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await?; "retry" }
+                    Verdict::DeadLetter => { delivery.reject(BasicRejectOptions { requeue: false }).await?; "dead_letter" }
+                };
+                metrics::counter!("amqp_consumed_total", "queue" => queue.to_owned(), "verdict" => label).increment(1);
+            }
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! notify-svc: takes WeChat Pay's payment callbacks, authenticates them, and turns them into
+//! durable RabbitMQ events. It never touches the order database; the success ack goes out
+//! only after the broker confirmed the event.
+
+mod notify;
+mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::post;
+use messaging::{Publisher, Topology};
+use service_runtime::ops::{self, ReadinessCheck};
+use service_runtime::shutdown::Shutdown;
+use service_runtime::telemetry::http_layer;
+use tokio::net::TcpListener;
+
+pub use self::notify::NotifyState;
+pub use self::settings::Settings;
+
+/// The service's name in logs and metrics.
+pub const SERVICE: &str = "notify-svc";
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The port could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server failed while running.
+    #[error("server error: {0}")]
+    Serve(String),
+}
+
+/// The bound, ready-to-run service.
+#[derive(Debug)]
+pub struct Application {
+    http: TcpListener,
+    state: NotifyState,
+}
+
+impl Application {
+    /// Binds the port and prepares the publisher (which connects, declares the payments
+    /// exchange, and keeps reconnecting on its own).
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let http = TcpListener::bind(settings.http_addr).await.map_err(|source| StartError::Bind { addr: settings.http_addr, source })?;
+        let topology = Topology::new(settings.amqp_prefix.clone());
+        let declare_topology = topology.clone();
+        let publisher = Publisher::new(
+            &settings.amqp_url,
+            SERVICE,
+            settings.confirm_timeout,
+            Arc::new(move |channel| {
+                let topology = declare_topology.clone();
+                Box::pin(async move { topology.declare_payments_exchange(&channel).await })
+            }),
+        );
+        // Declare the exchange now if the broker is there; if not, the keepalive retries.
+        if !publisher.ensure_connected().await {
+            tracing::warn!("RabbitMQ unreachable at start: answering notifications with the failure ack until it is back");
+        }
+        Ok(Application { http, state: NotifyState { settings: Arc::new(settings), publisher, topology } })
+    }
+
+    /// The address actually bound.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` completes; in-flight notifications finish (and are acked or
+    /// refused) before it returns.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let stop = Shutdown::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            trigger.trigger();
+        });
+        self.state.publisher.spawn_keepalive(stop.wait());
+        let ready = readiness(self.state.publisher.clone());
+        let app = Router::new()
+            .route("/wechat/pay/notify", post(notify::pay_notify))
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(self.state)
+            .merge(ops::router(ready))
+            .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
+        tracing::info!(http = %self.http.local_addr().map(|a| a.to_string()).unwrap_or_default(), "notify-svc listening");
+        axum::serve(self.http, app).with_graceful_shutdown(stop.wait()).await.map_err(|e| StartError::Serve(e.to_string()))?;
+        tracing::info!("notify-svc stopped");
+        Ok(())
+    }
+}
+
+/// Ready while a confirming channel to RabbitMQ is open.
+fn readiness(publisher: Publisher) -> ReadinessCheck {
+    Arc::new(move || {
+        let publisher = publisher.clone();
+        Box::pin(async move {
+            if publisher.is_connected().await { Ok(()) } else { Err("RabbitMQ: cannot publish".to_owned()) }
+        })
+    })
+}

@@ -1,0 +1,81 @@
+//! notify-svc's settings, from the environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use service_runtime::settings::{SettingsError, Source};
+use wechat_pay::v2::ApiKey;
+
+/// Everything notify-svc needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where WeChat's callbacks arrive (`NOTIFY_HTTP_ADDR`, default `0.0.0.0:8081`).
+    pub http_addr: SocketAddr,
+    /// RabbitMQ (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`; never logged).
+    pub amqp_url: String,
+    /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default empty).
+    pub amqp_prefix: String,
+    /// Longest wait for the broker's confirm (`PUBLISH_CONFIRM_TIMEOUT`, default 3s).
+    pub confirm_timeout: Duration,
+    /// Largest notification body (`NOTIFY_MAX_BODY`, default 65536 bytes).
+    pub max_body: usize,
+    /// The Mini Program the notifications must be for (`WECHAT_APPID`).
+    pub appid: String,
+    /// The merchant they must be for (`WECHAT_MCH_ID`).
+    pub mch_id: String,
+    /// The v2 API key that signs them (`WECHAT_API_KEY`, secret; verification only).
+    pub api_key: ApiKey,
+}
+
+/// The simulator's default merchant, used when `WECHAT_MCH_ID` is unset.
+const SIM_APPID: &str = "wxd930ea5d5a258f4f";
+const SIM_MCH_ID: &str = "10000100";
+const SIM_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+impl Settings {
+    /// Reads the settings; a missing or invalid variable fails with its name. With
+    /// `WECHAT_MCH_ID` unset the simulator's default merchant is expected; with it set,
+    /// `WECHAT_APPID` and `WECHAT_API_KEY` are required.
+    pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
+        let simulator = env.get("WECHAT_MCH_ID").is_none();
+        let (appid, mch_id, key): (String, String, String) = if simulator {
+            (SIM_APPID.into(), SIM_MCH_ID.into(), env.or("WECHAT_API_KEY", SIM_API_KEY.to_owned())?)
+        } else {
+            (env.required("WECHAT_APPID")?, env.required("WECHAT_MCH_ID")?, env.required("WECHAT_API_KEY")?)
+        };
+        let api_key = ApiKey::new(key).map_err(|e| SettingsError::Invalid { name: "WECHAT_API_KEY".into(), reason: e.to_string() })?;
+        let amqp_url: String = env.or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())?;
+        if !amqp_url.starts_with("amqp://") {
+            return Err(SettingsError::Invalid { name: "AMQP_URL".into(), reason: "must be an amqp:// URL".into() });
+        }
+        Ok(Settings {
+            http_addr: env.or("NOTIFY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,
+            amqp_url,
+            amqp_prefix: env.or("AMQP_PREFIX", String::new())?,
+            confirm_timeout: env.duration_or("PUBLISH_CONFIRM_TIMEOUT", Duration::from_secs(3))?,
+            max_body: env.or("NOTIFY_MAX_BODY", 64 * 1024usize)?,
+            appid,
+            mch_id,
+            api_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use service_runtime::settings::MapEnv;
+
+    use super::*;
+
+    #[test]
+    fn defaults_and_required() {
+        let s = Settings::from_source(&MapEnv::default()).unwrap();
+        assert_eq!(s.http_addr.port(), 8081);
+        assert_eq!(s.mch_id, SIM_MCH_ID);
+        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")])).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable WECHAT_APPID is required but not set");
+        let err = Settings::from_source(&MapEnv::from_pairs([("AMQP_URL", "http://x")])).unwrap_err();
+        assert!(err.to_string().contains("AMQP_URL"));
+        assert!(!format!("{s:?}").contains(SIM_API_KEY));
+    }
+}
