@@ -50,7 +50,12 @@ impl Application {
     /// Binds the port and prepares the publisher (which connects, declares the payments
     /// exchange, and keeps reconnecting on its own).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let http = TcpListener::bind(settings.http_addr).await.map_err(|source| StartError::Bind { addr: settings.http_addr, source })?;
+        let http = TcpListener::bind(settings.http_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: settings.http_addr,
+                source,
+            })?;
         let topology = Topology::new(settings.amqp_prefix.clone());
         let declare_topology = topology.clone();
         let publisher = Publisher::new(
@@ -64,19 +69,33 @@ impl Application {
         );
         // Declare the exchange now if the broker is there; if not, the keepalive retries.
         if !publisher.ensure_connected().await {
-            tracing::warn!("RabbitMQ unreachable at start: answering notifications with the failure ack until it is back");
+            tracing::warn!(
+                "RabbitMQ unreachable at start: answering notifications with the failure ack until it is back"
+            );
         }
-        Ok(Application { http, state: NotifyState { settings: Arc::new(settings), publisher, topology } })
+        Ok(Application {
+            http,
+            state: NotifyState {
+                settings: Arc::new(settings),
+                publisher,
+                topology,
+            },
+        })
     }
 
     /// The address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` completes; in-flight notifications finish (and are acked or
     /// refused) before it returns.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let stop = Shutdown::new();
         let trigger = stop.clone();
         tokio::spawn(async move {
@@ -92,7 +111,10 @@ impl Application {
             .merge(ops::router(ready))
             .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
         tracing::info!(http = %self.http.local_addr().map(|a| a.to_string()).unwrap_or_default(), "notify-svc listening");
-        axum::serve(self.http, app).with_graceful_shutdown(stop.wait()).await.map_err(|e| StartError::Serve(e.to_string()))?;
+        axum::serve(self.http, app)
+            .with_graceful_shutdown(stop.wait())
+            .await
+            .map_err(|e| StartError::Serve(e.to_string()))?;
         tracing::info!("notify-svc stopped");
         Ok(())
     }
@@ -103,7 +125,11 @@ fn readiness(publisher: Publisher) -> ReadinessCheck {
     Arc::new(move || {
         let publisher = publisher.clone();
         Box::pin(async move {
-            if publisher.is_connected().await { Ok(()) } else { Err("RabbitMQ: cannot publish".to_owned()) }
+            if publisher.is_connected().await {
+                Ok(())
+            } else {
+                Err("RabbitMQ: cannot publish".to_owned())
+            }
         })
     })
 }

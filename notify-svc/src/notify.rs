@@ -30,23 +30,32 @@ pub struct NotifyState {
 }
 
 fn ack(body: String) -> Response {
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Answers the failure ack, counts it by reason, logs the body's hash (never the body).
 fn refuse(reason: &'static str, body: &[u8], detail: &dyn std::fmt::Display) -> Response {
     let digest = hex::encode(&Sha256::digest(body)[..8]);
     tracing::warn!(reason, body_sha256_prefix = %digest, %detail, "notification refused");
-    metrics::counter!("notifications_total", "outcome" => "refused", "reason" => reason).increment(1);
+    metrics::counter!("notifications_total", "outcome" => "refused", "reason" => reason)
+        .increment(1);
     ack(v2::ack_failure(reason))
 }
 
 fn reason_of(e: &NotifyError) -> &'static str {
     match e {
         NotifyError::Xml(XmlError::TooLarge { .. }) => "body_too_large",
-        NotifyError::Xml(XmlError::Doctype | XmlError::EntityDeclaration | XmlError::ExternalEntity | XmlError::UnknownEntity) => {
-            "hostile_xml"
-        }
+        NotifyError::Xml(
+            XmlError::Doctype
+            | XmlError::EntityDeclaration
+            | XmlError::ExternalEntity
+            | XmlError::UnknownEntity,
+        ) => "hostile_xml",
         NotifyError::Xml(_) => "malformed_xml",
         NotifyError::NotSuccess => "return_code_fail",
         NotifyError::Signature(v2::SignatureError::Missing) => "unsigned",
@@ -67,8 +76,10 @@ pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> 
     };
     // Steps 2 and 3: parse safely, verify the signature, check the merchant.
     let notification = match v2::parse_payment_notification(&body, &state.settings.api_key)
-        .and_then(|n| n.check_merchant(&state.settings.appid, &state.settings.mch_id).map(|()| n))
-    {
+        .and_then(|n| {
+            n.check_merchant(&state.settings.appid, &state.settings.mch_id)
+                .map(|()| n)
+        }) {
         Ok(n) => n,
         Err(e) => return refuse(reason_of(&e), &body, &e),
     };
@@ -77,19 +88,29 @@ pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> 
     let trace_id = current_trace_id().unwrap_or_default();
     let published = state
         .publisher
-        .publish(&state.topology.payments_exchange(), routing_key, &payload, &event_id, &[("x-trace-id", &trace_id), ("event-type", routing_key)])
+        .publish(
+            &state.topology.payments_exchange(),
+            routing_key,
+            &payload,
+            &event_id,
+            &[("x-trace-id", &trace_id), ("event-type", routing_key)],
+            true,
+        )
         .await;
     if let Err(e) = published {
         return refuse("publish_failed", &body, &e);
     }
     // Step 5: only now, the success ack.
     tracing::info!(out_trade_no = %notification.out_trade_no, event_id, routing_key, "notification accepted and published");
-    metrics::counter!("notifications_total", "outcome" => "accepted", "reason" => routing_key).increment(1);
+    metrics::counter!("notifications_total", "outcome" => "accepted", "reason" => routing_key)
+        .increment(1);
     ack(v2::ACK_SUCCESS.to_owned())
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The event for a verified notification: routing key, event id (stable across WeChat's
@@ -113,7 +134,10 @@ fn event(n: &PaymentNotification) -> (&'static str, String, Vec<u8>) {
             };
             (PAYMENT_SUCCEEDED, event_id, e.encode_to_vec())
         }
-        PaymentOutcome::Failed { err_code, err_code_des } => {
+        PaymentOutcome::Failed {
+            err_code,
+            err_code_des,
+        } => {
             let nonce = n.fields.get("nonce_str").unwrap_or_default();
             let event_id = format!("wxpay-failed:{}:{nonce}", n.out_trade_no);
             let e = PaymentFailed {

@@ -39,14 +39,31 @@ impl Settings {
     pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
         let simulator = env.get("WECHAT_MCH_ID").is_none();
         let (appid, mch_id, key): (String, String, String) = if simulator {
-            (SIM_APPID.into(), SIM_MCH_ID.into(), env.or("WECHAT_API_KEY", SIM_API_KEY.to_owned())?)
+            (
+                SIM_APPID.into(),
+                SIM_MCH_ID.into(),
+                env.or("WECHAT_API_KEY", SIM_API_KEY.to_owned())?,
+            )
         } else {
-            (env.required("WECHAT_APPID")?, env.required("WECHAT_MCH_ID")?, env.required("WECHAT_API_KEY")?)
+            (
+                env.required("WECHAT_APPID")?,
+                env.required("WECHAT_MCH_ID")?,
+                env.required("WECHAT_API_KEY")?,
+            )
         };
-        let api_key = ApiKey::new(key).map_err(|e| SettingsError::Invalid { name: "WECHAT_API_KEY".into(), reason: e.to_string() })?;
-        let amqp_url: String = env.or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())?;
+        let api_key = ApiKey::new(key).map_err(|e| SettingsError::Invalid {
+            name: "WECHAT_API_KEY".into(),
+            reason: e.to_string(),
+        })?;
+        let amqp_url: String = env.or(
+            "AMQP_URL",
+            "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+        )?;
         if !amqp_url.starts_with("amqp://") {
-            return Err(SettingsError::Invalid { name: "AMQP_URL".into(), reason: "must be an amqp:// URL".into() });
+            return Err(SettingsError::Invalid {
+                name: "AMQP_URL".into(),
+                reason: "must be an amqp:// URL".into(),
+            });
         }
         Ok(Settings {
             http_addr: env.or("NOTIFY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,
@@ -72,9 +89,14 @@ mod tests {
         let s = Settings::from_source(&MapEnv::default()).unwrap();
         assert_eq!(s.http_addr.port(), 8081);
         assert_eq!(s.mch_id, SIM_MCH_ID);
-        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")])).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable WECHAT_APPID is required but not set");
-        let err = Settings::from_source(&MapEnv::from_pairs([("AMQP_URL", "http://x")])).unwrap_err();
+        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment variable WECHAT_APPID is required but not set"
+        );
+        let err =
+            Settings::from_source(&MapEnv::from_pairs([("AMQP_URL", "http://x")])).unwrap_err();
         assert!(err.to_string().contains("AMQP_URL"));
         assert!(!format!("{s:?}").contains(SIM_API_KEY));
     }

@@ -29,6 +29,7 @@ pub fn router(orders: Arc<Orders>) -> Router {
         .route("/api/v1/orders", post(create_order).get(list_orders))
         .route("/api/v1/orders/{id}", get(get_order))
         .route("/api/v1/orders/{id}/payment", post(pay_order))
+        .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(|| async {
             AppError::InvalidRequest("no such endpoint".into())
@@ -187,6 +188,15 @@ async fn pay_order(
 ) -> Result<Response, AppError> {
     let params = orders.pay(&caller.openid, &id).await?;
     Ok(Json(params).into_response())
+}
+
+async fn cancel_order(
+    State(orders): State<Arc<Orders>>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<OrderView>, AppError> {
+    let order = orders.cancel(&caller.openid, &id).await?;
+    Ok(Json(OrderView::from(&order)))
 }
 
 async fn openapi() -> Response {

@@ -14,6 +14,8 @@ pub mod payments;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod transitions;
+pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,6 +64,8 @@ pub struct Application {
     grpc: TcpListener,
     orders: Arc<orders::Orders>,
     cache: cache::OrderCache,
+    workers: workers::Workers,
+    run_workers: bool,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
@@ -92,6 +96,14 @@ impl Application {
             payments,
             &settings,
         ));
+        let workers = workers::Workers::new(
+            Arc::clone(&orders),
+            settings.amqp_url.clone(),
+            messaging::Topology::new(settings.amqp_prefix.clone()),
+            settings.amqp_prefetch,
+            settings.amqp_delivery_limit,
+            settings.sweep_interval,
+        );
         let http = bind(settings.http_addr).await?;
         let grpc = bind(settings.grpc_addr).await?;
         Ok(Application {
@@ -99,6 +111,8 @@ impl Application {
             grpc,
             orders,
             cache,
+            workers,
+            run_workers: settings.workers,
         })
     }
 
@@ -114,6 +128,11 @@ impl Application {
         self.grpc
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The background workers (tests drive their single steps).
+    pub fn workers(&self) -> workers::Workers {
+        self.workers.clone()
     }
 
     /// Serves until `shutdown` completes, then stops taking requests and finishes in-flight
@@ -153,7 +172,16 @@ impl Application {
             .merge(ops::router(ready))
             .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
         let http = axum::serve(self.http, app).with_graceful_shutdown(stop.wait());
+        let tasks = if self.run_workers {
+            self.workers.spawn(&stop)
+        } else {
+            Vec::new()
+        };
         let (grpc, http) = tokio::join!(grpc, async { http.await });
+        // The servers stop after the shutdown signal; the workers finish what they hold.
+        for task in tasks {
+            let _ = task.await;
+        }
         grpc.map_err(|e| StartError::Serve(e.to_string()))?;
         http.map_err(|e| StartError::Serve(e.to_string()))?;
         tracing::info!("order-svc stopped");

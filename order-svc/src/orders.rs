@@ -17,10 +17,11 @@ use wechat_pay::Fen;
 use crate::cache::OrderCache;
 use crate::domain::{Order, OrderItem, OrderStatus, Product, new_out_trade_no};
 use crate::error::AppError;
-use crate::payments::Payments;
+use crate::payments::{CloseOutcome, Payments, QueryOutcome};
 use crate::session::{Sessions, TokenError};
 use crate::settings::Settings;
-use crate::store::{Inserted, NewOrder, Store};
+use crate::store::{Inserted, NewOrder, ORDER_COLUMNS, Store, order_from_row};
+use crate::transitions::{self, Applied, ExpectedMerchant, PaymentFacts, Source};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 20;
@@ -96,6 +97,20 @@ pub struct Orders {
     session_ttl: Duration,
     order_ttl: Duration,
     description: String,
+    merchant: ExpectedMerchant,
+    query_after: Duration,
+    query_max_interval: Duration,
+}
+
+/// How an unpaid order was settled.
+#[derive(Debug)]
+pub enum Settled {
+    /// Closed at WeChat (if it knew the order) and here.
+    Closed(Order),
+    /// WeChat says it was paid after all: it is PAID (or in REVIEW) now.
+    Paid(Applied),
+    /// It had already left PENDING.
+    Unchanged,
 }
 
 fn unix_now() -> i64 {
@@ -119,6 +134,12 @@ impl Orders {
             session_ttl: settings.session_ttl,
             order_ttl: settings.order_ttl,
             description: settings.payment_description.clone(),
+            merchant: ExpectedMerchant {
+                appid: settings.wechat_appid.clone(),
+                mch_id: settings.wechat_mch_id.clone(),
+            },
+            query_after: settings.payment_query_after,
+            query_max_interval: settings.payment_query_max_interval,
         }
     }
 
@@ -324,7 +345,12 @@ impl Orders {
                 .map_err(|e| AppError::internal("prepay expiry", e))?;
             let updated = self
                 .store
-                .set_prepay(order.id, &answer.prepay_id, expires)
+                .set_prepay(
+                    order.id,
+                    &answer.prepay_id,
+                    expires,
+                    self.query_after.as_secs_f64(),
+                )
                 .await?;
             let Some(updated) = updated else {
                 return Err(AppError::OrderNotPayable(
@@ -345,6 +371,154 @@ impl Orders {
             pay_sign: p.pay_sign,
             app_id: p.app_id,
         })
+    }
+}
+
+impl Orders {
+    /// Applies a payment (from a notification or a query) in its own transaction; the cache
+    /// is updated after the commit.
+    pub async fn apply_payment(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
+        let mut tx = self.store.begin().await?;
+        let applied = transitions::apply_payment(&mut tx, facts, &self.merchant).await?;
+        tx.commit().await?;
+        match &applied {
+            Applied::Paid(o) | Applied::Review(o, _) => self.cache.put(o).await,
+            Applied::Duplicate(_) | Applied::Rejected(_) => {}
+        }
+        Ok(applied)
+    }
+
+    /// Settles an unpaid order that is locked in `tx`: asks WeChat first (it may have been
+    /// paid), closes it there, then closes it here.
+    async fn settle_unpaid(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        order: &Order,
+        reason: &'static str,
+    ) -> Result<Settled, AppError> {
+        let number = order.out_trade_no.as_str();
+        if order.prepay_id.is_some() {
+            if let Some(facts) = self.paid_at_wechat(number).await? {
+                return Ok(Settled::Paid(
+                    transitions::apply_payment(tx, &facts, &self.merchant).await?,
+                ));
+            }
+            if self.payments.close_payment(number).await? == CloseOutcome::AlreadyPaid {
+                let facts = self.paid_at_wechat(number).await?.ok_or_else(|| {
+                    AppError::internal("close order", "WeChat says paid, its query says not")
+                })?;
+                return Ok(Settled::Paid(
+                    transitions::apply_payment(tx, &facts, &self.merchant).await?,
+                ));
+            }
+        }
+        Ok(transitions::close(tx, order, reason)
+            .await?
+            .map_or(Settled::Unchanged, Settled::Closed))
+    }
+
+    /// The payment WeChat reports for `out_trade_no`, if it was paid.
+    async fn paid_at_wechat(&self, out_trade_no: &str) -> Result<Option<PaymentFacts>, AppError> {
+        use proto::paygateway::v1::TradeState;
+        match self.payments.query_payment(out_trade_no).await? {
+            QueryOutcome::Found(q)
+                if matches!(q.state(), TradeState::Success | TradeState::Refund) =>
+            {
+                Ok(Some(PaymentFacts {
+                    out_trade_no: q.out_trade_no,
+                    transaction_id: q.transaction_id,
+                    amount_fen: q.amount_fen,
+                    appid: q.appid,
+                    mch_id: q.mch_id,
+                    paid_at_unix: q.paid_at_unix,
+                    event_id: None,
+                    source: Source::Query,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Closes the caller's order on request (`POST /orders/{id}/cancel`).
+    pub async fn cancel(&self, openid: &str, id: &str) -> Result<Order, AppError> {
+        let id: Uuid = id.parse().map_err(|_| AppError::OrderNotFound)?;
+        let mut tx = self.store.begin().await?;
+        let order = transitions::lock(&mut tx, id, Some(openid))
+            .await?
+            .ok_or(AppError::OrderNotFound)?;
+        let result = match order.status {
+            OrderStatus::Closed => Ok(order),
+            OrderStatus::Pending => match self.settle_unpaid(&mut tx, &order, "cancelled").await? {
+                Settled::Closed(closed) => Ok(closed),
+                Settled::Paid(_) | Settled::Unchanged => Err(AppError::OrderNotPayable(
+                    "the order was paid; it cannot be cancelled".into(),
+                )),
+            },
+            other => Err(AppError::OrderNotPayable(format!(
+                "the order is {other}; it cannot be cancelled"
+            ))),
+        };
+        tx.commit().await?;
+        let current = self.store.order(id).await?.ok_or(AppError::OrderNotFound)?;
+        self.cache.put(&current).await;
+        result
+    }
+
+    /// Closes up to `limit` expired PENDING orders, each in its own transaction with its row
+    /// locked (`FOR UPDATE SKIP LOCKED`), so several replicas never close one order twice and
+    /// never skip one. Returns how many orders were settled.
+    pub async fn expire_once(&self, limit: usize) -> Result<usize, AppError> {
+        let mut settled = 0;
+        for _ in 0..limit {
+            let mut tx = self.store.begin().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'PENDING' AND expires_at <= now()
+                 ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+            ))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else { break };
+            let order = order_from_row(&row)?;
+            let outcome = self.settle_unpaid(&mut tx, &order, "expired").await?;
+            tx.commit().await?;
+            match outcome {
+                Settled::Closed(o) | Settled::Paid(Applied::Paid(o) | Applied::Review(o, _)) => {
+                    self.cache.put(&o).await
+                }
+                _ => {}
+            }
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
+    /// Queries WeChat about up to `limit` PENDING orders whose prepay got no notification
+    /// yet, each claimed with `FOR UPDATE SKIP LOCKED` and rescheduled with exponential
+    /// backoff; a paid one goes through the same transition as a notification.
+    pub async fn query_once(&self, limit: i64) -> Result<usize, AppError> {
+        let rows = sqlx::query(&format!(
+            "UPDATE orders SET query_attempts = query_attempts + 1,
+                    next_query_at = now() + make_interval(secs => LEAST($1 * power(2, LEAST(query_attempts, 20)), $2))
+             WHERE id IN (SELECT id FROM orders
+                          WHERE status = 'PENDING' AND next_query_at <= now() AND expires_at > now()
+                          ORDER BY next_query_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+             RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(self.query_after.as_secs_f64())
+        .bind(self.query_max_interval.as_secs_f64())
+        .bind(limit)
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut applied = 0;
+        for row in &rows {
+            let order = order_from_row(row)?;
+            if let Some(facts) = self.paid_at_wechat(order.out_trade_no.as_str()).await? {
+                tracing::info!(out_trade_no = %order.out_trade_no, "payment found by order query (no notification yet)");
+                self.apply_payment(&facts).await?;
+                applied += 1;
+            }
+        }
+        Ok(applied)
     }
 }
 

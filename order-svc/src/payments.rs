@@ -89,3 +89,63 @@ fn from_status(status: Status) -> AppError {
         }
     }
 }
+
+/// What an order query found.
+#[derive(Debug)]
+pub enum QueryOutcome {
+    /// WeChat knows the order.
+    Found(pb::QueryPaymentResponse),
+    /// WeChat has no such order (it never got a unified order for it).
+    NotFound,
+}
+
+/// What closing at WeChat did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// Closed now, or it was already closed.
+    Closed,
+    /// WeChat says it is paid: it must not be closed.
+    AlreadyPaid,
+    /// WeChat has no such order: nothing to close there.
+    NotFound,
+}
+
+fn reason(status: &Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
+}
+
+impl Payments {
+    /// Order query through the gateway.
+    pub async fn query_payment(&self, out_trade_no: &str) -> Result<QueryOutcome, AppError> {
+        let request = pb::QueryPaymentRequest {
+            out_trade_no: out_trade_no.to_owned(),
+        };
+        match self.client.clone().query_payment(request).await {
+            Ok(r) => Ok(QueryOutcome::Found(r.into_inner())),
+            Err(s) if s.code() == Code::NotFound && reason(&s) == "ORDER_NOT_EXIST" => {
+                Ok(QueryOutcome::NotFound)
+            }
+            Err(s) => Err(from_status(s)),
+        }
+    }
+
+    /// Close order through the gateway.
+    pub async fn close_payment(&self, out_trade_no: &str) -> Result<CloseOutcome, AppError> {
+        let request = pb::ClosePaymentRequest {
+            out_trade_no: out_trade_no.to_owned(),
+        };
+        match self.client.clone().close_payment(request).await {
+            Ok(_) => Ok(CloseOutcome::Closed),
+            Err(s) if s.code() == Code::FailedPrecondition && reason(&s) == "ORDER_PAID" => {
+                Ok(CloseOutcome::AlreadyPaid)
+            }
+            Err(s) if s.code() == Code::NotFound && reason(&s) == "ORDER_NOT_EXIST" => {
+                Ok(CloseOutcome::NotFound)
+            }
+            Err(s) => Err(from_status(s)),
+        }
+    }
+}

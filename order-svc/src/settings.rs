@@ -37,6 +37,27 @@ pub struct Settings {
     pub order_ttl: Duration,
     /// The `body` WeChat shows the payer (`PAYMENT_DESCRIPTION`, default `Minipay-商品`).
     pub payment_description: String,
+    /// RabbitMQ (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`; secret).
+    pub amqp_url: SecretString,
+    /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default empty).
+    pub amqp_prefix: String,
+    /// Unacked payment events in flight (`AMQP_PREFETCH`, default 32).
+    pub amqp_prefetch: u16,
+    /// Deliveries of one event before it is dead-lettered (`AMQP_DELIVERY_LIMIT`, default 5).
+    pub amqp_delivery_limit: i32,
+    /// The Mini Program payments must be for (`WECHAT_APPID`, default the simulator's).
+    pub wechat_appid: String,
+    /// The merchant payments must be for (`WECHAT_MCH_ID`, default the simulator's).
+    pub wechat_mch_id: String,
+    /// First order query this long after a prepay without notification (`PAYMENT_QUERY_AFTER`, default 10s).
+    pub payment_query_after: Duration,
+    /// Longest gap between order queries (`PAYMENT_QUERY_MAX_INTERVAL`, default 5m).
+    pub payment_query_max_interval: Duration,
+    /// How often expired orders are swept (`SWEEP_INTERVAL`, default 5s).
+    pub sweep_interval: Duration,
+    /// Run the background workers (consumer, outbox relay, sweeper, active query) in this
+    /// process (`WORKERS`, `on` or `off`, default `on`).
+    pub workers: bool,
 }
 
 impl Settings {
@@ -80,6 +101,29 @@ impl Settings {
             session_ttl: env.duration_or("SESSION_TTL", Duration::from_secs(2 * 3600))?,
             order_ttl,
             payment_description: env.or("PAYMENT_DESCRIPTION", "Minipay-商品".to_owned())?,
+            amqp_url: SecretString::from(env.or(
+                "AMQP_URL",
+                "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
+            )?),
+            amqp_prefix: env.or("AMQP_PREFIX", String::new())?,
+            amqp_prefetch: env.or("AMQP_PREFETCH", 32u16)?.max(1),
+            amqp_delivery_limit: env.or("AMQP_DELIVERY_LIMIT", 5i32)?.max(1),
+            wechat_appid: env.or("WECHAT_APPID", "wxd930ea5d5a258f4f".to_owned())?,
+            wechat_mch_id: env.or("WECHAT_MCH_ID", "10000100".to_owned())?,
+            payment_query_after: env.duration_or("PAYMENT_QUERY_AFTER", Duration::from_secs(10))?,
+            payment_query_max_interval: env
+                .duration_or("PAYMENT_QUERY_MAX_INTERVAL", Duration::from_secs(300))?,
+            sweep_interval: env.duration_or("SWEEP_INTERVAL", Duration::from_secs(5))?,
+            workers: match env.get("WORKERS").as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(_) => {
+                    return Err(SettingsError::Invalid {
+                        name: "WORKERS".into(),
+                        reason: "expected on or off".into(),
+                    });
+                }
+            },
         })
     }
 

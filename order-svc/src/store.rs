@@ -15,7 +15,7 @@ use crate::domain::{Order, OrderItem, Product};
 use crate::error::AppError;
 
 /// The columns every order query selects, in [`order_from_row`]'s order.
-const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id";
+pub(crate) const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id";
 
 /// Connects and applies the migrations.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
@@ -29,7 +29,7 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
 }
 
 /// Reads an order row.
-fn order_from_row(row: &PgRow) -> Result<Order, AppError> {
+pub(crate) fn order_from_row(row: &PgRow) -> Result<Order, AppError> {
     let bad = |what: &str| AppError::internal("database row", format!("invalid {what}"));
     let status: String = row.try_get("status")?;
     let amount: i64 = row.try_get("amount_fen")?;
@@ -221,23 +221,32 @@ impl Store {
 
     /// Records a prepay session on a still-PENDING order; `None` when the order left
     /// PENDING meanwhile.
+    /// The first active query is due `query_after_secs` later.
     pub async fn set_prepay(
         &self,
         id: Uuid,
         prepay_id: &str,
         expires_at: OffsetDateTime,
+        query_after_secs: f64,
     ) -> Result<Option<Order>, AppError> {
         let row = sqlx::query(&format!(
-            "UPDATE orders SET prepay_id = $2, prepay_expires_at = $3, prepaid_at = COALESCE(prepaid_at, now()), updated_at = now()
+            "UPDATE orders SET prepay_id = $2, prepay_expires_at = $3, prepaid_at = COALESCE(prepaid_at, now()), updated_at = now(),
+                    next_query_at = COALESCE(next_query_at, now() + make_interval(secs => $4))
              WHERE id = $1 AND status = 'PENDING'
              RETURNING {ORDER_COLUMNS}"
         ))
         .bind(id)
         .bind(prepay_id)
         .bind(expires_at)
+        .bind(query_after_secs)
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(order_from_row).transpose()
+    }
+
+    /// Starts a transaction (for transitions that lock rows).
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, AppError> {
+        Ok(self.pool.begin().await?)
     }
 
     /// Whether the database answers.

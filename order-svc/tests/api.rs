@@ -228,6 +228,7 @@ async fn a_down_pay_gateway_fails_payment_with_503_not_a_hang() {
         ("SESSION_SECRET", SESSION_SECRET),
         ("PAY_GATEWAY_URL", &format!("http://{}", dead_addr())),
         ("PAY_GATEWAY_TIMEOUT", "2s"),
+        ("WORKERS", "off"),
     ]);
     let app = order_svc::Application::build(order_svc::Settings::from_source(&env).unwrap())
         .await

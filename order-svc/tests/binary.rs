@@ -30,7 +30,13 @@ async fn wait_healthy(url: &str, child: &mut std::process::Child) {
 }
 
 async fn stop(child: &mut std::process::Child) {
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     for _ in 0..200 {
         if let Some(status) = child.try_wait().unwrap() {
             assert!(status.success(), "exit status {status}");
@@ -44,9 +50,17 @@ async fn stop(child: &mut std::process::Child) {
 
 #[tokio::test]
 async fn order_svc_names_a_missing_variable() {
-    let out = Command::new(ORDER_SVC).env_clear().env("SESSION_SECRET", "x".repeat(40)).output().unwrap();
+    let out = Command::new(ORDER_SVC)
+        .env_clear()
+        .env("SESSION_SECRET", "x".repeat(40))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("DATABASE_URL"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test]
@@ -64,7 +78,9 @@ async fn order_svc_serves_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     wait_healthy(&format!("http://127.0.0.1:{http}/healthz"), &mut child).await;
-    let products = reqwest::get(format!("http://127.0.0.1:{http}/api/v1/products")).await.unwrap();
+    let products = reqwest::get(format!("http://127.0.0.1:{http}/api/v1/products"))
+        .await
+        .unwrap();
     assert_eq!(products.status(), 200);
     stop(&mut child).await;
 }

@@ -16,9 +16,11 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> 
         .with_connection_name(name.to_owned().into());
     match tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties)).await {
         Ok(result) => result,
-        Err(_) => Err(lapin::Error::IOError(std::sync::Arc::new(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "connecting to RabbitMQ timed out",
-        )))),
+        Err(_) => Err(lapin::Error::IOError(std::sync::Arc::new(
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connecting to RabbitMQ timed out",
+            ),
+        ))),
     }
 }

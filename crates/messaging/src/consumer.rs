@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 use service_runtime::shutdown::Shutdown;
@@ -37,7 +40,10 @@ impl Message {
 
     /// The message id.
     pub fn message_id(&self) -> Option<String> {
-        self.properties.message_id().as_ref().map(ToString::to_string)
+        self.properties
+            .message_id()
+            .as_ref()
+            .map(ToString::to_string)
     }
 }
 
@@ -55,8 +61,15 @@ pub enum Verdict {
 
 /// Consumes `queue` until `shutdown`, reconnecting with backoff. `setup` declares the
 /// topology on each new channel; `handle` decides each message's fate.
-pub async fn run_consumer<S, SF, H, HF>(url: String, name: String, queue: String, prefetch: u16, setup: S, handle: H, shutdown: Shutdown)
-where
+pub async fn run_consumer<S, SF, H, HF>(
+    url: String,
+    name: String,
+    queue: String,
+    prefetch: u16,
+    setup: S,
+    handle: H,
+    shutdown: Shutdown,
+) where
     S: Fn(Channel) -> SF,
     SF: Future<Output = Result<(), lapin::Error>>,
     H: Fn(Message) -> HF,
@@ -68,7 +81,8 @@ where
             Ok(()) => break,
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let backoff = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5))).min(Duration::from_secs(5));
+                let backoff = Duration::from_millis(200u64.saturating_mul(1 << failures.min(5)))
+                    .min(Duration::from_secs(5));
                 tracing::warn!(consumer = %name, error = %e, ?backoff, "consumer disconnected; reconnecting");
                 tokio::select! {
                     () = shutdown.wait() => break,
@@ -97,9 +111,18 @@ where
 {
     let connection = connect(url, name).await?;
     let channel = connection.create_channel().await?;
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
     setup(channel.clone()).await?;
-    let mut consumer = channel.basic_consume(queue, name, BasicConsumeOptions::default(), FieldTable::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue,
+            name,
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
     tracing::info!(consumer = %name, queue, prefetch, "consuming");
     let stop = shutdown.wait();
     tokio::pin!(stop);

@@ -36,7 +36,8 @@ pub enum PublishError {
 }
 
 /// Declares what a publisher needs on a fresh channel.
-pub type Declare = Arc<dyn Fn(Channel) -> BoxFuture<'static, Result<(), lapin::Error>> + Send + Sync>;
+pub type Declare =
+    Arc<dyn Fn(Channel) -> BoxFuture<'static, Result<(), lapin::Error>> + Send + Sync>;
 
 struct State {
     connection: Option<Connection>,
@@ -57,7 +58,9 @@ pub struct Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Publisher")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,14 +75,22 @@ impl Publisher {
             name: name.into(),
             declare,
             confirm_timeout,
-            state: Arc::new(Mutex::new(State { connection: None, channel: None, failures: 0, retry_at: None })),
+            state: Arc::new(Mutex::new(State {
+                connection: None,
+                channel: None,
+                failures: 0,
+                retry_at: None,
+            })),
         }
     }
 
     /// Whether a usable channel is open now.
     pub async fn is_connected(&self) -> bool {
         let state = self.state.lock().await;
-        state.channel.as_ref().is_some_and(|c| c.status().connected())
+        state
+            .channel
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
     }
 
     /// Connects now if not connected (and not backing off); true when connected after.
@@ -100,7 +111,9 @@ impl Publisher {
             let _ = c.close(200, "reconnecting").await;
         }
         if state.retry_at.is_some_and(|t| Instant::now() < t) {
-            return Err(PublishError::Unavailable("reconnecting (backing off)".into()));
+            return Err(PublishError::Unavailable(
+                "reconnecting (backing off)".into(),
+            ));
         }
         match self.open().await {
             Ok((connection, channel)) => {
@@ -115,7 +128,9 @@ impl Publisher {
             }
             Err(e) => {
                 state.failures = state.failures.saturating_add(1);
-                let backoff = Duration::from_millis(100u64.saturating_mul(1 << state.failures.min(6))).min(MAX_BACKOFF);
+                let backoff =
+                    Duration::from_millis(100u64.saturating_mul(1 << state.failures.min(6)))
+                        .min(MAX_BACKOFF);
                 state.retry_at = Some(Instant::now() + backoff);
                 tracing::warn!(publisher = %self.name, error = %e, ?backoff, "cannot connect to RabbitMQ");
                 Err(PublishError::Unavailable(e.to_string()))
@@ -126,7 +141,9 @@ impl Publisher {
     async fn open(&self) -> Result<(Connection, Channel), lapin::Error> {
         let connection = connect(&self.url, &self.name).await?;
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         (self.declare)(channel.clone()).await?;
         Ok((connection, channel))
     }
@@ -138,7 +155,8 @@ impl Publisher {
     }
 
     /// Publishes a persistent message and waits for the broker's confirm. `Ok` means the
-    /// broker has it (and routed it to at least one queue).
+    /// broker has it; with `mandatory`, also that it reached at least one queue (an
+    /// unroutable message is an error instead of being dropped).
     pub async fn publish(
         &self,
         exchange: &str,
@@ -146,27 +164,41 @@ impl Publisher {
         payload: &[u8],
         message_id: &str,
         headers: &[(&str, &str)],
+        mandatory: bool,
     ) -> Result<(), PublishError> {
         let channel = self.channel().await?;
         let mut table = FieldTable::default();
         for (k, v) in headers {
-            table.insert(ShortString::from(k.to_string()), AMQPValue::LongString(LongString::from(v.to_string())));
+            table.insert(
+                ShortString::from(k.to_string()),
+                AMQPValue::LongString(LongString::from(v.to_string())),
+            );
         }
         let properties = BasicProperties::default()
             .with_delivery_mode(2)
             .with_content_type(ShortString::from("application/x-protobuf"))
             .with_message_id(ShortString::from(message_id.to_owned()))
             .with_headers(table);
-        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+        let options = BasicPublishOptions {
+            mandatory,
+            ..BasicPublishOptions::default()
+        };
         let confirm = tokio::time::timeout(self.confirm_timeout, async {
-            channel.basic_publish(exchange, routing_key, options, payload, properties).await?.await
+            channel
+                .basic_publish(exchange, routing_key, options, payload, properties)
+                .await?
+                .await
         })
         .await;
         let result = match confirm {
             Ok(Ok(Confirmation::Ack(None))) => Ok(()),
-            Ok(Ok(Confirmation::Ack(Some(_)))) => Err(PublishError::Unroutable(routing_key.to_owned())),
+            Ok(Ok(Confirmation::Ack(Some(_)))) => {
+                Err(PublishError::Unroutable(routing_key.to_owned()))
+            }
             Ok(Ok(Confirmation::Nack(_))) => Err(PublishError::Nacked),
-            Ok(Ok(Confirmation::NotRequested)) => Err(PublishError::Channel("confirms not enabled".into())),
+            Ok(Ok(Confirmation::NotRequested)) => {
+                Err(PublishError::Channel("confirms not enabled".into()))
+            }
             Ok(Err(e)) => {
                 self.invalidate().await;
                 Err(PublishError::Channel(e.to_string()))

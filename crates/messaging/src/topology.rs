@@ -21,17 +21,29 @@ pub struct Topology {
 }
 
 fn durable_topic() -> ExchangeDeclareOptions {
-    ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() }
+    ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    }
 }
 
 fn quorum(dead_letter_exchange: Option<&str>, delivery_limit: Option<i32>) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert(ShortString::from("x-queue-type"), AMQPValue::LongString(LongString::from("quorum")));
+    args.insert(
+        ShortString::from("x-queue-type"),
+        AMQPValue::LongString(LongString::from("quorum")),
+    );
     if let Some(dlx) = dead_letter_exchange {
-        args.insert(ShortString::from("x-dead-letter-exchange"), AMQPValue::LongString(LongString::from(dlx)));
+        args.insert(
+            ShortString::from("x-dead-letter-exchange"),
+            AMQPValue::LongString(LongString::from(dlx)),
+        );
     }
     if let Some(limit) = delivery_limit {
-        args.insert(ShortString::from("x-delivery-limit"), AMQPValue::LongInt(limit));
+        args.insert(
+            ShortString::from("x-delivery-limit"),
+            AMQPValue::LongInt(limit),
+        );
     }
     args
 }
@@ -39,7 +51,9 @@ fn quorum(dead_letter_exchange: Option<&str>, delivery_limit: Option<i32>) -> Fi
 impl Topology {
     /// Names behind `prefix`.
     pub fn new(prefix: impl Into<String>) -> Self {
-        Topology { prefix: prefix.into() }
+        Topology {
+            prefix: prefix.into(),
+        }
     }
 
     /// Topic exchange of payment events (from notify-svc).
@@ -69,29 +83,75 @@ impl Topology {
 
     /// Declares the payments exchange (notify-svc and order-svc both do).
     pub async fn declare_payments_exchange(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        channel.exchange_declare(&self.payments_exchange(), ExchangeKind::Topic, durable_topic(), FieldTable::default()).await
+        channel
+            .exchange_declare(
+                &self.payments_exchange(),
+                ExchangeKind::Topic,
+                durable_topic(),
+                FieldTable::default(),
+            )
+            .await
     }
 
     /// Declares the orders exchange.
     pub async fn declare_orders_exchange(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        channel.exchange_declare(&self.orders_exchange(), ExchangeKind::Topic, durable_topic(), FieldTable::default()).await
+        channel
+            .exchange_declare(
+                &self.orders_exchange(),
+                ExchangeKind::Topic,
+                durable_topic(),
+                FieldTable::default(),
+            )
+            .await
     }
 
     /// Declares order-svc's consumer side: the payments exchange, the dead-letter exchange
     /// and queue, and the quorum queue bound to `payment.*` that dead-letters after
     /// `delivery_limit` redeliveries.
-    pub async fn declare_order_consumer(&self, channel: &Channel, delivery_limit: i32) -> Result<(), lapin::Error> {
+    pub async fn declare_order_consumer(
+        &self,
+        channel: &Channel,
+        delivery_limit: i32,
+    ) -> Result<(), lapin::Error> {
         self.declare_payments_exchange(channel).await?;
         let dlx = self.order_payments_dlx();
-        channel.exchange_declare(&dlx, ExchangeKind::Fanout, durable_topic(), FieldTable::default()).await?;
-        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        let dlq = self.order_payments_dlq();
-        channel.queue_declare(&dlq, durable, quorum(None, None)).await?;
-        channel.queue_bind(&dlq, &dlx, "", QueueBindOptions::default(), FieldTable::default()).await?;
-        let queue = self.order_payments_queue();
-        channel.queue_declare(&queue, durable, quorum(Some(&dlx), Some(delivery_limit))).await?;
         channel
-            .queue_bind(&queue, &self.payments_exchange(), "payment.*", QueueBindOptions::default(), FieldTable::default())
+            .exchange_declare(
+                &dlx,
+                ExchangeKind::Fanout,
+                durable_topic(),
+                FieldTable::default(),
+            )
+            .await?;
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        let dlq = self.order_payments_dlq();
+        channel
+            .queue_declare(&dlq, durable, quorum(None, None))
+            .await?;
+        channel
+            .queue_bind(
+                &dlq,
+                &dlx,
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let queue = self.order_payments_queue();
+        channel
+            .queue_declare(&queue, durable, quorum(Some(&dlx), Some(delivery_limit)))
+            .await?;
+        channel
+            .queue_bind(
+                &queue,
+                &self.payments_exchange(),
+                "payment.*",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         Ok(())
     }

@@ -1,0 +1,534 @@
+//! The payment pipeline end to end: the simulator notifies notify-svc, notify-svc publishes
+//! to RabbitMQ with confirms, order-svc applies the event exactly once and emits `order.paid`
+//! through its outbox; plus the active query, expiry, cancel, and outages. Real PostgreSQL,
+//! Redis and RabbitMQ.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod support;
+
+use std::time::Duration;
+
+use prost::Message as _;
+use reqwest::{Method, StatusCode};
+use support::*;
+use wechat_pay::v2::{self, ApiKey, Params, SignType};
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(800)).await;
+}
+
+#[tokio::test]
+async fn a_paid_notification_makes_the_order_paid_and_emits_one_event() {
+    let s = stack().await;
+    let events = OrderEvents::listen(&s.topology).await;
+    let (token, id, number) = s.prepaid_order("alice").await;
+    s.user_pays(&number);
+    let order = s.wait_status(&token, &id, "PAID").await;
+    let at_wechat = s.at_wechat(&number);
+    assert_eq!(
+        order["transaction_id"].as_str(),
+        at_wechat.transaction_id.as_deref()
+    );
+    assert!(order["paid_at"].is_string());
+    for _ in 0..100 {
+        if events.count("order.paid") > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle().await;
+    assert_eq!(events.count("order.paid"), 1);
+    let (_, payload) = events.seen.lock().unwrap()[0].clone();
+    let event = proto::events::v1::OrderPaid::decode(payload.as_slice()).unwrap();
+    assert_eq!(
+        (event.order_id.as_str(), event.amount_fen),
+        (id.as_str(), 1999)
+    );
+    // WeChat got the success ack and stopped.
+    let log = &at_wechat.notifications.attempts;
+    assert_eq!(log.last().unwrap().outcome, "acked");
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn five_concurrent_copies_and_a_broker_redelivery_apply_once() {
+    let s = stack().await;
+    let events = OrderEvents::listen(&s.topology).await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            duplicate_notifications: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    let (token, id, number) = s.prepaid_order("bob").await;
+    s.user_pays(&number);
+    s.wait_status(&token, &id, "PAID").await;
+    settle().await;
+    assert_eq!(
+        s.at_wechat(&number).notifications.attempts.len(),
+        5,
+        "five copies were delivered"
+    );
+    // The broker redelivers the same event once more.
+    let txn = s.at_wechat(&number).transaction_id.unwrap();
+    let event = proto::events::v1::PaymentSucceeded {
+        event_id: format!("wxpay:{txn}"),
+        out_trade_no: number.clone(),
+        transaction_id: txn,
+        amount_fen: 1999,
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        ..Default::default()
+    };
+    let conn = require_rabbitmq().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_publish(
+        &s.topology.payments_exchange(),
+        "payment.succeeded",
+        Default::default(),
+        &event.encode_to_vec(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    settle().await;
+    assert_eq!(events.count("order.paid"), 1, "one transition, one event");
+    assert_eq!(s.sql_count("SELECT count(*) FROM outbox").await, 1);
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
+        0
+    );
+    assert_eq!(s.dead_letters().await, 0);
+}
+
+fn signed_notification(fields: &[(&str, &str)], key: &ApiKey) -> String {
+    let mut p: Params = fields.iter().copied().collect();
+    v2::sign_params(&mut p, key, SignType::Md5);
+    v2::xml::encode(&p).unwrap()
+}
+
+#[tokio::test]
+async fn forged_wrong_merchant_malformed_and_oversized_notifications_are_refused() {
+    let s = stack().await;
+    let (token, id, number) = s.prepaid_order("carol").await;
+    let key = ApiKey::new(wechatpay_sim::DEFAULT_API_KEY).unwrap();
+    let forger = ApiKey::new("ffffffffffffffffffffffffffffffff").unwrap();
+    let fields = |appid: &'static str, mch: &'static str| {
+        vec![
+            ("return_code", "SUCCESS"),
+            ("result_code", "SUCCESS"),
+            ("appid", appid),
+            ("mch_id", mch),
+            ("nonce_str", "abc123"),
+            ("openid", "oX"),
+            ("trade_type", "JSAPI"),
+            ("bank_type", "OTHERS"),
+            ("total_fee", "1999"),
+            ("cash_fee", "1999"),
+            ("transaction_id", "4200000000000000000000000001"),
+            ("time_end", "20240101120000"),
+        ]
+    };
+    let with_number = |mut f: Vec<(&'static str, &'static str)>, n: &'static str| {
+        f.push(("out_trade_no", n));
+        f
+    };
+    let n: &'static str = Box::leak(number.clone().into_boxed_str());
+    let bodies: Vec<(&str, String)> = vec![
+        (
+            "forged signature",
+            signed_notification(
+                &with_number(fields(wechatpay_sim::DEFAULT_APPID, "10000100"), n),
+                &forger,
+            ),
+        ),
+        (
+            "wrong appid",
+            signed_notification(
+                &with_number(fields("wx0000000000000000", "10000100"), n),
+                &key,
+            ),
+        ),
+        (
+            "wrong mch_id",
+            signed_notification(
+                &with_number(fields(wechatpay_sim::DEFAULT_APPID, "99999999"), n),
+                &key,
+            ),
+        ),
+        (
+            "malformed",
+            "<xml><return_code>SUCCESS</return_code>".into(),
+        ),
+        (
+            "doctype",
+            r#"<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>"#
+                .into(),
+        ),
+        (
+            "unsigned",
+            v2::xml::encode(
+                &with_number(fields(wechatpay_sim::DEFAULT_APPID, "10000100"), n)
+                    .into_iter()
+                    .collect(),
+            )
+            .unwrap(),
+        ),
+        (
+            "oversized",
+            format!("<xml><a>{}</a></xml>", "x".repeat(70_000)),
+        ),
+    ];
+    for (label, body) in bodies {
+        let resp = s
+            .http
+            .post(format!("{}/wechat/pay/notify", s.notify))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{label}");
+        let ack = v2::xml::decode(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!(
+            ack.get("return_code"),
+            Some("FAIL"),
+            "{label} must get the failure ack"
+        );
+    }
+    settle().await;
+    assert_eq!(
+        s.get(&token, &id).await.body["status"],
+        "PENDING",
+        "nothing changed"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
+        0,
+        "nothing was even published"
+    );
+    assert_eq!(s.dead_letters().await, 0);
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.notify))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("reason=\"bad_signature\"")
+            && metrics.contains("reason=\"wrong_merchant\""),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_amount_lands_in_review_and_the_dead_letter_queue() {
+    let s = stack().await;
+    let events = OrderEvents::listen(&s.topology).await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            wrong_amount: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let (token, id, number) = s.prepaid_order("dave").await;
+    s.user_pays(&number);
+    s.wait_status(&token, &id, "REVIEW").await;
+    for _ in 0..100 {
+        if s.dead_letters().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.dead_letters().await, 1);
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies WHERE reason = 'amount_mismatch'")
+            .await,
+        1
+    );
+    assert_eq!(events.count("order.paid"), 0);
+}
+
+#[tokio::test]
+async fn a_dropped_notification_is_recovered_by_the_active_query() {
+    let s = stack_with(Options {
+        payment_query_after: "200ms",
+        ..Options::default()
+    })
+    .await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            drop_notifications: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let (token, id, number) = s.prepaid_order("erin").await;
+    s.user_pays(&number);
+    assert!(s.at_wechat(&number).notifications.dropped);
+    let order = s.wait_status(&token, &id, "PAID").await;
+    assert_eq!(
+        order["transaction_id"].as_str(),
+        s.at_wechat(&number).transaction_id.as_deref()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_order_is_closed_at_wechat_and_locally() {
+    let s = stack_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    let (token, id, number) = s.prepaid_order("fay").await;
+    s.sql(&format!("UPDATE orders SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 second' WHERE id = '{id}'")).await;
+    assert_eq!(s.workers().expire_once().await.unwrap(), 1);
+    assert_eq!(s.get(&token, &id).await.body["status"], "CLOSED");
+    assert_eq!(s.at_wechat(&number).state, "CLOSED");
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox WHERE routing_key = 'order.closed'")
+            .await,
+        1
+    );
+    assert_eq!(
+        s.workers().expire_once().await.unwrap(),
+        0,
+        "nothing left to close"
+    );
+    let pay = s.pay(&token, &id).await;
+    assert_eq!(
+        (pay.status, pay.code()),
+        (StatusCode::CONFLICT, "order_not_payable")
+    );
+}
+
+#[tokio::test]
+async fn an_expired_order_paid_at_the_last_moment_becomes_paid_not_closed() {
+    let s = stack_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            drop_notifications: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let (token, id, number) = s.prepaid_order("gus").await;
+    s.user_pays(&number);
+    s.sql(&format!("UPDATE orders SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 second' WHERE id = '{id}'")).await;
+    s.workers().expire_once().await.unwrap();
+    assert_eq!(s.get(&token, &id).await.body["status"], "PAID");
+    assert_eq!(s.at_wechat(&number).state, "SUCCESS");
+}
+
+#[tokio::test]
+async fn two_sweepers_racing_close_each_order_once() {
+    let s = stack_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        ids.push(s.prepaid_order(&format!("racer{i}")).await);
+    }
+    s.sql("UPDATE orders SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 second'").await;
+    let a = order_svc::Application::build(s.order_settings())
+        .await
+        .unwrap()
+        .workers();
+    let b = order_svc::Application::build(s.order_settings())
+        .await
+        .unwrap()
+        .workers();
+    let (ra, rb) = tokio::join!(a.expire_once(), b.expire_once());
+    assert_eq!(
+        ra.unwrap() + rb.unwrap(),
+        8,
+        "every order settled by exactly one sweeper"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM orders WHERE status = 'CLOSED'")
+            .await,
+        8
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox WHERE routing_key = 'order.closed'")
+            .await,
+        8,
+        "one close each"
+    );
+    for (_, _, number) in &ids {
+        assert_eq!(s.at_wechat(number).state, "CLOSED");
+    }
+}
+
+#[tokio::test]
+async fn cancel_closes_on_request_and_refuses_paid_orders() {
+    let s = stack().await;
+    let (token, id, number) = s.prepaid_order("hal").await;
+    let cancelled = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "CLOSED");
+    assert_eq!(s.at_wechat(&number).state, "CLOSED");
+    let again = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        again.body["status"], "CLOSED",
+        "cancelling twice is harmless"
+    );
+    let other = s.login("ivy").await;
+    let stranger = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&other),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(stranger.status, StatusCode::NOT_FOUND);
+
+    let (token, id, number) = s.prepaid_order("jay").await;
+    s.user_pays(&number);
+    s.wait_status(&token, &id, "PAID").await;
+    let refused = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&token),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (StatusCode::CONFLICT, "order_not_payable")
+    );
+}
+
+#[tokio::test]
+async fn notify_svc_refuses_while_rabbitmq_is_unreachable_and_recovers() {
+    let upstream: std::net::SocketAddr = "127.0.0.1:5672".parse().unwrap();
+    let proxy = Proxy::start(upstream).await;
+    let s = stack_with(Options {
+        notify_amqp_url: Some(format!("amqp://guest:guest@{}/%2f", proxy.addr)),
+        ..Options::default()
+    })
+    .await;
+    let (token, id, number) = s.prepaid_order("kim").await;
+    proxy.down();
+    // Readiness follows the broker.
+    let mut ready = 200;
+    for _ in 0..100 {
+        ready = s
+            .http
+            .get(format!("{}/readyz", s.notify))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        if ready == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready, 503);
+    s.user_pays(&number);
+    // WeChat's first attempts get the failure ack...
+    for _ in 0..200 {
+        if s.at_wechat(&number).notifications.attempts.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let attempts = s.at_wechat(&number).notifications.attempts;
+    assert!(
+        attempts.len() >= 2 && attempts.iter().all(|a| a.outcome == "failure_ack"),
+        "{attempts:?}"
+    );
+    assert_eq!(s.get(&token, &id).await.body["status"], "PENDING");
+    // ...and once the broker is back, a retry goes through.
+    proxy.up();
+    s.wait_status(&token, &id, "PAID").await;
+    assert_eq!(
+        s.at_wechat(&number)
+            .notifications
+            .attempts
+            .last()
+            .unwrap()
+            .outcome,
+        "acked"
+    );
+}
+
+#[tokio::test]
+async fn events_that_pile_up_while_order_svc_is_down_all_apply_after_restart() {
+    let mut s = stack().await;
+    let mut orders = Vec::new();
+    for i in 0..3 {
+        orders.push(s.prepaid_order(&format!("pile{i}")).await);
+    }
+    s.stop_order_svc().await;
+    for (_, _, number) in &orders {
+        s.user_pays(number);
+    }
+    for (_, _, number) in &orders {
+        for _ in 0..200 {
+            if s.at_wechat(number)
+                .notifications
+                .attempts
+                .iter()
+                .any(|a| a.outcome == "acked")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(
+            s.at_wechat(number)
+                .notifications
+                .attempts
+                .iter()
+                .any(|a| a.outcome == "acked"),
+            "notify-svc acked with order-svc down"
+        );
+    }
+    s.start_order_svc().await;
+    for (token, id, _) in &orders {
+        s.wait_status(token, id, "PAID").await;
+    }
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM orders WHERE status = 'PAID'")
+            .await,
+        3
+    );
+}
