@@ -532,3 +532,77 @@ async fn events_that_pile_up_while_order_svc_is_down_all_apply_after_restart() {
         3
     );
 }
+
+#[tokio::test]
+async fn an_event_that_keeps_failing_is_dead_lettered_after_the_delivery_limit() {
+    let s = stack().await;
+    let (token_a, id_a, number_a) = s.prepaid_order("lou").await;
+    s.user_pays(&number_a);
+    s.wait_status(&token_a, &id_a, "PAID").await;
+    let taken = s.at_wechat(&number_a).transaction_id.unwrap();
+    // An event for another order reusing A's transaction id: the unique constraint refuses
+    // it on every attempt, so it is retried, then dead-lettered instead of looping.
+    let (token_b, id_b, number_b) = s.prepaid_order("mo").await;
+    let event = proto::events::v1::PaymentSucceeded {
+        event_id: "poison".into(),
+        out_trade_no: number_b,
+        transaction_id: taken,
+        amount_fen: 1999,
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        ..Default::default()
+    };
+    let conn = require_rabbitmq().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_publish(
+        &s.topology.payments_exchange(),
+        "payment.succeeded",
+        Default::default(),
+        &event.encode_to_vec(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    for _ in 0..300 {
+        if s.dead_letters().await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(s.dead_letters().await, 1);
+    assert_eq!(s.get(&token_b, &id_b).await.body["status"], "PENDING");
+}
+
+#[tokio::test]
+async fn two_relays_publish_each_outbox_event_once() {
+    let s = stack_with(Options {
+        workers: false,
+        ..Options::default()
+    })
+    .await;
+    let events = OrderEvents::listen(&s.topology).await;
+    for i in 0..6 {
+        s.prepaid_order(&format!("relay{i}")).await;
+    }
+    s.sql("UPDATE orders SET created_at = now() - interval '1 hour', expires_at = now() - interval '1 second'").await;
+    assert_eq!(s.workers().expire_once().await.unwrap(), 6);
+    let a = order_svc::Application::build(s.order_settings())
+        .await
+        .unwrap()
+        .workers();
+    let b = order_svc::Application::build(s.order_settings())
+        .await
+        .unwrap()
+        .workers();
+    let (ra, rb) = tokio::join!(a.relay_once(), b.relay_once());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    let rest = s.workers().relay_once().await.unwrap();
+    assert_eq!(ra + rb + rest, 6);
+    settle().await;
+    assert_eq!(events.count("order.closed"), 6);
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await,
+        0
+    );
+}
