@@ -1,0 +1,12 @@
+//! `minipay`: the newcomer's tool. It finds or starts PostgreSQL, Redis and RabbitMQ, starts
+//! the simulator and the three services as separate processes from the deployed binaries,
+//! waits for readiness, runs a real purchase as a self-check, and stops everything cleanly.
+//! The end-to-end tests start the stack through the same code.
+
+pub mod infra;
+pub mod process;
+pub mod purchase;
+pub mod stack;
+pub mod status;
+
+pub use self::stack::{Ports, RunningStack, StackConfig, StackError};

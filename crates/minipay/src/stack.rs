@@ -1,0 +1,473 @@
+//! The stack: the simulator and the three services as separate processes, started from the
+//! same binaries that are deployed, with their environment wired together.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::process::Command;
+
+use crate::process::{LogSink, Service};
+
+/// The ports the stack listens on (all on 127.0.0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// order-svc HTTP.
+    pub order_http: u16,
+    /// order-svc gRPC.
+    pub order_grpc: u16,
+    /// notify-svc HTTP.
+    pub notify_http: u16,
+    /// pay-gateway-svc gRPC.
+    pub gateway_grpc: u16,
+    /// pay-gateway-svc HTTP (health, metrics).
+    pub gateway_http: u16,
+    /// The WeChat Pay simulator.
+    pub sim: u16,
+}
+
+impl Ports {
+    /// The default local ports of the product spec.
+    pub fn standard() -> Self {
+        Ports {
+            order_http: 8080,
+            order_grpc: 50051,
+            notify_http: 8081,
+            gateway_grpc: 50052,
+            gateway_http: 8082,
+            sim: 8090,
+        }
+    }
+
+    /// Free ports picked by the OS (tests).
+    pub fn ephemeral() -> std::io::Result<Self> {
+        let listeners = (0..6)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let p = listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Ports {
+            order_http: p[0],
+            order_grpc: p[1],
+            notify_http: p[2],
+            gateway_grpc: p[3],
+            gateway_http: p[4],
+            sim: p[5],
+        })
+    }
+}
+
+/// How to run the stack.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// Where it listens.
+    pub ports: Ports,
+    /// Where the four binaries are.
+    pub bin_dir: PathBuf,
+    /// order-svc's database.
+    pub database_url: String,
+    /// Redis.
+    pub redis_url: String,
+    /// RabbitMQ.
+    pub amqp_url: String,
+    /// Prefix of exchange and queue names.
+    pub amqp_prefix: String,
+    /// Prefix of Redis keys.
+    pub redis_prefix: String,
+    /// order-svc's session secret.
+    pub session_secret: String,
+    /// The simulator's time scale.
+    pub sim_time_scale: f64,
+    /// order-svc's `ORDER_TTL`.
+    pub order_ttl: String,
+    /// order-svc's `PAYMENT_QUERY_AFTER`.
+    pub payment_query_after: String,
+    /// order-svc's `SWEEP_INTERVAL`.
+    pub sweep_interval: String,
+    /// The services' log filter.
+    pub rust_log: String,
+    /// Where their output goes.
+    pub sink: LogSink,
+}
+
+impl StackConfig {
+    /// The defaults for a local run against these stores.
+    pub fn local(
+        bin_dir: PathBuf,
+        database_url: String,
+        redis_url: String,
+        amqp_url: String,
+        sink: LogSink,
+    ) -> Self {
+        StackConfig {
+            ports: Ports::standard(),
+            bin_dir,
+            database_url,
+            redis_url,
+            amqp_url,
+            amqp_prefix: String::new(),
+            redis_prefix: "minipay:".into(),
+            session_secret: random_secret(),
+            sim_time_scale: 1.0,
+            order_ttl: "15m".into(),
+            payment_query_after: "10s".into(),
+            sweep_interval: "5s".into(),
+            rust_log: "info".into(),
+            sink,
+        }
+    }
+}
+
+/// A random 48-character secret.
+pub fn random_secret() -> String {
+    use rand::Rng;
+    rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect()
+}
+
+/// Why the stack did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// A binary is missing.
+    #[error(
+        "{0} is not built in {1}; run `cargo build --workspace --bins` (add --release for a release run)"
+    )]
+    MissingBinary(String, String),
+    /// A process could not be started.
+    #[error("cannot start {0}: {1}")]
+    Spawn(String, String),
+    /// A port is taken.
+    #[error(
+        "port {port} ({what}) is already in use: stop what uses it, or is a stack already running?"
+    )]
+    PortInUse {
+        /// The port.
+        port: u16,
+        /// Its role.
+        what: &'static str,
+    },
+    /// A service exited or never became ready.
+    #[error("{name} did not become ready: {why}{tail}")]
+    NotReady {
+        /// Which.
+        name: String,
+        /// Why.
+        why: String,
+        /// Its last log lines.
+        tail: String,
+    },
+    /// Building the binaries failed.
+    #[error("building the services failed: {0}")]
+    Build(String),
+}
+
+/// The four binaries.
+pub const BINARIES: [(&str, &str); 4] = [
+    ("wechatpay-sim", "wechatpay-sim"),
+    ("notify-svc", "notify-svc"),
+    ("pay-gateway-svc", "pay-gateway-svc"),
+    ("order-svc", "order-svc"),
+];
+
+/// The folder of this executable's sibling binaries (`target/<profile>/`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MINIPAY_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// Builds the four binaries with cargo (a no-op when they are fresh). Only for `minipay up`
+/// run through `cargo run`: never from inside `cargo test`.
+pub async fn build_binaries(release: bool) -> Result<(), StackError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.arg("build");
+    if release {
+        command.arg("--release");
+    }
+    for (package, bin) in BINARIES {
+        command.args(["-p", package, "--bin", bin]);
+    }
+    let status = command
+        .status()
+        .await
+        .map_err(|e| StackError::Build(e.to_string()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(StackError::Build(format!("cargo exited with {status}")))
+    }
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct RunningStack {
+    services: Vec<Service>,
+    /// How it was started.
+    pub config: StackConfig,
+}
+
+fn url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}")
+}
+
+impl RunningStack {
+    /// Starts the simulator, notify-svc, pay-gateway-svc and order-svc, in that order, each
+    /// ready before the next starts. `progress` hears each step.
+    pub async fn start(
+        config: StackConfig,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<RunningStack, StackError> {
+        for (_, bin) in BINARIES {
+            if !config.bin_dir.join(bin).is_file() {
+                return Err(StackError::MissingBinary(
+                    bin.to_owned(),
+                    config.bin_dir.display().to_string(),
+                ));
+            }
+        }
+        let p = config.ports;
+        for (port, what) in [
+            (p.sim, "simulator"),
+            (p.notify_http, "notify-svc"),
+            (p.gateway_grpc, "pay-gateway-svc gRPC"),
+            (p.gateway_http, "pay-gateway-svc HTTP"),
+            (p.order_http, "order-svc HTTP"),
+            (p.order_grpc, "order-svc gRPC"),
+        ] {
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                return Err(StackError::PortInUse { port, what });
+            }
+        }
+        let mut stack = RunningStack {
+            services: Vec::new(),
+            config,
+        };
+        let c = stack.config.clone();
+        let addr = |port: u16| format!("127.0.0.1:{port}");
+
+        let mut sim = stack.command("wechatpay-sim");
+        sim.args([
+            "--listen",
+            &addr(p.sim),
+            "--time-scale",
+            &c.sim_time_scale.to_string(),
+        ]);
+        stack
+            .launch(
+                "wechatpay-sim",
+                sim,
+                &format!("{}/sim/v1/health", url(p.sim)),
+                progress,
+            )
+            .await?;
+
+        let mut notify = stack.command("notify-svc");
+        notify
+            .env("NOTIFY_HTTP_ADDR", addr(p.notify_http))
+            .env("AMQP_URL", &c.amqp_url)
+            .env("AMQP_PREFIX", &c.amqp_prefix);
+        stack
+            .launch(
+                "notify-svc",
+                notify,
+                &format!("{}/readyz", url(p.notify_http)),
+                progress,
+            )
+            .await?;
+
+        let mut gateway = stack.command("pay-gateway-svc");
+        gateway
+            .env("PAY_GATEWAY_GRPC_ADDR", addr(p.gateway_grpc))
+            .env("PAY_GATEWAY_HTTP_ADDR", addr(p.gateway_http))
+            .env("WECHAT_PAY_BASE_URL", url(p.sim))
+            .env(
+                "WECHAT_NOTIFY_URL",
+                format!("{}/wechat/pay/notify", url(p.notify_http)),
+            );
+        stack
+            .launch(
+                "pay-gateway-svc",
+                gateway,
+                &format!("{}/readyz", url(p.gateway_http)),
+                progress,
+            )
+            .await?;
+
+        let mut order = stack.command("order-svc");
+        order
+            .env("ORDER_HTTP_ADDR", addr(p.order_http))
+            .env("ORDER_GRPC_ADDR", addr(p.order_grpc))
+            .env("DATABASE_URL", &c.database_url)
+            .env("REDIS_URL", &c.redis_url)
+            .env("REDIS_KEY_PREFIX", &c.redis_prefix)
+            .env("AMQP_URL", &c.amqp_url)
+            .env("AMQP_PREFIX", &c.amqp_prefix)
+            .env("PAY_GATEWAY_URL", url(p.gateway_grpc))
+            .env("SESSION_SECRET", &c.session_secret)
+            .env("ORDER_TTL", &c.order_ttl)
+            .env("PAYMENT_QUERY_AFTER", &c.payment_query_after)
+            .env("SWEEP_INTERVAL", &c.sweep_interval);
+        stack
+            .launch(
+                "order-svc",
+                order,
+                &format!("{}/readyz", url(p.order_http)),
+                progress,
+            )
+            .await?;
+        Ok(stack)
+    }
+
+    fn command(&self, bin: &str) -> Command {
+        let mut command = Command::new(self.config.bin_dir.join(bin));
+        // A clean environment: only what the stack decides, plus the basics.
+        command.env_clear();
+        for var in ["PATH", "HOME", "LANG", "TZ"] {
+            if let Some(v) = std::env::var_os(var) {
+                command.env(var, v);
+            }
+        }
+        command.env("RUST_LOG", &self.config.rust_log);
+        command
+    }
+
+    async fn launch(
+        &mut self,
+        name: &str,
+        command: Command,
+        ready_url: &str,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<(), StackError> {
+        let started = Instant::now();
+        progress(&format!("starting {name} ..."));
+        let mut service = Service::spawn(name, command, &self.config.sink)
+            .map_err(|e| StackError::Spawn(name.to_owned(), e.to_string()))?;
+        let client = reqwest::Client::new();
+        let deadline = started + Duration::from_secs(60);
+        loop {
+            if let Some(status) = service.exited() {
+                return Err(self.not_ready(name, format!("it exited with {status}")));
+            }
+            if let Ok(r) = client
+                .get(ready_url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                break;
+            }
+            if Instant::now() > deadline {
+                self.services.push(service);
+                return Err(
+                    self.not_ready(name, format!("{ready_url} did not answer 200 within 60 s"))
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        progress(&format!(
+            "{name} ready in {} ms",
+            started.elapsed().as_millis()
+        ));
+        self.services.push(service);
+        Ok(())
+    }
+
+    fn not_ready(&self, name: &str, why: String) -> StackError {
+        let tail = self.config.sink.tail(name, 15);
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            format!("\n  its last log lines:\n    {}", tail.join("\n    "))
+        };
+        StackError::NotReady {
+            name: name.to_owned(),
+            why,
+            tail,
+        }
+    }
+
+    /// order-svc's base URL.
+    pub fn order_url(&self) -> String {
+        url(self.config.ports.order_http)
+    }
+
+    /// notify-svc's base URL.
+    pub fn notify_url(&self) -> String {
+        url(self.config.ports.notify_http)
+    }
+
+    /// The simulator's base URL.
+    pub fn sim_url(&self) -> String {
+        url(self.config.ports.sim)
+    }
+
+    /// pay-gateway-svc's HTTP base URL.
+    pub fn gateway_url(&self) -> String {
+        url(self.config.ports.gateway_http)
+    }
+
+    /// Which services have exited (they should not have).
+    pub fn exited(&mut self) -> Vec<String> {
+        self.services
+            .iter_mut()
+            .filter_map(|s| s.exited().map(|st| format!("{} ({st})", s.name)))
+            .collect()
+    }
+
+    /// SIGTERM to every service, newest first, each given 10 s to finish its work.
+    pub async fn stop(self) -> Vec<String> {
+        let mut unclean = Vec::new();
+        for service in self.services.into_iter().rev() {
+            let name = service.name.clone();
+            if !service.stop(Duration::from_secs(10)).await {
+                unclean.push(name);
+            }
+        }
+        unclean
+    }
+}
+
+/// Creates database `name` on the server of `admin_url` if it does not exist; returns its URL.
+pub async fn ensure_database(admin_url: &str, name: &str) -> Result<String, String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .map_err(|e| format!("PostgreSQL at {}: {e}", redact(admin_url)))?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if exists.is_none() {
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let base = admin_url.split('?').next().unwrap_or(admin_url);
+    let base = base.rsplit_once('/').map_or(base, |(b, _)| b);
+    Ok(format!("{base}/{name}"))
+}
+
+/// A URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,72 @@
+//! The `notify-svc` binary: a bad setting is named at start; it serves and stops on SIGTERM.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_notify-svc");
+
+#[test]
+fn a_bad_setting_is_named() {
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("AMQP_URL", "http://not-amqp")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("AMQP_URL"));
+}
+
+#[tokio::test]
+async fn serves_health_and_stops_on_sigterm() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("AMQP_PREFIX", "binary-test.")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut healthy = false;
+    for _ in 0..200 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "notify-svc never answered /healthz");
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            // Its exchange was declared; remove it.
+            if let Ok(conn) =
+                messaging::connect("amqp://guest:guest@127.0.0.1:5672/%2f", "cleanup").await
+                && let Ok(ch) = conn.create_channel().await
+            {
+                let _ = ch
+                    .exchange_delete("binary-test.minipay.payments", Default::default())
+                    .await;
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    panic!("notify-svc did not stop within 10 s of SIGTERM");
+}
