@@ -59,7 +59,7 @@ impl Application {
         let topology = Topology::new(settings.amqp_prefix.clone());
         let declare_topology = topology.clone();
         let publisher = Publisher::new(
-            &settings.amqp_url,
+            secrecy::ExposeSecret::expose_secret(&settings.amqp_url),
             SERVICE,
             settings.confirm_timeout,
             Arc::new(move |channel| {
@@ -102,7 +102,8 @@ impl Application {
             shutdown.await;
             trigger.trigger();
         });
-        self.state.publisher.spawn_keepalive(stop.wait());
+        let publisher = self.state.publisher.clone();
+        publisher.spawn_keepalive(stop.wait());
         let ready = readiness(self.state.publisher.clone());
         let app = Router::new()
             .route("/wechat/pay/notify", post(notify::pay_notify))
@@ -111,10 +112,13 @@ impl Application {
             .merge(ops::router(ready))
             .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
         tracing::info!(http = %self.http.local_addr().map(|a| a.to_string()).unwrap_or_default(), "notify-svc listening");
-        axum::serve(self.http, app)
+        let served = axum::serve(self.http, app)
             .with_graceful_shutdown(stop.wait())
             .await
-            .map_err(|e| StartError::Serve(e.to_string()))?;
+            .map_err(|e| StartError::Serve(e.to_string()));
+        // Only after every in-flight notification was answered.
+        publisher.close().await;
+        served?;
         tracing::info!("notify-svc stopped");
         Ok(())
     }

@@ -11,8 +11,9 @@ use wechat_pay::v2::ApiKey;
 pub struct Settings {
     /// Where WeChat's callbacks arrive (`NOTIFY_HTTP_ADDR`, default `0.0.0.0:8081`).
     pub http_addr: SocketAddr,
-    /// RabbitMQ (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`; never logged).
-    pub amqp_url: String,
+    /// RabbitMQ (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`; secret: it may
+    /// hold a password).
+    pub amqp_url: secrecy::SecretString,
     /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default empty).
     pub amqp_prefix: String,
     /// Longest wait for the broker's confirm (`PUBLISH_CONFIRM_TIMEOUT`, default 3s).
@@ -67,7 +68,7 @@ impl Settings {
         }
         Ok(Settings {
             http_addr: env.or("NOTIFY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,
-            amqp_url,
+            amqp_url: secrecy::SecretString::from(amqp_url),
             amqp_prefix: env.or("AMQP_PREFIX", String::new())?,
             confirm_timeout: env.duration_or("PUBLISH_CONFIRM_TIMEOUT", Duration::from_secs(3))?,
             max_body: env.or("NOTIFY_MAX_BODY", 64 * 1024usize)?,

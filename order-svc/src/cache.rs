@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::AsyncCommands;
+use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
@@ -131,8 +131,19 @@ impl OrderCache {
         }
     }
 
-    /// Writes the order (best effort: a failure is logged and counted, never returned).
+    /// Writes the order after a state change (best effort: a failure is logged and
+    /// counted, never returned).
     pub async fn put(&self, order: &Order) {
+        self.write(order, false).await;
+    }
+
+    /// Fills the cache after a read from PostgreSQL, but only if no entry exists: a state
+    /// change committed (and cached) meanwhile must not be overwritten by the older read.
+    pub async fn fill(&self, order: &Order) {
+        self.write(order, true).await;
+    }
+
+    async fn write(&self, order: &Order, only_if_absent: bool) {
         let Some(mut conn) = self.connection().await else {
             metrics::counter!("order_cache_writes_total", "result" => "unavailable").increment(1);
             return;
@@ -140,11 +151,16 @@ impl OrderCache {
         let Ok(json) = serde_json::to_string(order) else {
             return;
         };
-        let ttl = self.ttl.as_secs().max(1);
-        let result: Result<Result<(), redis::RedisError>, _> =
-            tokio::time::timeout(self.timeout, conn.set_ex(self.key(order.id), json, ttl)).await;
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(order.id)).arg(json);
+        if only_if_absent {
+            command.arg("NX");
+        }
+        command.arg("EX").arg(self.ttl.as_secs().max(1));
+        let result: Result<Result<redis::Value, redis::RedisError>, _> =
+            tokio::time::timeout(self.timeout, command.query_async(&mut conn)).await;
         let outcome = match result {
-            Ok(Ok(())) => "ok",
+            Ok(Ok(_)) => "ok",
             Ok(Err(e)) => {
                 tracing::warn!(order_id = %order.id, error = %e, "redis write failed");
                 self.reset().await;

@@ -96,14 +96,7 @@ impl Application {
             payments,
             &settings,
         ));
-        let workers = workers::Workers::new(
-            Arc::clone(&orders),
-            settings.amqp_url.clone(),
-            messaging::Topology::new(settings.amqp_prefix.clone()),
-            settings.amqp_prefetch,
-            settings.amqp_delivery_limit,
-            settings.sweep_interval,
-        );
+        let workers = workers::Workers::new(Arc::clone(&orders), &settings);
         let http = bind(settings.http_addr).await?;
         let grpc = bind(settings.grpc_addr).await?;
         Ok(Application {
@@ -182,6 +175,7 @@ impl Application {
         for task in tasks {
             let _ = task.await;
         }
+        self.workers.close().await;
         grpc.map_err(|e| StartError::Serve(e.to_string()))?;
         http.map_err(|e| StartError::Serve(e.to_string()))?;
         tracing::info!("order-svc stopped");

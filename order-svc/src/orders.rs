@@ -260,7 +260,7 @@ impl Orders {
             };
         }
         let order = self.store.order(id).await?.ok_or(AppError::OrderNotFound)?;
-        self.cache.put(&order).await;
+        self.cache.fill(&order).await;
         if order.openid == openid {
             Ok(order)
         } else {
@@ -352,13 +352,12 @@ impl Orders {
                     self.query_after.as_secs_f64(),
                 )
                 .await?;
-            let Some(updated) = updated else {
+            if updated.is_none() {
                 return Err(AppError::OrderNotPayable(
                     "the order is no longer pending".into(),
                 ));
-            };
+            }
             tracing::info!(order_id = %order.id, out_trade_no = %order.out_trade_no, "prepay created");
-            self.cache.put(&updated).await;
         }
         let p = answer.payment.ok_or_else(|| {
             AppError::internal("prepay", "pay-gateway-svc sent no payment object")
@@ -383,7 +382,7 @@ impl Orders {
         tx.commit().await?;
         match &applied {
             Applied::Paid(o) | Applied::Review(o, _) => self.cache.put(o).await,
-            Applied::Duplicate(_) | Applied::Rejected(_) => {}
+            Applied::Duplicate(_) | Applied::Rejected(_) | Applied::AlreadyRecorded => {}
         }
         Ok(applied)
     }
@@ -396,21 +395,21 @@ impl Orders {
         order: &Order,
         reason: &'static str,
     ) -> Result<Settled, AppError> {
+        // Asked even without a recorded prepay_id: a unified order may have succeeded at
+        // WeChat while its answer was lost. An order WeChat never saw is simply not found.
         let number = order.out_trade_no.as_str();
-        if order.prepay_id.is_some() {
-            if let Some(facts) = self.paid_at_wechat(number).await? {
-                return Ok(Settled::Paid(
-                    transitions::apply_payment(tx, &facts, &self.merchant).await?,
-                ));
-            }
-            if self.payments.close_payment(number).await? == CloseOutcome::AlreadyPaid {
-                let facts = self.paid_at_wechat(number).await?.ok_or_else(|| {
-                    AppError::internal("close order", "WeChat says paid, its query says not")
-                })?;
-                return Ok(Settled::Paid(
-                    transitions::apply_payment(tx, &facts, &self.merchant).await?,
-                ));
-            }
+        if let Some(facts) = self.paid_at_wechat(number).await? {
+            return Ok(Settled::Paid(
+                transitions::apply_payment(tx, &facts, &self.merchant).await?,
+            ));
+        }
+        if self.payments.close_payment(number).await? == CloseOutcome::AlreadyPaid {
+            let facts = self.paid_at_wechat(number).await?.ok_or_else(|| {
+                AppError::internal("close order", "WeChat says paid, its query says not")
+            })?;
+            return Ok(Settled::Paid(
+                transitions::apply_payment(tx, &facts, &self.merchant).await?,
+            ));
         }
         Ok(transitions::close(tx, order, reason)
             .await?
@@ -469,17 +468,29 @@ impl Orders {
     /// never skip one. Returns how many orders were settled.
     pub async fn expire_once(&self, limit: usize) -> Result<usize, AppError> {
         let mut settled = 0;
+        // Orders that failed this pass (WeChat unavailable, a refusal): skipped for the rest
+        // of the pass so one bad order cannot stall the others; retried next pass.
+        let mut failed: Vec<Uuid> = Vec::new();
         for _ in 0..limit {
             let mut tx = self.store.begin().await?;
             let row = sqlx::query(&format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'PENDING' AND expires_at <= now()
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'PENDING' AND expires_at <= now() AND NOT (id = ANY($1))
                  ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
             ))
+            .bind(&failed)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(row) = row else { break };
             let order = order_from_row(&row)?;
-            let outcome = self.settle_unpaid(&mut tx, &order, "expired").await?;
+            let outcome = match self.settle_unpaid(&mut tx, &order, "expired").await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(order_id = %order.id, out_trade_no = %order.out_trade_no, error = %e, "could not settle an expired order; retrying next pass");
+                    metrics::counter!("sweeper_failures_total").increment(1);
+                    failed.push(order.id);
+                    continue;
+                }
+            };
             tx.commit().await?;
             match outcome {
                 Settled::Closed(o) | Settled::Paid(Applied::Paid(o) | Applied::Review(o, _)) => {

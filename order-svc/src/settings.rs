@@ -45,6 +45,8 @@ pub struct Settings {
     pub amqp_prefetch: u16,
     /// Deliveries of one event before it is dead-lettered (`AMQP_DELIVERY_LIMIT`, default 5).
     pub amqp_delivery_limit: i32,
+    /// Pause before a failed event is given back for redelivery (`AMQP_RETRY_DELAY`, default 2s).
+    pub amqp_retry_delay: Duration,
     /// The Mini Program payments must be for (`WECHAT_APPID`, default the simulator's).
     pub wechat_appid: String,
     /// The merchant payments must be for (`WECHAT_MCH_ID`, default the simulator's).
@@ -108,6 +110,7 @@ impl Settings {
             amqp_prefix: env.or("AMQP_PREFIX", String::new())?,
             amqp_prefetch: env.or("AMQP_PREFETCH", 32u16)?.max(1),
             amqp_delivery_limit: env.or("AMQP_DELIVERY_LIMIT", 5i32)?.max(1),
+            amqp_retry_delay: env.duration_or("AMQP_RETRY_DELAY", Duration::from_secs(2))?,
             wechat_appid: env.or("WECHAT_APPID", "wxd930ea5d5a258f4f".to_owned())?,
             wechat_mch_id: env.or("WECHAT_MCH_ID", "10000100".to_owned())?,
             payment_query_after: env.duration_or("PAYMENT_QUERY_AFTER", Duration::from_secs(10))?,

@@ -72,6 +72,8 @@ pub enum Applied {
     /// The payment cannot apply and the order was not changed (unknown order, another
     /// merchant, a second payment, an order already under review).
     Rejected(&'static str),
+    /// This same contradicting payment was recorded before: nothing more to do.
+    AlreadyRecorded,
 }
 
 async fn lock_by_number(
@@ -87,12 +89,24 @@ async fn lock_by_number(
     row.as_ref().map(order_from_row).transpose()
 }
 
+/// Records a payment that contradicts its order; `false` when this same payment (order
+/// number and transaction) was recorded before, i.e. this is a duplicate of it.
 async fn record_anomaly(
     conn: &mut PgConnection,
     facts: &PaymentFacts,
     order_id: Option<Uuid>,
     reason: &str,
-) -> Result<(), AppError> {
+) -> Result<bool, AppError> {
+    let (seen,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM payment_anomalies WHERE out_trade_no = $1 AND transaction_id IS NOT DISTINCT FROM $2)",
+    )
+    .bind(&facts.out_trade_no)
+    .bind(&facts.transaction_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if seen {
+        return Ok(false);
+    }
     sqlx::query(
         "INSERT INTO payment_anomalies (out_trade_no, order_id, reason, transaction_id, amount_fen, source, event_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -108,7 +122,7 @@ async fn record_anomaly(
     .await?;
     metrics::counter!("payment_anomalies_total", "reason" => reason.to_owned(), "source" => facts.source.as_str()).increment(1);
     tracing::error!(out_trade_no = %facts.out_trade_no, transaction_id = %facts.transaction_id, amount_fen = facts.amount_fen, reason, source = facts.source.as_str(), "payment contradicts the order");
-    Ok(())
+    Ok(true)
 }
 
 /// Writes an event to the outbox (in the caller's transaction).
@@ -139,7 +153,9 @@ async fn to_review(
     facts: &PaymentFacts,
     reason: &'static str,
 ) -> Result<Applied, AppError> {
-    record_anomaly(conn, facts, Some(order.id), reason).await?;
+    if !record_anomaly(conn, facts, Some(order.id), reason).await? {
+        return Ok(Applied::AlreadyRecorded);
+    }
     let row = sqlx::query(&format!(
         "UPDATE orders SET status = 'REVIEW', review_reason = $3, updated_at = now()
          WHERE id = $1 AND status = $2 RETURNING {ORDER_COLUMNS}"
@@ -163,11 +179,15 @@ pub async fn apply_payment(
     merchant: &ExpectedMerchant,
 ) -> Result<Applied, AppError> {
     if facts.appid != merchant.appid || facts.mch_id != merchant.mch_id {
-        record_anomaly(conn, facts, None, "other_merchant").await?;
+        if !record_anomaly(conn, facts, None, "other_merchant").await? {
+            return Ok(Applied::AlreadyRecorded);
+        }
         return Ok(Applied::Rejected("other_merchant"));
     }
     let Some(order) = lock_by_number(conn, &facts.out_trade_no).await? else {
-        record_anomaly(conn, facts, None, "unknown_order").await?;
+        if !record_anomaly(conn, facts, None, "unknown_order").await? {
+            return Ok(Applied::AlreadyRecorded);
+        }
         return Ok(Applied::Rejected("unknown_order"));
     };
     match order.status {
@@ -215,12 +235,16 @@ pub async fn apply_payment(
         | OrderStatus::Refunding
         | OrderStatus::PartiallyRefunded
         | OrderStatus::Refunded => {
-            record_anomaly(conn, facts, Some(order.id), "second_payment").await?;
+            if !record_anomaly(conn, facts, Some(order.id), "second_payment").await? {
+                return Ok(Applied::AlreadyRecorded);
+            }
             Ok(Applied::Rejected("second_payment"))
         }
         OrderStatus::Closed => to_review(conn, &order, facts, "paid_after_close").await,
         OrderStatus::Review => {
-            record_anomaly(conn, facts, Some(order.id), "order_under_review").await?;
+            if !record_anomaly(conn, facts, Some(order.id), "order_under_review").await? {
+                return Ok(Applied::AlreadyRecorded);
+            }
             Ok(Applied::Rejected("order_under_review"))
         }
     }

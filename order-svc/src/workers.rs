@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::orders::Orders;
+use crate::settings::Settings;
 use crate::transitions::{Applied, PaymentFacts, Source};
 
 /// Orders settled or relayed per step.
@@ -32,21 +33,16 @@ pub struct Workers {
     prefetch: u16,
     delivery_limit: i32,
     sweep_interval: Duration,
+    retry_delay: Duration,
 }
 
 impl Workers {
     /// Wires the workers.
-    pub fn new(
-        orders: Arc<Orders>,
-        amqp_url: SecretString,
-        topology: Topology,
-        prefetch: u16,
-        delivery_limit: i32,
-        sweep_interval: Duration,
-    ) -> Self {
+    pub fn new(orders: Arc<Orders>, settings: &Settings) -> Self {
+        let topology = Topology::new(settings.amqp_prefix.clone());
         let declare_topology = topology.clone();
         let publisher = Publisher::new(
-            amqp_url.expose_secret(),
+            settings.amqp_url.expose_secret(),
             "order-svc-outbox",
             Duration::from_secs(5),
             Arc::new(move |channel| {
@@ -58,10 +54,11 @@ impl Workers {
             orders,
             publisher,
             topology,
-            amqp_url,
-            prefetch,
-            delivery_limit,
-            sweep_interval,
+            amqp_url: settings.amqp_url.clone(),
+            prefetch: settings.amqp_prefetch,
+            delivery_limit: settings.amqp_delivery_limit,
+            sweep_interval: settings.sweep_interval,
+            retry_delay: settings.amqp_retry_delay,
         }
     }
 
@@ -105,7 +102,7 @@ impl Workers {
         };
         match self.orders.apply_payment(&facts).await {
             Ok(Applied::Paid(_)) => Verdict::Ack,
-            Ok(Applied::Duplicate(_)) => {
+            Ok(Applied::Duplicate(_) | Applied::AlreadyRecorded) => {
                 tracing::info!(out_trade_no = %facts.out_trade_no, "duplicate payment event: nothing to do");
                 metrics::counter!("payment_events_total", "outcome" => "duplicate").increment(1);
                 Verdict::Ack
@@ -114,8 +111,11 @@ impl Workers {
                 dead_letter(reason, &facts.out_trade_no)
             }
             Err(e) => {
-                tracing::warn!(out_trade_no = %facts.out_trade_no, error = %e, "payment event not applied; it will be redelivered");
+                tracing::warn!(out_trade_no = %facts.out_trade_no, error = %e, delay = ?self.retry_delay, "payment event not applied; it will be redelivered");
                 metrics::counter!("payment_events_total", "outcome" => "retry").increment(1);
+                // A pause before giving it back, so a short database outage does not burn the
+                // delivery limit in milliseconds.
+                tokio::time::sleep(self.retry_delay).await;
                 Verdict::Retry
             }
         }
@@ -166,6 +166,11 @@ impl Workers {
         }
         tx.commit().await?;
         Ok(published.len())
+    }
+
+    /// Closes the outbox publisher (after the relay's last step).
+    pub async fn close(&self) {
+        self.publisher.close().await;
     }
 
     /// One sweep of expired orders.

@@ -42,6 +42,9 @@ pub type Declare =
 struct State {
     connection: Option<Connection>,
     channel: Option<Channel>,
+    /// Which connection `channel` belongs to: a failure seen on an older one must not drop a
+    /// newer, healthy channel.
+    generation: u64,
     failures: u32,
     retry_at: Option<Instant>,
 }
@@ -70,17 +73,19 @@ impl Publisher {
     /// A publisher to `url` (never logged: it may hold a password) that runs `declare` on
     /// every new channel. Nothing is connected until first use.
     pub fn new(url: &str, name: &str, confirm_timeout: Duration, declare: Declare) -> Self {
+        let state = State {
+            connection: None,
+            channel: None,
+            generation: 0,
+            failures: 0,
+            retry_at: None,
+        };
         Publisher {
             url: url.into(),
             name: name.into(),
             declare,
             confirm_timeout,
-            state: Arc::new(Mutex::new(State {
-                connection: None,
-                channel: None,
-                failures: 0,
-                retry_at: None,
-            })),
+            state: Arc::new(Mutex::new(state)),
         }
     }
 
@@ -98,13 +103,14 @@ impl Publisher {
         self.channel().await.is_ok()
     }
 
-    /// The open channel, connecting (and declaring) if needed; fails fast while backing off.
-    async fn channel(&self) -> Result<Channel, PublishError> {
+    /// The open channel and its generation, connecting (and declaring) if needed; fails
+    /// fast while backing off.
+    async fn channel(&self) -> Result<(Channel, u64), PublishError> {
         let mut state = self.state.lock().await;
         if let Some(channel) = &state.channel
             && channel.status().connected()
         {
-            return Ok(channel.clone());
+            return Ok((channel.clone(), state.generation));
         }
         state.channel = None;
         if let Some(c) = state.connection.take() {
@@ -122,9 +128,10 @@ impl Publisher {
                 }
                 state.connection = Some(connection);
                 state.channel = Some(channel.clone());
+                state.generation += 1;
                 state.failures = 0;
                 state.retry_at = None;
-                Ok(channel)
+                Ok((channel, state.generation))
             }
             Err(e) => {
                 state.failures = state.failures.saturating_add(1);
@@ -148,10 +155,22 @@ impl Publisher {
         Ok((connection, channel))
     }
 
-    /// Forgets the channel so the next publish reconnects.
-    async fn invalidate(&self) {
+    /// Forgets the channel of `generation` so the next publish reconnects (a newer channel
+    /// is left alone).
+    async fn invalidate(&self, generation: u64) {
+        let mut state = self.state.lock().await;
+        if state.generation == generation {
+            state.channel = None;
+        }
+    }
+
+    /// Closes the connection: call after the last publish (shutdown).
+    pub async fn close(&self) {
         let mut state = self.state.lock().await;
         state.channel = None;
+        if let Some(c) = state.connection.take() {
+            let _ = c.close(200, "shutting down").await;
+        }
     }
 
     /// Publishes a persistent message and waits for the broker's confirm. `Ok` means the
@@ -166,7 +185,7 @@ impl Publisher {
         headers: &[(&str, &str)],
         mandatory: bool,
     ) -> Result<(), PublishError> {
-        let channel = self.channel().await?;
+        let (channel, generation) = self.channel().await?;
         let mut table = FieldTable::default();
         for (k, v) in headers {
             table.insert(
@@ -200,11 +219,11 @@ impl Publisher {
                 Err(PublishError::Channel("confirms not enabled".into()))
             }
             Ok(Err(e)) => {
-                self.invalidate().await;
+                self.invalidate(generation).await;
                 Err(PublishError::Channel(e.to_string()))
             }
             Err(_) => {
-                self.invalidate().await;
+                self.invalidate(generation).await;
                 Err(PublishError::ConfirmTimeout(self.confirm_timeout))
             }
         };
@@ -221,7 +240,8 @@ impl Publisher {
     }
 
     /// Keeps the connection up in the background (so readiness is accurate and the first
-    /// publish after an outage does not pay the reconnect), until `stop` completes.
+    /// publish after an outage does not pay the reconnect), until `stop` completes. It does
+    /// not close the connection: call [`Publisher::close`] after the last publish.
     pub fn spawn_keepalive(&self, stop: impl Future<Output = ()> + Send + 'static) {
         let publisher = self.clone();
         tokio::spawn(async move {
@@ -232,11 +252,6 @@ impl Publisher {
                     () = &mut stop => break,
                     () = tokio::time::sleep(Duration::from_millis(500)) => {}
                 }
-            }
-            let mut state = publisher.state.lock().await;
-            state.channel = None;
-            if let Some(c) = state.connection.take() {
-                let _ = c.close(200, "shutting down").await;
             }
         });
     }

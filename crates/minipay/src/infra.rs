@@ -20,6 +20,30 @@ pub struct Infra {
     /// RabbitMQ.
     pub amqp_url: String,
     started: Vec<Service>,
+    /// The env file of a private RabbitMQ node, when this started one: its node runs in a
+    /// session of its own (Debian's script switches user), so it is stopped by name.
+    rabbitmq_env: Option<PathBuf>,
+}
+
+/// The private RabbitMQ node's name.
+const RABBIT_NODE: &str = "minipay@localhost";
+
+fn stop_rabbit_node(env_file: &Path) {
+    let _ = std::process::Command::new("rabbitmqctl")
+        .args(["-n", RABBIT_NODE, "stop"])
+        .env("RABBITMQ_CONF_ENV_FILE", env_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+impl Drop for Infra {
+    /// Dropped without `stop` (an interrupted start): the private node is stopped all the same.
+    fn drop(&mut self) {
+        if let Some(env) = self.rabbitmq_env.take() {
+            stop_rabbit_node(&env);
+        }
+    }
 }
 
 /// Why the infrastructure is not there.
@@ -158,6 +182,7 @@ impl Infra {
             redis_url,
             amqp_url,
             started: Vec::new(),
+            rabbitmq_env: None,
         };
 
         let (host, port) = host_port(&infra.database_url, 5432);
@@ -185,15 +210,24 @@ impl Infra {
             progress(&format!(
                 "RabbitMQ: nothing at {host}:{port}; starting a private instance (this takes a few seconds)"
             ));
+            infra.rabbitmq_env = Some(state.join("rabbitmq").join("rabbitmq-env.conf"));
             infra.started.push(start_rabbitmq(state, port, sink).await?);
         }
         Ok(infra)
     }
 
     /// Stops the private instances this started (nothing else).
-    pub async fn stop(self) {
-        for service in self.started.into_iter().rev() {
+    pub async fn stop(mut self) {
+        let started_rabbitmq = self.rabbitmq_env.is_some();
+        if let Some(env) = self.rabbitmq_env.take() {
+            let _ = tokio::task::spawn_blocking(move || stop_rabbit_node(&env)).await;
+        }
+        for service in std::mem::take(&mut self.started).into_iter().rev() {
             service.stop(Duration::from_secs(20)).await;
+        }
+        if started_rabbitmq {
+            // Erlang's port mapper outlives the node it served; it was ours.
+            let _ = Command::new("epmd").arg("-kill").output().await;
         }
     }
 }
@@ -254,7 +288,7 @@ async fn start_postgres(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
         c.args(args);
         c
     };
-    let service = Service::spawn("postgres", command, sink)
+    let service = Service::spawn_with_signal("postgres", command, sink, "INT")
         .map_err(|e| InfraError::Command(e.to_string()))?;
     if !wait_reachable("127.0.0.1", port, Duration::from_secs(30)).await {
         return Err(InfraError::DidNotStart {
@@ -323,9 +357,30 @@ async fn start_rabbitmq(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
     std::fs::create_dir_all(data.join("log")).map_err(|e| InfraError::Command(e.to_string()))?;
     let plugins = data.join("enabled_plugins");
     std::fs::write(&plugins, "[].\n").map_err(|e| InfraError::Command(e.to_string()))?;
+    // Our own config and env files, so a system-wide /etc/rabbitmq cannot move the listener
+    // or the node name.
+    let config = data.join("minipay.conf");
+    std::fs::write(
+        &config,
+        format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users.guest = true\n"),
+    )
+    .map_err(|e| InfraError::Command(e.to_string()))?;
+    let env_file = data.join("rabbitmq-env.conf");
+    std::fs::write(&env_file, "").map_err(|e| InfraError::Command(e.to_string()))?;
+    // As root, Debian's rabbitmq-server drops to the `rabbitmq` user: its data must be theirs.
+    if is_root().await {
+        run(
+            Path::new("chown"),
+            &["-R", "rabbitmq", &data.to_string_lossy()],
+            false,
+        )
+        .await?;
+    }
     let mut command = Command::new(&rabbit);
     command
         .env("RABBITMQ_NODENAME", "minipay@localhost")
+        .env("RABBITMQ_CONFIG_FILE", &config)
+        .env("RABBITMQ_CONF_ENV_FILE", &env_file)
         .env("RABBITMQ_NODE_PORT", port.to_string())
         .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
         .env("RABBITMQ_MNESIA_BASE", data.join("mnesia"))

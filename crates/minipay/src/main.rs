@@ -28,12 +28,30 @@ fn say(line: &str) {
     println!("  • {line}");
 }
 
+/// Ctrl-C or SIGTERM, seen from the very start: the children run in their own process
+/// groups, so `minipay` must always be the one that stops them.
+type Interrupt = tokio::sync::watch::Receiver<bool>;
+
+fn listen_for_interrupt() -> Interrupt {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn interrupted(mut rx: Interrupt) {
+    let _ = rx.wait_for(|&stop| stop).await;
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let interrupt = listen_for_interrupt();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let no_build = args.iter().any(|a| a == "--no-build");
     match args.first().map(String::as_str) {
-        Some("up") => up(no_build).await,
+        Some("up") => up(no_build, interrupt).await,
         Some("demo") => demo(no_build).await,
         Some("status") => status().await,
         Some("-h" | "--help" | "help") | None => {
@@ -54,15 +72,22 @@ async fn start(no_build: bool, sink: LogSink) -> Result<(Infra, RunningStack), S
     let infra = Infra::ensure(&state, &sink, &say)
         .await
         .map_err(|e| e.to_string())?;
-    let database_url = stack::ensure_database(&infra.database_url, "minipay").await?;
+    let database_url = match stack::ensure_database(&infra.database_url, "minipay").await {
+        Ok(url) => url,
+        Err(e) => {
+            infra.stop().await;
+            return Err(e);
+        }
+    };
     say(&format!("database: {}", stack::redact(&database_url)));
     let bin_dir = stack::bin_dir();
     if !no_build {
         println!("Building the services (cargo build; quick when nothing changed):");
         let release = bin_dir.ends_with("release");
-        stack::build_binaries(release)
-            .await
-            .map_err(|e| e.to_string())?;
+        if let Err(e) = stack::build_binaries(release).await {
+            infra.stop().await;
+            return Err(e.to_string());
+        }
     }
     println!("Services:");
     let config = StackConfig::local(
@@ -81,10 +106,16 @@ async fn start(no_build: bool, sink: LogSink) -> Result<(Infra, RunningStack), S
     }
 }
 
-async fn up(no_build: bool) -> ExitCode {
+async fn up(no_build: bool, interrupt: Interrupt) -> ExitCode {
     println!("Minipay: starting the whole stack\n");
     let sink = LogSink::gated();
-    let (infra, mut running) = match start(no_build, sink.clone()).await {
+    // Interrupted while starting: dropping the start drops every process it started (each
+    // dropped service kills its process group), so nothing is left behind.
+    let started = tokio::select! {
+        s = start(no_build, sink.clone()) => s,
+        () = interrupted(interrupt.clone()) => Err("interrupted while starting; everything started so far was stopped".to_owned()),
+    };
+    let (infra, mut running) = match started {
         Ok(s) => s,
         Err(e) => {
             eprintln!("\nminipay up failed: {e}");
@@ -121,7 +152,7 @@ async fn up(no_build: bool) -> ExitCode {
     sink.open();
     let exited = loop {
         tokio::select! {
-            () = shutdown_signal() => break None,
+            () = interrupted(interrupt.clone()) => break None,
             () = tokio::time::sleep(Duration::from_secs(1)) => {
                 let gone = running.exited();
                 if !gone.is_empty() {

@@ -83,22 +83,44 @@ impl LogSink {
     }
 }
 
-/// A running child.
+/// A running child, in its own process group (so a terminal's Ctrl-C reaches `minipay`
+/// alone, which then stops the children in order), with every process of that group
+/// signalled together (a `runuser` wrapper and its `postgres`, a script and its `beam.smp`).
 #[derive(Debug)]
 pub struct Service {
     /// Its name in logs.
     pub name: String,
     child: Child,
+    stop_signal: &'static str,
+}
+
+fn signal_group(pgid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Service {
-    /// Starts `command`, streaming its output to `sink`.
-    pub fn spawn(name: &str, mut command: Command, sink: &LogSink) -> std::io::Result<Service> {
+    /// Starts `command`, streaming its output to `sink`; SIGTERM stops it.
+    pub fn spawn(name: &str, command: Command, sink: &LogSink) -> std::io::Result<Service> {
+        Self::spawn_with_signal(name, command, sink, "TERM")
+    }
+
+    /// Starts `command`; `stop_signal` (e.g. `INT` for PostgreSQL's fast shutdown) stops it.
+    pub fn spawn_with_signal(
+        name: &str,
+        mut command: Command,
+        sink: &LogSink,
+        stop_signal: &'static str,
+    ) -> std::io::Result<Service> {
         command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .stdin(Stdio::null())
-            .kill_on_drop(true);
+            .kill_on_drop(true)
+            .process_group(0);
         let mut child = command.spawn()?;
         for stream in [
             child
@@ -121,6 +143,7 @@ impl Service {
         Ok(Service {
             name: name.to_owned(),
             child,
+            stop_signal,
         })
     }
 
@@ -134,23 +157,30 @@ impl Service {
         self.child.id()
     }
 
-    /// SIGTERM, then up to `grace` to exit, then SIGKILL. Returns whether it stopped by itself.
+    /// Its stop signal to the whole group, then up to `grace` to exit, then SIGKILL to the
+    /// group. Returns whether it stopped by itself.
     pub async fn stop(mut self, grace: Duration) -> bool {
+        let Some(pgid) = self.child.id() else {
+            return true;
+        };
         if self.exited().is_some() {
+            signal_group(pgid, "KILL");
             return true;
         }
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        match tokio::time::timeout(grace, self.child.wait()).await {
-            Ok(_) => true,
-            Err(_) => {
-                let _ = self.child.kill().await;
-                false
-            }
+        signal_group(pgid, self.stop_signal);
+        let clean = tokio::time::timeout(grace, self.child.wait()).await.is_ok();
+        // Whatever is left in the group (a server's helpers) goes too.
+        signal_group(pgid, "KILL");
+        clean
+    }
+}
+
+impl Drop for Service {
+    /// A service dropped without `stop` (an error path, an interrupted start): nothing of
+    /// its group is left behind.
+    fn drop(&mut self) {
+        if let Some(pgid) = self.child.id() {
+            signal_group(pgid, "KILL");
         }
     }
 }

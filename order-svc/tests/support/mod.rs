@@ -304,6 +304,7 @@ impl Stack {
             ("WORKERS", if e.workers { "on" } else { "off" }),
             ("PAYMENT_QUERY_AFTER", e.payment_query_after),
             ("SWEEP_INTERVAL", e.sweep_interval),
+            ("AMQP_RETRY_DELAY", "100ms"),
         ]);
         order_svc::Settings::from_source(&env).unwrap()
     }
