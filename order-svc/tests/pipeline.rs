@@ -237,6 +237,7 @@ async fn a_wrong_amount_lands_in_review_and_the_dead_letter_queue() {
         .sim()
         .set_faults(wechatpay_sim::Faults {
             wrong_amount: true,
+            duplicate_notifications: 3,
             ..Default::default()
         })
         .unwrap();
@@ -256,6 +257,16 @@ async fn a_wrong_amount_lands_in_review_and_the_dead_letter_queue() {
         1
     );
     assert_eq!(events.count("order.paid"), 0);
+    settle().await;
+    assert_eq!(
+        s.dead_letters().await,
+        1,
+        "three copies of one contradicting payment: dead-lettered once"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -40,6 +40,20 @@ pub fn init_logs(service: &'static str) {
     }
 }
 
+/// Logs for tests: the same JSON lines, written through the test harness's capture, so they
+/// show only for a failing test.
+pub fn init_test_logs() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// A fresh trace id: 32 lowercase hex digits.
 pub fn new_trace_id() -> String {
     let bytes: [u8; 16] = rand::rng().random();

@@ -202,7 +202,7 @@ pub async fn stack() -> Stack {
 }
 
 pub async fn stack_with(options: Options) -> Stack {
-    service_runtime::telemetry::init_logs("tests");
+    service_runtime::telemetry::init_test_logs();
     let _ = require_rabbitmq().await.close(200, "checked").await;
     let amqp_prefix = format!("t{:08x}.", rand::rng().random::<u32>());
     let topology = messaging::Topology::new(amqp_prefix.clone());
