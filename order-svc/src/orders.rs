@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use wechat_pay::Fen;
+use wechat_pay::v2::RequestPayment;
 
 use crate::cache::OrderCache;
 use crate::domain::{Order, OrderItem, OrderStatus, Product, new_out_trade_no};
@@ -42,28 +43,6 @@ const AMOUNT_FIELDS: &[&str] = &[
     "total_fee",
     "total_fen",
 ];
-
-/// The `wx.requestPayment` object as the Mini Program receives it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PaymentParams {
-    /// Unix seconds as a string.
-    #[serde(rename = "timeStamp")]
-    pub time_stamp: String,
-    /// Random string.
-    #[serde(rename = "nonceStr")]
-    pub nonce_str: String,
-    /// `prepay_id=...`.
-    pub package: String,
-    /// `MD5` or `HMAC-SHA256`.
-    #[serde(rename = "signType")]
-    pub sign_type: String,
-    /// Signature.
-    #[serde(rename = "paySign")]
-    pub pay_sign: String,
-    /// The appid it was signed for.
-    #[serde(rename = "appId")]
-    pub app_id: String,
-}
 
 /// A page of orders.
 #[derive(Debug)]
@@ -303,7 +282,7 @@ impl Orders {
 
     /// The `wx.requestPayment` object for the caller's order: a fresh prepay, or the valid
     /// one the order already has, re-signed.
-    pub async fn pay(&self, openid: &str, id: &str) -> Result<PaymentParams, AppError> {
+    pub async fn pay(&self, openid: &str, id: &str) -> Result<RequestPayment, AppError> {
         let id: Uuid = id.parse().map_err(|_| AppError::OrderNotFound)?;
         let order = self
             .store
@@ -362,13 +341,13 @@ impl Orders {
         let p = answer.payment.ok_or_else(|| {
             AppError::internal("prepay", "pay-gateway-svc sent no payment object")
         })?;
-        Ok(PaymentParams {
+        Ok(RequestPayment {
+            app_id: p.app_id,
             time_stamp: p.time_stamp,
             nonce_str: p.nonce_str,
             package: p.package,
             sign_type: p.sign_type,
             pay_sign: p.pay_sign,
-            app_id: p.app_id,
         })
     }
 }

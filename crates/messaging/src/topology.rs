@@ -155,4 +155,23 @@ impl Topology {
             .await?;
         Ok(())
     }
+
+    /// Deletes every queue and exchange of this topology (tests clean up their prefix).
+    pub async fn delete_all(&self, channel: &Channel) {
+        use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+        for queue in [self.order_payments_queue(), self.order_payments_dlq()] {
+            let _ = channel
+                .queue_delete(&queue, QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [
+            self.payments_exchange(),
+            self.orders_exchange(),
+            self.order_payments_dlx(),
+        ] {
+            let _ = channel
+                .exchange_delete(&exchange, ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
 }

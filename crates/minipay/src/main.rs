@@ -35,7 +35,7 @@ type Interrupt = tokio::sync::watch::Receiver<bool>;
 fn listen_for_interrupt() -> Interrupt {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        service_runtime::shutdown::signal().await;
         let _ = tx.send(true);
     });
     rx
@@ -308,22 +308,4 @@ async fn status() -> ExitCode {
 
 async fn stack_status(ports: &Ports) -> Vec<minipay::status::ServiceState> {
     minipay::status::services(ports).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }

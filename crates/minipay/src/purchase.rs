@@ -104,21 +104,36 @@ impl Shop {
         ))
     }
 
+    /// A call that must answer `expected`; its body.
+    async fn expect(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+        expected: u16,
+    ) -> Result<Value, String> {
+        let (status, body) = self.call(method, url, token, body, headers).await?;
+        if status != expected {
+            return Err(format!("HTTP {status}: {body}"));
+        }
+        Ok(body)
+    }
+
     /// Logs `user` in with a fresh simulator code; the token.
     pub async fn login(&self, user: &str) -> Result<String, String> {
         let code = format!("test-{user}.{:08x}", rand::rng().random::<u32>());
-        let (status, body) = self
-            .call(
+        let body = self
+            .expect(
                 Method::POST,
                 &format!("{}/api/v1/sessions", self.order),
                 None,
                 Some(json!({ "code": code })),
                 &[],
+                201,
             )
             .await?;
-        if status != 201 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
         body["token"]
             .as_str()
             .map(str::to_owned)
@@ -128,70 +143,55 @@ impl Shop {
     /// Creates an order; its JSON.
     pub async fn create_order(&self, token: &str, items: Value) -> Result<Value, String> {
         let key = format!("demo-{:016x}", rand::rng().random::<u64>());
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{}/api/v1/orders", self.order),
-                Some(token),
-                Some(json!({ "items": items })),
-                &[("Idempotency-Key", &key)],
-            )
-            .await?;
-        if status != 201 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok(body)
+        let url = format!("{}/api/v1/orders", self.order);
+        self.expect(
+            Method::POST,
+            &url,
+            Some(token),
+            Some(json!({ "items": items })),
+            &[("Idempotency-Key", &key)],
+            201,
+        )
+        .await
     }
 
     /// The payment object of an order.
     pub async fn payment(&self, token: &str, id: &str) -> Result<Value, String> {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{}/api/v1/orders/{id}/payment", self.order),
-                Some(token),
-                None,
-                &[],
-            )
-            .await?;
-        if status != 200 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok(body)
+        self.expect(
+            Method::POST,
+            &format!("{}/api/v1/orders/{id}/payment", self.order),
+            Some(token),
+            None,
+            &[],
+            200,
+        )
+        .await
     }
 
     /// The user pays in WeChat (the simulator's control API).
     pub async fn user_pays(&self, out_trade_no: &str) -> Result<Value, String> {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{}/sim/v1/orders/{out_trade_no}/pay", self.sim),
-                None,
-                None,
-                &[],
-            )
-            .await?;
-        if status != 200 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok(body)
+        self.expect(
+            Method::POST,
+            &format!("{}/sim/v1/orders/{out_trade_no}/pay", self.sim),
+            None,
+            None,
+            &[],
+            200,
+        )
+        .await
     }
 
     /// The order as the Mini Program sees it.
     pub async fn order(&self, token: &str, id: &str) -> Result<Value, String> {
-        let (status, body) = self
-            .call(
-                Method::GET,
-                &format!("{}/api/v1/orders/{id}", self.order),
-                Some(token),
-                None,
-                &[],
-            )
-            .await?;
-        if status != 200 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok(body)
+        self.expect(
+            Method::GET,
+            &format!("{}/api/v1/orders/{id}", self.order),
+            Some(token),
+            None,
+            &[],
+            200,
+        )
+        .await
     }
 
     /// Polls until the order's status is `status` (at most `within`).
@@ -217,36 +217,29 @@ impl Shop {
 
     /// The simulator's view of an order.
     pub async fn at_wechat(&self, out_trade_no: &str) -> Result<Value, String> {
-        let (status, body) = self
-            .call(
-                Method::GET,
-                &format!("{}/sim/v1/orders/{out_trade_no}", self.sim),
-                None,
-                None,
-                &[],
-            )
-            .await?;
-        if status != 200 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok(body)
+        self.expect(
+            Method::GET,
+            &format!("{}/sim/v1/orders/{out_trade_no}", self.sim),
+            None,
+            None,
+            &[],
+            200,
+        )
+        .await
     }
 
     /// Sets the simulator's faults.
     pub async fn faults(&self, faults: Value) -> Result<(), String> {
-        let (status, body) = self
-            .call(
-                Method::PUT,
-                &format!("{}/sim/v1/faults", self.sim),
-                None,
-                Some(faults),
-                &[],
-            )
-            .await?;
-        if status != 200 {
-            return Err(format!("HTTP {status}: {body}"));
-        }
-        Ok(())
+        self.expect(
+            Method::PUT,
+            &format!("{}/sim/v1/faults", self.sim),
+            None,
+            Some(faults),
+            &[],
+            200,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The whole purchase for `user`, with its timeline. `narrate` hears each step as it ends.

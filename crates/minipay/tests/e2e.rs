@@ -106,23 +106,7 @@ impl Drop for E2e {
                 let Ok(ch) = conn.create_channel().await else {
                     return;
                 };
-                for q in [
-                    topology.order_payments_queue(),
-                    topology.order_payments_dlq(),
-                ] {
-                    let _ = ch
-                        .queue_delete(&q, lapin::options::QueueDeleteOptions::default())
-                        .await;
-                }
-                for x in [
-                    topology.payments_exchange(),
-                    topology.orders_exchange(),
-                    topology.order_payments_dlx(),
-                ] {
-                    let _ = ch
-                        .exchange_delete(&x, lapin::options::ExchangeDeleteOptions::default())
-                        .await;
-                }
+                topology.delete_all(&ch).await;
                 let _ = conn.close(200, "cleanup").await;
             });
         })

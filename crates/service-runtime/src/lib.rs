@@ -10,3 +10,55 @@ pub mod ops;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+
+use std::process::ExitCode;
+
+use settings::{ProcessEnv, SettingsError};
+
+/// A service's life cycle, so every `main` is the same few lines: logs, settings from the
+/// environment, build (bind, connect), run until SIGTERM.
+pub trait Service: Sized {
+    /// Its settings.
+    type Settings;
+    /// Why it cannot start or stopped badly.
+    type Error: std::fmt::Display;
+    /// Its name in logs and metrics.
+    const NAME: &'static str;
+    /// Reads the settings; a bad variable is named.
+    fn load(env: &ProcessEnv) -> Result<Self::Settings, SettingsError>;
+    /// Binds and connects.
+    fn build(settings: Self::Settings) -> impl Future<Output = Result<Self, Self::Error>> + Send;
+    /// Serves until `shutdown` completes, then finishes in-flight work.
+    fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+}
+
+/// The whole `main` of a service: exit 2 for bad settings, 1 for a failed start or run.
+pub async fn main<S: Service>() -> ExitCode {
+    telemetry::init_logs(S::NAME);
+    let settings = match S::load(&ProcessEnv) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid settings");
+            eprintln!("{}: {e}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    let service = match S::build(settings).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("{}: {e}", S::NAME);
+            return ExitCode::from(1);
+        }
+    };
+    match service.run(shutdown::signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "stopped with an error");
+            ExitCode::from(1)
+        }
+    }
+}
