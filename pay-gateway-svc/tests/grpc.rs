@@ -16,6 +16,7 @@ struct Stack {
     sim: RunningSim,
     client: PayGatewayClient<Channel>,
     http: std::net::SocketAddr,
+    grpc: std::net::SocketAddr,
 }
 
 async fn stack() -> Stack {
@@ -41,7 +42,20 @@ async fn stack() -> Stack {
     let client = PayGatewayClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
-    Stack { sim, client, http }
+    Stack {
+        sim,
+        client,
+        http,
+        grpc,
+    }
+}
+
+async fn channel(addr: std::net::SocketAddr) -> Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 fn reason(status: &tonic::Status) -> String {
@@ -266,17 +280,64 @@ async fn invalid_requests_are_refused_before_wechat() {
 #[tokio::test]
 async fn health_readiness_metrics_and_grpc_health() {
     let Stack {
-        client: _c,
+        mut client,
         http,
         sim,
+        grpc,
     } = stack().await;
     let get = |path: &str| reqwest::get(format!("http://{http}{path}"));
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), 200);
     assert!(ready.headers().contains_key("x-trace-id"));
+    login(&mut client, "metrics").await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("wechat_calls_total") && metrics.contains("endpoint=\"jscode2session\""),
+        "{metrics}"
+    );
+    assert!(metrics.contains("grpc_requests_total"), "{metrics}");
+
+    // The standard gRPC health service answers SERVING for PayGateway.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel(grpc).await);
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "minipay.paygateway.v1.PayGateway".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    // Reflection lists the service.
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(channel(grpc).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("expected a service list")
+    };
+    assert!(
+        list.service
+            .iter()
+            .any(|s| s.name == "minipay.paygateway.v1.PayGateway"),
+        "{list:?}"
+    );
     drop(sim);
 }
 
