@@ -20,53 +20,64 @@ fn a_bad_setting_is_named() {
 
 #[tokio::test]
 async fn serves_health_and_stops_on_sigterm() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("AMQP_PREFIX", "binary-test.")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut healthy = false;
-    for _ in 0..200 {
-        if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(healthy, "notify-svc never answered /healthz");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
+    for attempt in 1..=3 {
+        // A free port, released before the child binds it: another process may take it in
+        // between, so a child that exits early is started again on a new one.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
-            .success()
-    );
-    for _ in 0..200 {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success());
-            // Its exchange was declared; remove it.
-            if let Ok(conn) =
-                messaging::connect("amqp://guest:guest@127.0.0.1:5672/%2f", "cleanup").await
-                && let Ok(ch) = conn.create_channel().await
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(BIN)
+            .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("AMQP_PREFIX", "binary-test.")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut healthy = false;
+        for _ in 0..200 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
             {
-                let _ = ch
-                    .exchange_delete("binary-test.minipay.payments", Default::default())
-                    .await;
+                healthy = true;
+                break;
             }
-            return;
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !healthy {
+            let _ = child.kill();
+            assert!(attempt < 3, "notify-svc never answered /healthz");
+            continue;
+        }
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success());
+                // Its exchange was declared; remove it.
+                if let Ok(conn) =
+                    messaging::connect("amqp://guest:guest@127.0.0.1:5672/%2f", "cleanup").await
+                    && let Ok(ch) = conn.create_channel().await
+                {
+                    let _ = ch
+                        .exchange_delete("binary-test.minipay.payments", Default::default())
+                        .await;
+                }
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        panic!("notify-svc did not stop within 10 s of SIGTERM");
     }
-    let _ = child.kill();
-    panic!("notify-svc did not stop within 10 s of SIGTERM");
 }

@@ -14,15 +14,17 @@ fn free_port() -> u16 {
     support::dead_addr().port()
 }
 
-async fn wait_healthy(url: &str, child: &mut std::process::Child) {
+/// Waits for `url` to answer 200; an error if the process exits first (e.g. its port was
+/// taken between picking and binding it).
+async fn wait_healthy(url: &str, child: &mut std::process::Child) -> Result<(), String> {
     for _ in 0..200 {
         if let Ok(r) = reqwest::get(url).await
             && r.status() == 200
         {
-            return;
+            return Ok(());
         }
         if let Some(status) = child.try_wait().unwrap() {
-            panic!("process exited early with {status}");
+            return Err(format!("process exited early with {status}"));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -66,21 +68,29 @@ async fn order_svc_names_a_missing_variable() {
 #[tokio::test]
 async fn order_svc_serves_and_stops_on_sigterm() {
     let db = support::fresh_database().await;
-    let (http, grpc) = (free_port(), free_port());
-    let mut child = Command::new(ORDER_SVC)
-        .env("DATABASE_URL", &db)
-        .env("SESSION_SECRET", support::SESSION_SECRET)
-        .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
-        .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
-        .env("REDIS_URL", support::redis_url())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_healthy(&format!("http://127.0.0.1:{http}/healthz"), &mut child).await;
-    let products = reqwest::get(format!("http://127.0.0.1:{http}/api/v1/products"))
-        .await
-        .unwrap();
-    assert_eq!(products.status(), 200);
-    stop(&mut child).await;
+    for attempt in 1..=3 {
+        let (http, grpc) = (free_port(), free_port());
+        let mut child = Command::new(ORDER_SVC)
+            .env("DATABASE_URL", &db)
+            .env("SESSION_SECRET", support::SESSION_SECRET)
+            .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
+            .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+            .env("REDIS_URL", support::redis_url())
+            .env("WORKERS", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if let Err(e) = wait_healthy(&format!("http://127.0.0.1:{http}/healthz"), &mut child).await
+        {
+            assert!(attempt < 3, "order-svc did not start: {e}");
+            continue;
+        }
+        let products = reqwest::get(format!("http://127.0.0.1:{http}/api/v1/products"))
+            .await
+            .unwrap();
+        assert_eq!(products.status(), 200);
+        stop(&mut child).await;
+        return;
+    }
 }

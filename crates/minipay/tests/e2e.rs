@@ -30,6 +30,12 @@ async fn require(service: &str, url: &str, port: u16) {
 struct E2e {
     stack: Option<RunningStack>,
     shop: Shop,
+    _cleanup: Cleanup,
+}
+
+/// Removes a test's queues and exchanges when it ends, also when it fails (even while the
+/// stack is still starting).
+struct Cleanup {
     prefix: String,
 }
 
@@ -60,15 +66,26 @@ impl E2e {
         config.sim_time_scale = 0.001;
         config.sweep_interval = "1s".into();
         tweak(&mut config);
-        let prefix = config.amqp_prefix.clone();
-        let stack = RunningStack::start(config, &|_| {})
-            .await
-            .unwrap_or_else(|e| panic!("the stack did not start: {e}"));
+        let cleanup = Cleanup {
+            prefix: config.amqp_prefix.clone(),
+        };
+        // Free ports are picked by the OS and released before the services bind them, so
+        // another process may take one in between: start again on new ports.
+        let mut attempt = 0;
+        let stack = loop {
+            let mut attempt_config = config.clone();
+            attempt_config.ports = Ports::ephemeral().unwrap();
+            match RunningStack::start(attempt_config, &|_| {}).await {
+                Ok(stack) => break stack,
+                Err(e) if attempt < 3 && e.to_string().contains("already in use") => attempt += 1,
+                Err(e) => panic!("the stack did not start: {e}"),
+            }
+        };
         let shop = Shop::new(stack.order_url(), stack.sim_url());
         E2e {
             stack: Some(stack),
             shop,
-            prefix,
+            _cleanup: cleanup,
         }
     }
 
@@ -83,7 +100,7 @@ impl E2e {
     }
 }
 
-impl Drop for E2e {
+impl Drop for Cleanup {
     fn drop(&mut self) {
         // Remove this test's queues and exchanges (also when the test failed).
         let topology = messaging::Topology::new(self.prefix.clone());

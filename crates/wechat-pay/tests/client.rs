@@ -34,7 +34,7 @@ async fn client_for(peer: &Peer, sign_type: SignType) -> Client {
         sign_type,
     };
     let mut config = ClientConfig::new(format!("http://{addr}").parse().unwrap());
-    config.timeout = Duration::from_millis(300);
+    config.timeout = Duration::from_millis(1000);
     config.retry = RetryPolicy {
         max_attempts: 3,
         initial_backoff: Duration::from_millis(10),
@@ -106,14 +106,14 @@ async fn retries_stop_after_max_attempts() {
 async fn http_5xx_and_timeouts_are_retried() {
     let peer = Peer::new(vec![
         Step::Status(503),
-        Step::Sleep(Duration::from_millis(800)),
+        Step::Sleep(Duration::from_millis(2500)),
         prepay(),
     ]);
     let client = client_for(&peer, SignType::Md5).await;
     client.unified_order(&order()).await.unwrap();
     assert_eq!(peer.request_count(), 3);
 
-    let peer = Peer::new(vec![Step::Sleep(Duration::from_millis(800)); 3]);
+    let peer = Peer::new(vec![Step::Sleep(Duration::from_millis(2500)); 3]);
     let client = client_for(&peer, SignType::Md5).await;
     let err = client.unified_order(&order()).await.unwrap_err();
     assert!(

@@ -46,7 +46,7 @@ async fn jscode2session(Query(q): Query<Q>) -> (axum::http::StatusCode, String) 
         "no-openid" => r#"{"session_key":"k"}"#.into(),
         "http500" => return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, String::new()),
         "slow" => {
-            tokio::time::sleep(Duration::from_millis(800)).await;
+            tokio::time::sleep(Duration::from_millis(2500)).await;
             r#"{"openid":"late","session_key":"k"}"#.into()
         }
         _ => r#"{"errcode":40029,"errmsg":"invalid code"}"#.into(),
@@ -60,7 +60,7 @@ async fn client(secret: &str) -> LoginClient {
         format!("http://{addr}").parse().unwrap(),
         "wxd930ea5d5a258f4f",
         SecretString::from(secret.to_owned()),
-        Duration::from_millis(300),
+        Duration::from_millis(1000),
     )
     .unwrap()
 }
@@ -147,7 +147,7 @@ async fn wrong_secret_is_a_configuration_error_and_no_error_shows_the_secret() {
         format!("http://{addr}").parse().unwrap(),
         "wxd930ea5d5a258f4f",
         SecretString::from(SECRET.to_owned()),
-        Duration::from_millis(300),
+        Duration::from_millis(1000),
     )
     .unwrap();
     let err = dead.code2session("good").await.unwrap_err();

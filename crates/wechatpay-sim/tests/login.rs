@@ -39,7 +39,7 @@ async fn test_codes_log_in_stable_users_once_each() {
 
 #[tokio::test]
 async fn issued_codes_expire() {
-    let sim = sim().await; // time scale 0.001: codes live 300 ms
+    let sim = sim_with(|c| c.time_scale = 0.005).await; // codes live 1.5 s
     let (status, v) = control(
         &sim,
         reqwest::Method::POST,
@@ -66,7 +66,7 @@ async fn issued_codes_expire() {
         s.openid,
         wechatpay_sim::openid_for(wechatpay_sim::DEFAULT_APPID, "carol")
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     assert!(matches!(
         login.code2session(v2["code"].as_str().unwrap()).await,
         Err(LoginError::InvalidCode)
