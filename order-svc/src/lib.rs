@@ -160,7 +160,12 @@ impl Application {
                 stop.wait(),
             );
 
-        let ready = readiness(Arc::clone(&self.orders), self.cache.clone());
+        let workers_for_ready = self.run_workers.then(|| self.workers.clone());
+        let ready = readiness(
+            Arc::clone(&self.orders),
+            self.cache.clone(),
+            workers_for_ready,
+        );
         let app = http::router(Arc::clone(&self.orders))
             .merge(ops::router(ready))
             .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
@@ -183,13 +188,24 @@ impl Application {
     }
 }
 
-/// Ready when PostgreSQL answers. Redis is reported but not required: reads fall back to
-/// PostgreSQL while it is away.
-fn readiness(orders: Arc<orders::Orders>, cache: cache::OrderCache) -> ReadinessCheck {
+/// Ready when PostgreSQL answers and (with the workers on) the payment queue has been
+/// declared. Redis is reported but not required: reads fall back to PostgreSQL while it is
+/// away.
+fn readiness(
+    orders: Arc<orders::Orders>,
+    cache: cache::OrderCache,
+    workers: Option<workers::Workers>,
+) -> ReadinessCheck {
     Arc::new(move || {
-        let (orders, cache) = (Arc::clone(&orders), cache.clone());
+        let (orders, cache, workers) = (Arc::clone(&orders), cache.clone(), workers.clone());
         Box::pin(async move {
             orders.store().ping().await?;
+            // Until the payment queue exists, notify-svc's events would have nowhere to go.
+            // Once declared it stays (durable), so a later broker outage does not take the
+            // HTTP API out of service.
+            if workers.is_some_and(|w| !w.topology_declared()) {
+                return Err("RabbitMQ: the payment queue is not declared yet".to_owned());
+            }
             if !cache.ping().await {
                 tracing::warn!("Redis unreachable: serving order status from PostgreSQL");
             }

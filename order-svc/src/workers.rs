@@ -34,6 +34,9 @@ pub struct Workers {
     delivery_limit: i32,
     sweep_interval: Duration,
     retry_delay: Duration,
+    /// Set once the consumer has declared its queue: from then on payment events have
+    /// somewhere to go (notify-svc publishes with `mandatory`).
+    topology_declared: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Workers {
@@ -59,6 +62,7 @@ impl Workers {
             delivery_limit: settings.amqp_delivery_limit,
             sweep_interval: settings.sweep_interval,
             retry_delay: settings.amqp_retry_delay,
+            topology_declared: Arc::default(),
         }
     }
 
@@ -173,6 +177,12 @@ impl Workers {
         self.publisher.close().await;
     }
 
+    /// Whether the payment queue has been declared (it stays declared: durable).
+    pub fn topology_declared(&self) -> bool {
+        self.topology_declared
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// One sweep of expired orders.
     pub async fn expire_once(&self) -> Result<usize, AppError> {
         self.orders.expire_once(BATCH).await
@@ -192,14 +202,19 @@ impl Workers {
         let consumer = self.clone();
         let queue = self.topology.order_payments_queue();
         let (topology, limit) = (self.topology.clone(), self.delivery_limit);
+        let declared = Arc::clone(&self.topology_declared);
         tasks.push(tokio::spawn(messaging::run_consumer(
             self.amqp_url.expose_secret().to_owned(),
             "order-svc".to_owned(),
             queue,
             self.prefetch,
             move |channel| {
-                let topology = topology.clone();
-                async move { topology.declare_order_consumer(&channel, limit).await }
+                let (topology, declared) = (topology.clone(), Arc::clone(&declared));
+                async move {
+                    topology.declare_order_consumer(&channel, limit).await?;
+                    declared.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                }
             },
             move |message| {
                 let consumer = consumer.clone();
