@@ -138,25 +138,4 @@ fn readiness(publisher: Publisher) -> ReadinessCheck {
     })
 }
 
-impl service_runtime::Service for Application {
-    type Settings = Settings;
-    type Error = StartError;
-    const NAME: &'static str = SERVICE;
-
-    fn load(
-        env: &service_runtime::settings::ProcessEnv,
-    ) -> Result<Settings, service_runtime::settings::SettingsError> {
-        Settings::from_source(env)
-    }
-
-    fn build(settings: Settings) -> impl Future<Output = Result<Self, StartError>> + Send {
-        Application::build(settings)
-    }
-
-    fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), StartError>> + Send {
-        self.run_until_stopped(shutdown)
-    }
-}
+service_runtime::impl_service!(Application, Settings, StartError, SERVICE);

@@ -62,3 +62,35 @@ pub async fn main<S: Service>() -> ExitCode {
         }
     }
 }
+
+/// Implements [`Service`] for a service's `Application`, which has
+/// `Application::build(Settings) -> Result<Application, Error>`,
+/// `Application::run_until_stopped(self, shutdown) -> Result<(), Error>` and
+/// `Settings::from_source(&impl Source)`.
+#[macro_export]
+macro_rules! impl_service {
+    ($app:ty, $settings:ty, $error:ty, $name:expr) => {
+        impl $crate::Service for $app {
+            type Settings = $settings;
+            type Error = $error;
+            const NAME: &'static str = $name;
+
+            fn load(
+                env: &$crate::settings::ProcessEnv,
+            ) -> Result<$settings, $crate::settings::SettingsError> {
+                <$settings>::from_source(env)
+            }
+
+            fn build(settings: $settings) -> impl Future<Output = Result<Self, $error>> + Send {
+                <$app>::build(settings)
+            }
+
+            fn run(
+                self,
+                shutdown: impl Future<Output = ()> + Send + 'static,
+            ) -> impl Future<Output = Result<(), $error>> + Send {
+                self.run_until_stopped(shutdown)
+            }
+        }
+    };
+}
