@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use service_runtime::settings::{SettingsError, Source};
+use wechat_pay::example::{API_KEY as SIM_API_KEY, APPID as SIM_APPID, MCH_ID as SIM_MCH_ID};
 use wechat_pay::v2::ApiKey;
 
 /// Everything notify-svc needs to run.
@@ -27,11 +28,6 @@ pub struct Settings {
     /// The v2 API key that signs them (`WECHAT_API_KEY`, secret; verification only).
     pub api_key: ApiKey,
 }
-
-/// The simulator's default merchant, used when `WECHAT_MCH_ID` is unset.
-const SIM_APPID: &str = "wxd930ea5d5a258f4f";
-const SIM_MCH_ID: &str = "10000100";
-const SIM_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 
 impl Settings {
     /// Reads the settings; a missing or invalid variable fails with its name. With

@@ -111,8 +111,8 @@ impl Settings {
             amqp_prefetch: env.or("AMQP_PREFETCH", 32u16)?.max(1),
             amqp_delivery_limit: env.or("AMQP_DELIVERY_LIMIT", 5i32)?.max(1),
             amqp_retry_delay: env.duration_or("AMQP_RETRY_DELAY", Duration::from_secs(2))?,
-            wechat_appid: env.or("WECHAT_APPID", "wxd930ea5d5a258f4f".to_owned())?,
-            wechat_mch_id: env.or("WECHAT_MCH_ID", "10000100".to_owned())?,
+            wechat_appid: env.or("WECHAT_APPID", wechat_pay::example::APPID.to_owned())?,
+            wechat_mch_id: env.or("WECHAT_MCH_ID", wechat_pay::example::MCH_ID.to_owned())?,
             payment_query_after: env.duration_or("PAYMENT_QUERY_AFTER", Duration::from_secs(10))?,
             payment_query_max_interval: env
                 .duration_or("PAYMENT_QUERY_MAX_INTERVAL", Duration::from_secs(300))?,

@@ -7,7 +7,7 @@ use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_server::PayGateway;
 use service_runtime::telemetry::grpc_call;
 use tonic::{Request, Response, Status};
-use wechat_pay::login::{LoginClient, LoginError, MiniSession};
+use wechat_pay::login::{LoginClient, LoginError};
 use wechat_pay::v2::{
     self, Client, ClientConfig, CloseOrderRequest, ErrCode, Merchant, OrderQueryRequest,
     RequestPayment, RetryPolicy, TradeState, UnifiedOrderRequest,
@@ -38,12 +38,13 @@ impl Gateway {
         };
         let mut config = ClientConfig::new(settings.pay_base_url.clone());
         config.timeout = settings.timeout;
-        config.retry = RetryPolicy {
+        let retry = RetryPolicy {
             max_attempts: settings.retry_attempts,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(1),
             deadline: settings.retry_deadline,
         };
+        config.retry = retry;
         let pay = Client::new(merchant, config).map_err(|source| GatewayError::WeChat {
             endpoint: "client",
             source,
@@ -53,7 +54,8 @@ impl Gateway {
             settings.appid.clone(),
             settings.app_secret.clone(),
             settings.timeout,
-        )?;
+        )?
+        .with_retry(retry);
         Ok(Gateway {
             pay,
             login,
@@ -61,40 +63,20 @@ impl Gateway {
         })
     }
 
-    async fn login_with_retries(&self, js_code: &str) -> Result<MiniSession, LoginError> {
-        let started = Instant::now();
-        let mut attempt = 0;
-        loop {
-            let result = observe(
-                "jscode2session",
-                self.login.code2session(js_code),
-                |e: &LoginError| match e {
-                    LoginError::Busy => "busy",
-                    LoginError::Transport(_) => "transport",
-                    _ => "refused",
-                },
-            )
-            .await;
-            match result {
-                Err(e)
-                    if e.is_retryable()
-                        && attempt + 1 < self.settings.retry_attempts
-                        && started.elapsed() < self.settings.retry_deadline =>
-                {
-                    attempt += 1;
-                    tracing::warn!(attempt, error = %e, "retrying jscode2session");
-                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     async fn code2session(
         &self,
         request: pb::Code2SessionRequest,
     ) -> Result<pb::Code2SessionResponse, GatewayError> {
-        let session = self.login_with_retries(&request.js_code).await?;
+        let session = observe(
+            "jscode2session",
+            self.login.code2session(&request.js_code),
+            |e: &LoginError| match e {
+                LoginError::Busy => "busy",
+                LoginError::Transport(_) => "transport",
+                _ => "refused",
+            },
+        )
+        .await?;
         tracing::info!("user logged in");
         Ok(pb::Code2SessionResponse {
             openid: session.openid,

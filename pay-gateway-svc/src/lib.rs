@@ -22,7 +22,7 @@ use url::Url;
 
 pub use self::error::{ERROR_DOMAIN, GatewayError};
 pub use self::gateway::Gateway;
-pub use self::settings::{SIMULATOR_BASE_URL, Settings, WeChatSettings, wechat_pay_defaults};
+pub use self::settings::{SIMULATOR_BASE_URL, Settings, WeChatSettings};
 
 /// The service's name in logs and metrics.
 pub const SERVICE: &str = "pay-gateway-svc";

@@ -63,12 +63,12 @@ impl Settings {
         let simulator = env.get("WECHAT_MCH_ID").is_none();
         let (appid, mch_id, api_key, app_secret, default_base) = if simulator {
             (
-                env.or("WECHAT_APPID", wechat_pay_defaults::APPID.to_owned())?,
-                wechat_pay_defaults::MCH_ID.to_owned(),
-                env.or("WECHAT_API_KEY", wechat_pay_defaults::API_KEY.to_owned())?,
+                env.or("WECHAT_APPID", wechat_pay::example::APPID.to_owned())?,
+                wechat_pay::example::MCH_ID.to_owned(),
+                env.or("WECHAT_API_KEY", wechat_pay::example::API_KEY.to_owned())?,
                 env.or(
                     "WECHAT_APP_SECRET",
-                    wechat_pay_defaults::APP_SECRET.to_owned(),
+                    wechat_pay::example::APP_SECRET.to_owned(),
                 )?,
                 SIMULATOR_BASE_URL,
             )
@@ -135,18 +135,6 @@ impl Settings {
 fn url(s: &str) -> Url {
     // The constants above are valid URLs.
     Url::parse(s).unwrap_or_else(|_| unreachable!("constant URL {s} parses"))
-}
-
-/// The simulator's default merchant (the reference's example merchant).
-pub mod wechat_pay_defaults {
-    /// AppID.
-    pub const APPID: &str = "wxd930ea5d5a258f4f";
-    /// Merchant number.
-    pub const MCH_ID: &str = "10000100";
-    /// API key.
-    pub const API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-    /// AppSecret.
-    pub const APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
 }
 
 #[cfg(test)]

@@ -21,8 +21,10 @@
 #![deny(missing_docs)]
 
 mod domain;
+pub mod example;
 mod http;
 pub mod login;
+mod retry;
 pub mod v2;
 
 pub use self::domain::{
@@ -30,3 +32,4 @@ pub use self::domain::{
     WeChatTime, time_expire,
 };
 pub use self::http::TransportError;
+pub use self::retry::RetryPolicy;

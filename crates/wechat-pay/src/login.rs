@@ -8,6 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::http::{TransportError, build_client, read_limited};
+use crate::retry::{RetryPolicy, with_retries};
 
 /// WeChat's host for Mini Program server APIs.
 pub const PRODUCTION_LOGIN_BASE_URL: &str = "https://api.weixin.qq.com";
@@ -135,6 +136,7 @@ pub struct LoginClient {
     appid: String,
     secret: SecretString,
     timeout: Duration,
+    retry: RetryPolicy,
 }
 
 impl fmt::Debug for LoginClient {
@@ -163,11 +165,25 @@ impl LoginClient {
             appid: appid.into(),
             secret,
             timeout,
+            retry: RetryPolicy::none(),
         })
     }
 
-    /// Exchanges a `wx.login` code for the user's session.
+    /// Retries busy and transport failures under `policy` (default: a single attempt).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Exchanges a `wx.login` code for the user's session (retried per the policy).
     pub async fn code2session(&self, js_code: &str) -> Result<MiniSession, LoginError> {
+        with_retries(&self.retry, "jscode2session", || {
+            self.code2session_once(js_code)
+        })
+        .await
+    }
+
+    async fn code2session_once(&self, js_code: &str) -> Result<MiniSession, LoginError> {
         if js_code.is_empty()
             || js_code.len() > 128
             || !js_code.bytes().all(|b| b.is_ascii_graphic())

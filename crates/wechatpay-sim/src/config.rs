@@ -9,13 +9,13 @@ use wechat_pay::v2::ApiKey;
 use crate::faults::Faults;
 
 /// The reference's example merchant: the simulator's default.
-pub const DEFAULT_APPID: &str = "wxd930ea5d5a258f4f";
+pub const DEFAULT_APPID: &str = wechat_pay::example::APPID;
 /// Default merchant number.
-pub const DEFAULT_MCH_ID: &str = "10000100";
+pub const DEFAULT_MCH_ID: &str = wechat_pay::example::MCH_ID;
 /// Default v2 API key.
-pub const DEFAULT_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+pub const DEFAULT_API_KEY: &str = wechat_pay::example::API_KEY;
 /// Default Mini Program AppSecret.
-pub const DEFAULT_APP_SECRET: &str = "0123456789abcdef0123456789abcdef";
+pub const DEFAULT_APP_SECRET: &str = wechat_pay::example::APP_SECRET;
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 

@@ -1,12 +1,10 @@
 //! The async v2 client: signs every request, verifies every response before reading it,
 //! and retries only what WeChat says may be retried.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rand::Rng;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tracing::{debug, warn};
 use url::Url;
 
 use super::api::{
@@ -19,6 +17,7 @@ use super::sign::{ApiKey, SignType, sign_params, verify};
 use super::{Params, xml};
 use crate::domain::NonceStr;
 use crate::http::{TransportError, build_client, read_limited};
+use crate::retry::{RetryPolicy, with_retries};
 
 /// WeChat's production host for the merchant API.
 pub const PRODUCTION_BASE_URL: &str = "https://api.mch.weixin.qq.com";
@@ -38,47 +37,6 @@ pub struct Merchant {
     pub key: ApiKey,
     /// How requests are signed (responses are verified the same way).
     pub sign_type: SignType,
-}
-
-/// How often and how patiently to retry retryable failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 means no retry).
-    pub max_attempts: u32,
-    /// Pause before the first retry; doubled each time.
-    pub initial_backoff: Duration,
-    /// Longest pause between attempts.
-    pub max_backoff: Duration,
-    /// No retry starts once this much time has passed since the first attempt.
-    pub deadline: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(200),
-            max_backoff: Duration::from_secs(2),
-            deadline: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The pause before retry number `retry` (0-based): exponential, capped, with up to 25%
-    /// random jitter so that many clients do not retry in step.
-    fn backoff(&self, retry: u32) -> Duration {
-        let base = self
-            .initial_backoff
-            .saturating_mul(2u32.saturating_pow(retry))
-            .min(self.max_backoff);
-        let jitter_ms = u64::try_from(base.as_millis() / 4).unwrap_or(0);
-        base + Duration::from_millis(if jitter_ms == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=jitter_ms)
-        })
-    }
 }
 
 /// Client settings.
@@ -195,7 +153,7 @@ impl Client {
         params.insert("nonce_str", NonceStr::generate().to_string());
         sign_params(&mut params, &self.merchant.key, SignType::Md5);
         let answer = self
-            .with_retries(Endpoint::SandboxSignKey, || {
+            .retried(Endpoint::SandboxSignKey, || {
                 self.send(Endpoint::SandboxSignKey, &params, SignType::Md5)
             })
             .await?;
@@ -211,7 +169,7 @@ impl Client {
     ) -> Result<Resp, Error> {
         let business = to_params(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let answer = self
-            .with_retries(endpoint, || {
+            .retried(endpoint, || {
                 // A fresh nonce for each attempt; the business fields stay identical, which is
                 // what makes a retry idempotent at WeChat.
                 let params = self.complete(&business);
@@ -232,43 +190,13 @@ impl Client {
         params
     }
 
-    async fn with_retries<F, Fut>(
-        &self,
-        endpoint: Endpoint,
-        mut attempt: F,
-    ) -> Result<Params, Error>
+    /// Runs `attempt` under the client's retry policy (the crate's one retry mechanism).
+    async fn retried<F, Fut>(&self, endpoint: Endpoint, attempt: F) -> Result<Params, Error>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Params, Error>>,
     {
-        let policy = self.config.retry;
-        let started = Instant::now();
-        let mut retry = 0;
-        loop {
-            match attempt().await {
-                Ok(params) => {
-                    debug!(
-                        endpoint = endpoint.name(),
-                        attempts = retry + 1,
-                        "wechat call succeeded"
-                    );
-                    return Ok(params);
-                }
-                Err(error) => {
-                    let pause = policy.backoff(retry);
-                    let may_retry = error.is_retryable()
-                        && retry + 1 < policy.max_attempts
-                        && started.elapsed() + pause < policy.deadline;
-                    if !may_retry {
-                        debug!(endpoint = endpoint.name(), attempts = retry + 1, %error, "wechat call failed");
-                        return Err(error);
-                    }
-                    warn!(endpoint = endpoint.name(), attempt = retry + 1, %error, ?pause, "retrying wechat call");
-                    tokio::time::sleep(pause).await;
-                    retry += 1;
-                }
-            }
-        }
+        with_retries(&self.config.retry, endpoint.name(), attempt).await
     }
 
     fn url(&self, endpoint: Endpoint) -> Result<Url, Error> {
@@ -340,22 +268,4 @@ fn typed<T: DeserializeOwned>(mut answer: Params) -> Result<T, Error> {
         answer.remove(field);
     }
     from_params(answer).map_err(|e| Error::InvalidResponse(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-            deadline: Duration::from_secs(1),
-        };
-        assert!((100..=125).contains(&p.backoff(0).as_millis()));
-        assert!((200..=250).contains(&p.backoff(1).as_millis()));
-        assert!((300..=375).contains(&p.backoff(7).as_millis()));
-    }
 }

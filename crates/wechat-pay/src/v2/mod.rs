@@ -20,7 +20,7 @@ pub use self::api::{
     OrderQueryResponse, SandboxSignKeyResponse, TradeState, TradeType, UnifiedOrderRequest,
     UnifiedOrderResponse,
 };
-pub use self::client::{Client, ClientConfig, Merchant, PRODUCTION_BASE_URL, RetryPolicy};
+pub use self::client::{Client, ClientConfig, Merchant, PRODUCTION_BASE_URL};
 pub use self::error::{ErrCode, Error};
 pub use self::notify::{
     ACK_SUCCESS, NotifyError, PaidDetails, PaymentNotification, PaymentOutcome, ack_failure,
@@ -29,3 +29,4 @@ pub use self::notify::{
 pub use self::params::Params;
 pub use self::pay_params::RequestPayment;
 pub use self::sign::{ApiKey, InvalidApiKey, SignType, SignatureError, sign, sign_params, verify};
+pub use crate::retry::RetryPolicy;
