@@ -12,8 +12,8 @@ use axum::Router;
 use axum::routing::post;
 use messaging::{Publisher, Topology};
 use service_runtime::ops::{self, ReadinessCheck};
+use service_runtime::server::{BindError, bind, local_addr, serve_http};
 use service_runtime::shutdown::Shutdown;
-use service_runtime::telemetry::http_layer;
 use tokio::net::TcpListener;
 
 pub use self::notify::NotifyState;
@@ -26,14 +26,8 @@ pub const SERVICE: &str = "notify-svc";
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The server failed while running.
     #[error("server error: {0}")]
     Serve(String),
@@ -50,12 +44,7 @@ impl Application {
     /// Binds the port and prepares the publisher (which connects, declares the payments
     /// exchange, and keeps reconnecting on its own).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let http = TcpListener::bind(settings.http_addr)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: settings.http_addr,
-                source,
-            })?;
+        let http = bind(settings.http_addr).await?;
         let topology = Topology::new(settings.amqp_prefix.clone());
         let declare_topology = topology.clone();
         let publisher = Publisher::new(
@@ -85,9 +74,7 @@ impl Application {
 
     /// The address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        local_addr(&self.http, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// Serves until `shutdown` completes; in-flight notifications finish (and are acked or
@@ -96,12 +83,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let stop = Shutdown::new();
-        let trigger = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            trigger.trigger();
-        });
+        let stop = Shutdown::after(shutdown);
+        tracing::info!(http = %self.http_addr(), "notify-svc listening");
         let publisher = self.state.publisher.clone();
         publisher.spawn_keepalive(stop.wait());
         let ready = readiness(self.state.publisher.clone());
@@ -109,11 +92,8 @@ impl Application {
             .route("/wechat/pay/notify", post(notify::pay_notify))
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(self.state)
-            .merge(ops::router(ready))
-            .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
-        tracing::info!(http = %self.http.local_addr().map(|a| a.to_string()).unwrap_or_default(), "notify-svc listening");
-        let served = axum::serve(self.http, app)
-            .with_graceful_shutdown(stop.wait())
+            .merge(ops::router(ready));
+        let served = serve_http(SERVICE, self.http, app, stop.wait())
             .await
             .map_err(|e| StartError::Serve(e.to_string()));
         // Only after every in-flight notification was answered.

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use proto::order::v1::order_service_server::OrderServiceServer;
 use service_runtime::ops::{self, ReadinessCheck};
+use service_runtime::server::{BindError, bind, local_addr, serve_grpc, serve_http};
 use service_runtime::shutdown::Shutdown;
-use service_runtime::telemetry::http_layer;
 use tokio::net::TcpListener;
 
 pub use self::settings::Settings;
@@ -35,23 +35,14 @@ pub const SERVICE: &str = "order-svc";
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// PostgreSQL could not be reached or migrated.
     #[error("PostgreSQL (DATABASE_URL): {0}")]
     Database(String),
     /// A setting could not be used.
     #[error("{0}")]
     Config(String),
-    /// gRPC reflection could not be set up.
-    #[error("cannot build gRPC reflection: {0}")]
-    Reflection(String),
     /// A server failed while running.
     #[error("server error: {0}")]
     Serve(String),
@@ -66,12 +57,6 @@ pub struct Application {
     cache: cache::OrderCache,
     workers: workers::Workers,
     run_workers: bool,
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
 }
 
 impl Application {
@@ -111,16 +96,12 @@ impl Application {
 
     /// The HTTP address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        local_addr(&self.http, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The gRPC address actually bound.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+        local_addr(&self.grpc, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
     /// The background workers (tests drive their single steps).
@@ -134,31 +115,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let stop = Shutdown::new();
-        let trigger = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            trigger.trigger();
-        });
-        let (reporter, health) = tonic_health::server::health_reporter();
-        reporter
-            .set_serving::<OrderServiceServer<grpc::OrderGrpc>>()
-            .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| StartError::Reflection(e.to_string()))?;
+        let stop = Shutdown::after(shutdown);
         tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), "order-svc listening");
-        let grpc = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(
-                &self.orders,
-            ))))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
-                stop.wait(),
-            );
+        let orders_grpc = OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(&self.orders)));
+        let grpc = serve_grpc(
+            self.grpc,
+            tonic::service::Routes::new(orders_grpc),
+            <OrderServiceServer<grpc::OrderGrpc> as tonic::server::NamedService>::NAME,
+            proto::FILE_DESCRIPTOR_SET,
+            stop.wait(),
+        );
 
         let workers_for_ready = self.run_workers.then(|| self.workers.clone());
         let ready = readiness(
@@ -166,22 +132,20 @@ impl Application {
             self.cache.clone(),
             workers_for_ready,
         );
-        let app = http::router(Arc::clone(&self.orders))
-            .merge(ops::router(ready))
-            .layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
-        let http = axum::serve(self.http, app).with_graceful_shutdown(stop.wait());
+        let app = http::router(Arc::clone(&self.orders)).merge(ops::router(ready));
+        let http = serve_http(SERVICE, self.http, app, stop.wait());
         let tasks = if self.run_workers {
             self.workers.spawn(&stop)
         } else {
             Vec::new()
         };
-        let (grpc, http) = tokio::join!(grpc, async { http.await });
+        let (grpc, http) = tokio::join!(grpc, http);
         // The servers stop after the shutdown signal; the workers finish what they hold.
         for task in tasks {
             let _ = task.await;
         }
         self.workers.close().await;
-        grpc.map_err(|e| StartError::Serve(e.to_string()))?;
+        grpc.map_err(StartError::Serve)?;
         http.map_err(|e| StartError::Serve(e.to_string()))?;
         tracing::info!("order-svc stopped");
         Ok(())

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use proto::paygateway::v1::pay_gateway_server::PayGatewayServer;
 use service_runtime::ops::{self, ReadinessCheck};
+use service_runtime::server::{BindError, bind, local_addr, serve_grpc, serve_http};
 use service_runtime::shutdown::Shutdown;
-use service_runtime::telemetry::http_layer;
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -31,20 +31,11 @@ pub const SERVICE: &str = "pay-gateway-svc";
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// A port could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
     /// The WeChat clients could not be built.
     #[error("cannot build the WeChat clients: {0}")]
     Gateway(#[from] GatewayError),
-    /// gRPC reflection could not be set up.
-    #[error("cannot build gRPC reflection: {0}")]
-    Reflection(String),
     /// A server failed while running.
     #[error("server error: {0}")]
     Serve(String),
@@ -57,12 +48,6 @@ pub struct Application {
     http: TcpListener,
     gateway: Gateway,
     settings: Settings,
-}
-
-async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })
 }
 
 impl Application {
@@ -84,12 +69,12 @@ impl Application {
 
     /// The gRPC address actually bound.
     pub fn grpc_addr(&self) -> SocketAddr {
-        self.grpc.local_addr().unwrap_or(self.settings.grpc_addr)
+        local_addr(&self.grpc, self.settings.grpc_addr)
     }
 
     /// The HTTP (health and metrics) address actually bound.
     pub fn http_addr(&self) -> SocketAddr {
-        self.http.local_addr().unwrap_or(self.settings.http_addr)
+        local_addr(&self.http, self.settings.http_addr)
     }
 
     /// Serves until `shutdown` completes, then stops taking calls and finishes in-flight ones.
@@ -97,36 +82,21 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let stop = Shutdown::new();
-        let trigger = stop.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            trigger.trigger();
-        });
+        let stop = Shutdown::after(shutdown);
 
-        let (reporter, health) = tonic_health::server::health_reporter();
-        reporter.set_serving::<PayGatewayServer<Gateway>>().await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| StartError::Reflection(e.to_string()))?;
         tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "pay-gateway-svc listening");
-        let grpc = tonic::transport::Server::builder()
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(PayGatewayServer::new(self.gateway))
-            .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(self.grpc),
-                stop.wait(),
-            );
-
+        let grpc = serve_grpc(
+            self.grpc,
+            tonic::service::Routes::new(PayGatewayServer::new(self.gateway)),
+            <PayGatewayServer<Gateway> as tonic::server::NamedService>::NAME,
+            proto::FILE_DESCRIPTOR_SET,
+            stop.wait(),
+        );
         let ready = readiness(self.settings.wechat.pay_base_url.clone());
-        let app =
-            ops::router(ready).layer(axum::middleware::from_fn_with_state(SERVICE, http_layer));
-        let http = axum::serve(self.http, app).with_graceful_shutdown(stop.wait());
+        let http = serve_http(SERVICE, self.http, ops::router(ready), stop.wait());
 
-        let (grpc, http) = tokio::join!(grpc, async { http.await });
-        grpc.map_err(|e| StartError::Serve(e.to_string()))?;
+        let (grpc, http) = tokio::join!(grpc, http);
+        grpc.map_err(StartError::Serve)?;
         http.map_err(|e| StartError::Serve(e.to_string()))?;
         tracing::info!("pay-gateway-svc stopped");
         Ok(())

@@ -7,6 +7,7 @@
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
 
 pub mod ops;
+pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

@@ -46,6 +46,17 @@ impl Shutdown {
         Self::default()
     }
 
+    /// A shutdown triggered when `signal` completes (e.g. [`signal()`], or a test's own).
+    pub fn after(signal: impl Future<Output = ()> + Send + 'static) -> Self {
+        let stop = Shutdown::new();
+        let trigger = stop.clone();
+        tokio::spawn(async move {
+            signal.await;
+            trigger.trigger();
+        });
+        stop
+    }
+
     /// Triggers it.
     pub fn trigger(&self) {
         self.tx.send_replace(true);

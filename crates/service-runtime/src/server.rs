@@ -1,0 +1,73 @@
+//! Binding and serving, the same for every service: an HTTP server with the request layer
+//! (trace id, access log, metrics), and a gRPC server with the standard health service and
+//! reflection next to the service's own.
+
+use std::net::SocketAddr;
+
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+
+use crate::telemetry::http_layer;
+
+/// A port that could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {addr}: {source}")]
+pub struct BindError {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Binds `addr`.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })
+}
+
+/// The bound address, or the requested one if the socket cannot tell.
+pub fn local_addr(listener: &TcpListener, requested: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(requested)
+}
+
+/// Serves `router` (with the request layer) until `shutdown`, finishing in-flight requests.
+pub async fn serve_http(
+    service: &'static str,
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router.layer(axum::middleware::from_fn_with_state(service, http_layer));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves `routes` (the service's own gRPC service, named `name` for the health service)
+/// plus gRPC health and reflection over `descriptor`, until `shutdown`.
+pub async fn serve_grpc(
+    listener: TcpListener,
+    routes: Routes,
+    name: &'static str,
+    descriptor: &'static [u8],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), String> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status(name, tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(descriptor)
+        .build_v1()
+        .map_err(|e| format!("gRPC reflection: {e}"))?;
+    tonic::transport::Server::builder()
+        .add_routes(routes.add_service(health).add_service(reflection))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
