@@ -84,8 +84,8 @@ pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> 
         Err(e) => return refuse(reason_of(&e), &body, &e),
     };
     // Step 4: a durable event, confirmed by the broker.
-    let (routing_key, event_id, payload) = event(&notification);
     let trace_id = current_trace_id().unwrap_or_default();
+    let (routing_key, event_id, payload) = event(&notification, &trace_id);
     let published = state
         .publisher
         .publish(
@@ -115,8 +115,7 @@ fn now_ms() -> i64 {
 
 /// The event for a verified notification: routing key, event id (stable across WeChat's
 /// repeats of the same notification), protobuf body.
-fn event(n: &PaymentNotification) -> (&'static str, String, Vec<u8>) {
-    let trace_id = current_trace_id().unwrap_or_default();
+fn event(n: &PaymentNotification, trace_id: &str) -> (&'static str, String, Vec<u8>) {
     match &n.outcome {
         PaymentOutcome::Paid(paid) => {
             let event_id = format!("wxpay:{}", paid.transaction_id);
@@ -130,7 +129,7 @@ fn event(n: &PaymentNotification) -> (&'static str, String, Vec<u8>) {
                 openid: paid.openid.clone(),
                 paid_at_unix: paid.time_end.unix_seconds(),
                 received_at_unix_ms: now_ms(),
-                trace_id,
+                trace_id: trace_id.to_owned(),
             };
             (PAYMENT_SUCCEEDED, event_id, e.encode_to_vec())
         }
@@ -148,7 +147,7 @@ fn event(n: &PaymentNotification) -> (&'static str, String, Vec<u8>) {
                 err_code: err_code.clone().unwrap_or_default(),
                 err_code_des: err_code_des.clone().unwrap_or_default(),
                 received_at_unix_ms: now_ms(),
-                trace_id,
+                trace_id: trace_id.to_owned(),
             };
             (PAYMENT_FAILED, event_id, e.encode_to_vec())
         }

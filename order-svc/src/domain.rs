@@ -200,6 +200,11 @@ impl From<&Order> for OrderView {
     }
 }
 
+/// Milliseconds since the Unix epoch (event and gRPC timestamps).
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
 /// A fresh merchant order number: `MP`, the Beijing time to the second, 12 random letters
 /// and digits (28 characters, within WeChat's 6–32 of `[0-9A-Za-z_-|*]`).
 pub fn new_out_trade_no() -> OutTradeNo {

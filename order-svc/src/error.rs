@@ -13,6 +13,12 @@ pub enum AppError {
     /// The request is malformed or invalid.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The body is larger than the limit (bytes).
+    #[error("the request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    /// No route matches.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
     /// The body is not valid JSON.
     #[error("{0}")]
     InvalidJson(String),
@@ -57,6 +63,8 @@ impl AppError {
         match self {
             AppError::InvalidRequest(_) => "invalid_request",
             AppError::InvalidJson(_) => "invalid_json",
+            AppError::BodyTooLarge(_) => "body_too_large",
+            AppError::NoSuchEndpoint => "not_found",
             AppError::AmountNotAccepted(_) => "amount_not_accepted",
             AppError::UnknownSku(_) => "unknown_sku",
             AppError::Unauthenticated(_) => "unauthenticated",
@@ -79,7 +87,8 @@ impl AppError {
             | AppError::UnknownSku(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => StatusCode::UNAUTHORIZED,
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            AppError::OrderNotFound => StatusCode::NOT_FOUND,
+            AppError::OrderNotFound | AppError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::OrderNotPayable(_) => StatusCode::CONFLICT,
             AppError::PaymentUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -129,7 +138,8 @@ impl From<AppError> for tonic::Status {
             | AppError::UnknownSku(_) => Code::InvalidArgument,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
             AppError::RateLimited(_) => Code::ResourceExhausted,
-            AppError::OrderNotFound => Code::NotFound,
+            AppError::OrderNotFound | AppError::NoSuchEndpoint => Code::NotFound,
+            AppError::BodyTooLarge(_) => Code::InvalidArgument,
             AppError::IdempotencyKeyReused => Code::AlreadyExists,
             AppError::OrderNotPayable(_) => Code::FailedPrecondition,
             AppError::PaymentUnavailable => Code::Unavailable,

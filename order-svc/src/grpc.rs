@@ -8,7 +8,7 @@ use service_runtime::telemetry::grpc_call;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::Order;
+use crate::domain::{Order, unix_ms};
 use crate::error::AppError;
 use crate::orders::Orders;
 
@@ -25,10 +25,6 @@ impl OrderGrpc {
     pub fn new(orders: Arc<Orders>) -> Self {
         OrderGrpc { orders }
     }
-}
-
-fn ms(t: time::OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
 fn to_pb(o: &Order) -> pb::Order {
@@ -48,9 +44,9 @@ fn to_pb(o: &Order) -> pb::Order {
             })
             .collect(),
         openid: o.openid.clone(),
-        created_at_unix_ms: ms(o.created_at),
-        expires_at_unix_ms: ms(o.expires_at),
-        paid_at_unix_ms: o.paid_at.map_or(0, ms),
+        created_at_unix_ms: unix_ms(o.created_at),
+        expires_at_unix_ms: unix_ms(o.expires_at),
+        paid_at_unix_ms: o.paid_at.map_or(0, unix_ms),
         transaction_id: o.transaction_id.clone().unwrap_or_default(),
     }
 }

@@ -31,44 +31,26 @@ pub fn router(orders: Arc<Orders>) -> Router {
         .route("/api/v1/orders/{id}/payment", post(pay_order))
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/openapi.json", get(openapi))
-        .fallback(|| async {
-            AppError::InvalidRequest("no such endpoint".into())
-                .into_response_with(StatusCode::NOT_FOUND, "not_found")
-        })
+        .fallback(|| async { AppError::NoSuchEndpoint })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(orders)
-}
-
-impl AppError {
-    fn into_response_with(self, status: StatusCode, code: &str) -> Response {
-        (
-            status,
-            Json(json!({ "code": code, "message": self.to_string() })),
-        )
-            .into_response()
-    }
 }
 
 /// The raw body, with a JSON error when it is too large or unreadable.
 struct Body(Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for Body {
-    type Rejection = Response;
+    type Rejection = AppError;
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         Bytes::from_request(request, state)
             .await
             .map(Body)
             .map_err(|e: BytesRejection| {
-                let status = e.status();
-                AppError::InvalidRequest(format!("unreadable body: {}", e.body_text()))
-                    .into_response_with(
-                        status,
-                        if status == StatusCode::PAYLOAD_TOO_LARGE {
-                            "body_too_large"
-                        } else {
-                            "invalid_request"
-                        },
-                    )
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::BodyTooLarge(MAX_BODY)
+                } else {
+                    AppError::InvalidRequest(format!("unreadable body: {}", e.body_text()))
+                }
             })
     }
 }

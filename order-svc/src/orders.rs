@@ -83,6 +83,7 @@ pub struct Orders {
 
 /// How an unpaid order was settled.
 #[derive(Debug)]
+#[must_use]
 pub enum Settled {
     /// Closed at WeChat (if it knew the order) and here.
     Closed(Order),
@@ -90,6 +91,16 @@ pub enum Settled {
     Paid(Applied),
     /// It had already left PENDING.
     Unchanged,
+}
+
+impl Settled {
+    /// The order as it is now, if settling changed it (what the cache must hear about).
+    pub fn changed(&self) -> Option<&Order> {
+        match self {
+            Settled::Closed(o) | Settled::Paid(Applied::Paid(o) | Applied::Review(o, _)) => Some(o),
+            _ => None,
+        }
+    }
 }
 
 fn unix_now() -> i64 {
@@ -424,21 +435,32 @@ impl Orders {
         let order = transitions::lock(&mut tx, id, Some(openid))
             .await?
             .ok_or(AppError::OrderNotFound)?;
-        let result = match order.status {
-            OrderStatus::Closed => Ok(order),
-            OrderStatus::Pending => match self.settle_unpaid(&mut tx, &order, "cancelled").await? {
-                Settled::Closed(closed) => Ok(closed),
-                Settled::Paid(_) | Settled::Unchanged => Err(AppError::OrderNotPayable(
-                    "the order was paid; it cannot be cancelled".into(),
-                )),
-            },
-            other => Err(AppError::OrderNotPayable(format!(
-                "the order is {other}; it cannot be cancelled"
-            ))),
+        let (result, changed) = match order.status {
+            OrderStatus::Closed => (Ok(order), None),
+            OrderStatus::Pending => {
+                let settled = self.settle_unpaid(&mut tx, &order, "cancelled").await?;
+                let changed = settled.changed().cloned();
+                match settled {
+                    Settled::Closed(closed) => (Ok(closed), changed),
+                    Settled::Paid(_) | Settled::Unchanged => (
+                        Err(AppError::OrderNotPayable(
+                            "the order was paid; it cannot be cancelled".into(),
+                        )),
+                        changed,
+                    ),
+                }
+            }
+            other => (
+                Err(AppError::OrderNotPayable(format!(
+                    "the order is {other}; it cannot be cancelled"
+                ))),
+                None,
+            ),
         };
         tx.commit().await?;
-        let current = self.store.order(id).await?.ok_or(AppError::OrderNotFound)?;
-        self.cache.put(&current).await;
+        if let Some(order) = &changed {
+            self.cache.put(order).await;
+        }
         result
     }
 
@@ -471,11 +493,8 @@ impl Orders {
                 }
             };
             tx.commit().await?;
-            match outcome {
-                Settled::Closed(o) | Settled::Paid(Applied::Paid(o) | Applied::Review(o, _)) => {
-                    self.cache.put(&o).await
-                }
-                _ => {}
+            if let Some(order) = outcome.changed() {
+                self.cache.put(order).await;
             }
             settled += 1;
         }

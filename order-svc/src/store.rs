@@ -51,6 +51,17 @@ pub(crate) fn order_from_row(row: &PgRow) -> Result<Order, AppError> {
     })
 }
 
+/// Reads a product row.
+fn product_from_row(row: &PgRow) -> Result<Product, AppError> {
+    let price: i64 = row.try_get("price_fen")?;
+    Ok(Product {
+        sku: row.try_get("sku")?,
+        name: row.try_get("name")?,
+        price_fen: Fen::from_i64(price)
+            .map_err(|_| AppError::internal("products", "negative price"))?,
+    })
+}
+
 /// A new order to insert.
 #[derive(Debug)]
 pub struct NewOrder {
@@ -92,17 +103,7 @@ impl Store {
             sqlx::query("SELECT sku, name, price_fen FROM products WHERE active ORDER BY sku")
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|r| {
-                let price: i64 = r.try_get("price_fen")?;
-                Ok(Product {
-                    sku: r.try_get("sku")?,
-                    name: r.try_get("name")?,
-                    price_fen: Fen::from_i64(price)
-                        .map_err(|_| AppError::internal("products", "negative price"))?,
-                })
-            })
-            .collect()
+        rows.iter().map(product_from_row).collect()
     }
 
     /// The active products among `skus`.
@@ -110,13 +111,15 @@ impl Store {
         &self,
         skus: &[String],
     ) -> Result<HashMap<String, Product>, AppError> {
-        Ok(self
-            .products()
-            .await?
-            .into_iter()
-            .filter(|p| skus.contains(&p.sku))
-            .map(|p| (p.sku.clone(), p))
-            .collect())
+        let rows =
+            sqlx::query("SELECT sku, name, price_fen FROM products WHERE active AND sku = ANY($1)")
+                .bind(skus)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(product_from_row)
+            .map(|p| p.map(|p| (p.sku.clone(), p)))
+            .collect()
     }
 
     /// Inserts an order, or finds the one created before under the same Idempotency-Key.

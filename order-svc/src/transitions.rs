@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderStatus};
+use crate::domain::{Order, OrderStatus, unix_ms};
 use crate::error::AppError;
 use crate::store::{ORDER_COLUMNS, order_from_row};
 
@@ -143,10 +143,6 @@ pub async fn outbox(
     Ok(())
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
 async fn to_review(
     conn: &mut PgConnection,
     order: &Order,
@@ -216,7 +212,7 @@ pub async fn apply_payment(
                 transaction_id: facts.transaction_id.clone(),
                 amount_fen: paid.amount.as_i64(),
                 openid: paid.openid.clone(),
-                paid_at_unix_ms: paid.paid_at.map_or(0, ms),
+                paid_at_unix_ms: paid.paid_at.map_or(0, unix_ms),
             };
             outbox(conn, messaging::ORDER_PAID, event.encode_to_vec(), event_id).await?;
             metrics::counter!("orders_paid_total", "source" => facts.source.as_str()).increment(1);
@@ -273,7 +269,7 @@ pub async fn close(
         order_id: closed.id.to_string(),
         out_trade_no: closed.out_trade_no.to_string(),
         reason: reason.to_owned(),
-        closed_at_unix_ms: ms(OffsetDateTime::now_utc()),
+        closed_at_unix_ms: unix_ms(OffsetDateTime::now_utc()),
     };
     outbox(
         conn,

@@ -142,17 +142,14 @@ where
                     Some(Err(e)) => return Err(e),
                     None => return Err(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed)),
                 };
-                let message = Message {
-                    data: delivery.data.clone(),
-                    routing_key: delivery.routing_key.to_string(),
-                    redelivered: delivery.redelivered,
-                    properties: delivery.properties.clone(),
-                };
+                // The body moves into the message; the acker stays here to settle it.
+                let lapin::message::Delivery { data, routing_key, redelivered, properties, acker, .. } = delivery;
+                let message = Message { data, routing_key: routing_key.to_string(), redelivered, properties };
                 let verdict = handle(message).await;
                 let label = match verdict {
-                    Verdict::Ack => { delivery.ack(BasicAckOptions::default()).await?; "ack" }
-                    Verdict::Retry => { delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await?; "retry" }
-                    Verdict::DeadLetter => { delivery.reject(BasicRejectOptions { requeue: false }).await?; "dead_letter" }
+                    Verdict::Ack => { acker.ack(BasicAckOptions::default()).await?; "ack" }
+                    Verdict::Retry => { acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await?; "retry" }
+                    Verdict::DeadLetter => { acker.reject(BasicRejectOptions { requeue: false }).await?; "dead_letter" }
                 };
                 metrics::counter!("amqp_consumed_total", "queue" => queue.to_owned(), "verdict" => label).increment(1);
             }

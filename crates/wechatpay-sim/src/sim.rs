@@ -245,7 +245,7 @@ impl Sim {
         key: &OrderKey,
         result: PayResult,
     ) -> Result<OrderView, ControlError> {
-        let (view, delivery) = {
+        let delivery = {
             let mut store = lock(&self.store);
             let prepay_ttl = self.config.prepay_ttl;
             let order = store
@@ -292,13 +292,12 @@ impl Sim {
                 .merchant(&key.mch_id)
                 .ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
             let faults = lock(&self.faults).clone();
-            (
-                OrderView::from(order),
-                notify::Delivery::build(order, merchant, &faults),
-            )
+            notify::Delivery::build(order, merchant, &faults)
         };
+        // The view after dispatch shows whether the notification was dropped or held.
         notify::dispatch(self, delivery);
-        Ok(self.view(key).unwrap_or(view))
+        self.view(key)
+            .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))
     }
 
     /// Schedules the auto-pay of a freshly prepaid order, when configured.
