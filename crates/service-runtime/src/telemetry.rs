@@ -23,19 +23,25 @@ tokio::task_local! {
     static TRACE_ID: String;
 }
 
-/// Sets up JSON logs for `service` (filter from `RUST_LOG`, default `info`). Safe to call
-/// more than once (later calls do nothing), so tests may call it freely.
-pub fn init_logs(service: &'static str) {
+/// The one log format: JSON lines with the current span, filtered by `RUST_LOG` (default
+/// `info`).
+fn json_logs() -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    tracing_subscriber::EnvFilter,
+> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let installed = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
         .with_span_list(false)
         .with_env_filter(filter)
-        .try_init()
-        .is_ok();
-    if installed {
+}
+
+/// Sets up JSON logs for `service`. Safe to call more than once (later calls do nothing).
+pub fn init_logs(service: &'static str) {
+    if json_logs().try_init().is_ok() {
         tracing::info!(service, "logging initialised");
     }
 }
@@ -43,15 +49,7 @@ pub fn init_logs(service: &'static str) {
 /// Logs for tests: the same JSON lines, written through the test harness's capture, so they
 /// show only for a failing test.
 pub fn init_test_logs() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let _ = json_logs().with_test_writer().try_init();
 }
 
 /// A fresh trace id: 32 lowercase hex digits.

@@ -134,23 +134,7 @@ fn invalid(name: &str, reason: impl ToString) -> ConfigError {
     }
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h` (a bare number means seconds).
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num.parse().ok()?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(secs).ok()
-}
+pub use service_runtime::settings::parse_duration;
 
 /// A merchant as written in a config file or `--merchant appid:mch_id:key:secret`.
 #[derive(Deserialize)]
