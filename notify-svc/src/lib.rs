@@ -11,8 +11,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::post;
 use messaging::{Publisher, Topology};
-use service_runtime::ops::{self, ReadinessCheck};
-use service_runtime::server::{BindError, bind, local_addr, serve_http};
+use service_runtime::ops::{self, NotReady, ReadinessCheck};
+use service_runtime::server::{BindError, ServeError, bind, local_addr, serve_http};
 use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -29,8 +29,8 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] BindError),
     /// The server failed while running.
-    #[error("server error: {0}")]
-    Serve(String),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// The bound, ready-to-run service.
@@ -95,7 +95,7 @@ impl Application {
             .merge(ops::router(ready));
         let served = serve_http(SERVICE, self.http, app, stop.wait())
             .await
-            .map_err(|e| StartError::Serve(e.to_string()));
+            .map_err(StartError::Serve);
         // Only after every in-flight notification was answered.
         publisher.close().await;
         served?;
@@ -112,7 +112,11 @@ fn readiness(publisher: Publisher) -> ReadinessCheck {
             if publisher.is_connected().await {
                 Ok(())
             } else {
-                Err("RabbitMQ: cannot publish".to_owned())
+                Err(NotReady {
+                    dependency: "RabbitMQ",
+                    reason: "no confirming channel to publish on",
+                    source: None,
+                })
             }
         })
     })

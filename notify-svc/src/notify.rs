@@ -9,10 +9,10 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use messaging::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, Publisher, Topology};
+use messaging::{EVENT_TYPE_HEADER, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Publisher, Topology};
 use prost::Message as _;
 use proto::events::v1::{PaymentFailed, PaymentSucceeded};
-use service_runtime::telemetry::current_trace_id;
+use service_runtime::telemetry::{TRACE_ID_HEADER, current_trace_id};
 use sha2::{Digest, Sha256};
 use wechat_pay::v2::{self, NotifyError, PaymentNotification, PaymentOutcome, xml::XmlError};
 
@@ -93,7 +93,7 @@ pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> 
             routing_key,
             &payload,
             &event_id,
-            &[("x-trace-id", &trace_id), ("event-type", routing_key)],
+            &[(TRACE_ID_HEADER, &trace_id), (EVENT_TYPE_HEADER, routing_key)],
             true,
         )
         .await;
@@ -122,11 +122,11 @@ fn event(n: &PaymentNotification, trace_id: &str) -> (&'static str, String, Vec<
             let e = PaymentSucceeded {
                 event_id: event_id.clone(),
                 out_trade_no: n.out_trade_no.to_string(),
-                transaction_id: paid.transaction_id.clone(),
+                transaction_id: paid.transaction_id.to_string(),
                 amount_fen: paid.total_fee.as_i64(),
                 appid: n.appid.clone(),
                 mch_id: n.mch_id.clone(),
-                openid: paid.openid.clone(),
+                openid: paid.openid.to_string(),
                 paid_at_unix: paid.time_end.unix_seconds(),
                 received_at_unix_ms: now_ms(),
                 trace_id: trace_id.to_owned(),

@@ -9,9 +9,9 @@ use redis::AsyncCommands as _;
 use redis::aio::ConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
-use crate::domain::Order;
+
+use crate::domain::{Order, OrderId};
 
 /// The cache.
 #[derive(Clone)]
@@ -57,7 +57,7 @@ impl OrderCache {
         }
     }
 
-    fn key(&self, id: Uuid) -> String {
+    fn key(&self, id: OrderId) -> String {
         format!("{}order:{id}", self.prefix)
     }
 
@@ -94,7 +94,7 @@ impl OrderCache {
     }
 
     /// The cached order, or `None` on a miss or any Redis trouble.
-    pub async fn get(&self, id: Uuid) -> Option<Order> {
+    pub async fn get(&self, id: OrderId) -> Option<Order> {
         let Some(mut conn) = self.connection().await else {
             fallback("unavailable");
             return None;

@@ -1,27 +1,31 @@
 //! Errors of order-svc and their single mapping to each protocol: one `IntoResponse` for
-//! HTTP (`{"code", "message"}` with a stable code) and one `From` for gRPC statuses.
-//! Internal details are logged with their cause, never returned.
+//! HTTP (`{"code", "message"}` with a stable code) and one `From` for gRPC statuses. Each
+//! mapping is where a failure is logged, once, with its whole cause chain; callers see only
+//! the message, never an internal detail.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use service_runtime::telemetry::error_chain;
+
+use crate::store::StoreError;
 
 /// What can go wrong while serving a request.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The request is malformed or invalid.
+    /// The request is well-formed but asks for something invalid.
     #[error("{0}")]
     InvalidRequest(String),
+    /// The body is not JSON at all (a syntax error or a truncated document).
+    #[error("{0}")]
+    InvalidJson(String),
     /// The body is larger than the limit (bytes).
     #[error("the request body is larger than {0} bytes")]
     BodyTooLarge(usize),
     /// No route matches.
     #[error("no such endpoint")]
     NoSuchEndpoint,
-    /// The body is not valid JSON.
-    #[error("{0}")]
-    InvalidJson(String),
     /// The client sent an amount; amounts come from the price list only.
     #[error("amounts are computed by the server; remove `{0}` from the request")]
     AmountNotAccepted(String),
@@ -43,21 +47,47 @@ pub enum AppError {
     /// The same Idempotency-Key was used with a different body.
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
-    /// The order cannot be paid in its state.
+    /// The order cannot be paid or cancelled in its state.
     #[error("{0}")]
     OrderNotPayable(String),
     /// pay-gateway-svc (or WeChat behind it) is unavailable.
     #[error("the payment service is unavailable; try again shortly")]
-    PaymentUnavailable,
+    PaymentUnavailable(#[source] Box<tonic::Status>),
     /// WeChat refused in a way the client cannot fix.
     #[error("the payment provider refused the request")]
-    PaymentRefused,
-    /// Something on our side failed.
+    PaymentRefused(#[source] Box<tonic::Status>),
+    /// The database failed.
     #[error("internal error")]
-    Internal(String),
+    Store(#[from] StoreError),
+    /// Something else on our side failed.
+    #[error("internal error")]
+    Internal {
+        /// What was being done.
+        context: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Store(StoreError::Query(e))
+    }
 }
 
 impl AppError {
+    /// An internal failure while doing `context`.
+    pub fn internal(
+        context: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        AppError::Internal {
+            context,
+            source: source.into(),
+        }
+    }
+
     /// The stable machine-readable code.
     pub fn code(&self) -> &'static str {
         match self {
@@ -73,13 +103,14 @@ impl AppError {
             AppError::OrderNotFound => "order_not_found",
             AppError::IdempotencyKeyReused => "idempotency_key_reused",
             AppError::OrderNotPayable(_) => "order_not_payable",
-            AppError::PaymentUnavailable => "payment_unavailable",
-            AppError::PaymentRefused => "payment_refused",
-            AppError::Internal(_) => "internal",
+            AppError::PaymentUnavailable(_) => "payment_unavailable",
+            AppError::PaymentRefused(_) => "payment_refused",
+            AppError::Store(_) | AppError::Internal { .. } => "internal",
         }
     }
 
-    fn http_status(&self) -> StatusCode {
+    /// The HTTP status of this error.
+    pub fn http_status(&self) -> StatusCode {
         match self {
             AppError::InvalidRequest(_)
             | AppError::InvalidJson(_)
@@ -91,38 +122,56 @@ impl AppError {
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::OrderNotPayable(_) => StatusCode::CONFLICT,
-            AppError::PaymentUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::PaymentRefused => StatusCode::BAD_GATEWAY,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::PaymentUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::PaymentRefused(_) => StatusCode::BAD_GATEWAY,
+            AppError::Store(_) | AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// An internal error, logged here with its cause.
-    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
-        tracing::error!(context, error = %cause, "internal error");
-        AppError::Internal(context.to_owned())
+    fn grpc_code(&self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            AppError::InvalidRequest(_)
+            | AppError::InvalidJson(_)
+            | AppError::AmountNotAccepted(_)
+            | AppError::UnknownSku(_)
+            | AppError::BodyTooLarge(_) => Code::InvalidArgument,
+            AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
+            AppError::RateLimited(_) => Code::ResourceExhausted,
+            AppError::OrderNotFound | AppError::NoSuchEndpoint => Code::NotFound,
+            AppError::IdempotencyKeyReused => Code::AlreadyExists,
+            AppError::OrderNotPayable(_) => Code::FailedPrecondition,
+            AppError::PaymentUnavailable(_) => Code::Unavailable,
+            AppError::PaymentRefused(_) | AppError::Store(_) | AppError::Internal { .. } => {
+                Code::Internal
+            }
+        }
     }
-}
 
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::internal("database", e)
+    /// Logs a failure that is ours (not the caller's), once, with its causes.
+    pub fn log(&self) {
+        match self {
+            AppError::Store(_) | AppError::Internal { .. } | AppError::PaymentRefused(_) => {
+                tracing::error!(code = self.code(), error = %error_chain(self), "request failed");
+            }
+            AppError::PaymentUnavailable(_) => {
+                tracing::warn!(code = self.code(), error = %error_chain(self), "request failed");
+            }
+            _ => {}
+        }
     }
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        self.log();
         let status = self.http_status();
-        if status.is_server_error() {
-            tracing::warn!(code = self.code(), %status, "request failed");
-        }
         let body = Json(json!({ "code": self.code(), "message": self.to_string() }));
         let mut response = (status, body).into_response();
-        if matches!(self, AppError::PaymentUnavailable) {
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("2"),
-            );
+        if matches!(self, AppError::PaymentUnavailable(_)) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
         response
     }
@@ -130,21 +179,7 @@ impl IntoResponse for AppError {
 
 impl From<AppError> for tonic::Status {
     fn from(e: AppError) -> Self {
-        use tonic::Code;
-        let code = match &e {
-            AppError::InvalidRequest(_)
-            | AppError::InvalidJson(_)
-            | AppError::AmountNotAccepted(_)
-            | AppError::UnknownSku(_) => Code::InvalidArgument,
-            AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
-            AppError::RateLimited(_) => Code::ResourceExhausted,
-            AppError::OrderNotFound | AppError::NoSuchEndpoint => Code::NotFound,
-            AppError::BodyTooLarge(_) => Code::InvalidArgument,
-            AppError::IdempotencyKeyReused => Code::AlreadyExists,
-            AppError::OrderNotPayable(_) => Code::FailedPrecondition,
-            AppError::PaymentUnavailable => Code::Unavailable,
-            AppError::PaymentRefused | AppError::Internal(_) => Code::Internal,
-        };
-        tonic::Status::new(code, format!("{}: {e}", e.code()))
+        e.log();
+        tonic::Status::new(e.grpc_code(), format!("{}: {e}", e.code()))
     }
 }

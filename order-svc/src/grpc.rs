@@ -1,4 +1,5 @@
-//! `OrderService` over gRPC, for internal callers.
+//! `OrderService` over gRPC, for internal callers: the same use cases as HTTP, with
+//! `crate::convert` doing the wire.
 
 use std::sync::Arc;
 
@@ -6,13 +7,13 @@ use proto::order::v1 as pb;
 use proto::order::v1::order_service_server::OrderService;
 use service_runtime::telemetry::grpc_call;
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
+use wechat_pay::{OpenId, OutTradeNo};
 
-use crate::domain::{Order, unix_ms};
+use crate::SERVICE;
+use crate::domain::{Cursor, PageSize};
 use crate::error::AppError;
-use crate::orders::Orders;
-
-const SERVICE: &str = "order-svc";
+use crate::orders::{OrderRef, Orders};
+use crate::store::Owner;
 
 /// The gRPC face of the order use cases.
 #[derive(Debug, Clone)]
@@ -27,28 +28,25 @@ impl OrderGrpc {
     }
 }
 
-fn to_pb(o: &Order) -> pb::Order {
-    pb::Order {
-        id: o.id.to_string(),
-        out_trade_no: o.out_trade_no.to_string(),
-        status: o.status.to_proto() as i32,
-        amount_fen: o.amount.as_i64(),
-        items: o
-            .items
-            .iter()
-            .map(|i| pb::OrderItem {
-                sku: i.sku.clone(),
-                name: i.name.clone(),
-                quantity: i.quantity,
-                unit_price_fen: i.unit_price_fen.as_i64(),
-            })
-            .collect(),
-        openid: o.openid.clone(),
-        created_at_unix_ms: unix_ms(o.created_at),
-        expires_at_unix_ms: unix_ms(o.expires_at),
-        paid_at_unix_ms: o.paid_at.map_or(0, unix_ms),
-        transaction_id: o.transaction_id.clone().unwrap_or_default(),
+fn order_ref(r: &pb::GetOrderRequest) -> Result<OrderRef, AppError> {
+    if !r.order_id.is_empty() {
+        let id = r.order_id.parse().map_err(|_| AppError::OrderNotFound)?;
+        Ok(OrderRef::Id(id))
+    } else if !r.out_trade_no.is_empty() {
+        let number = OutTradeNo::parse(r.out_trade_no.as_str()).map_err(|_| AppError::OrderNotFound)?;
+        Ok(OrderRef::Number(number))
+    } else {
+        Err(AppError::InvalidRequest("give order_id or out_trade_no".into()))
     }
+}
+
+fn owner(openid: &str) -> Result<Owner, AppError> {
+    if openid.is_empty() {
+        return Ok(Owner::Anyone);
+    }
+    OpenId::parse(openid)
+        .map(Owner::User)
+        .map_err(|e| AppError::InvalidRequest(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -58,18 +56,8 @@ impl OrderService for OrderGrpc {
         request: Request<pb::GetOrderRequest>,
     ) -> Result<Response<pb::Order>, Status> {
         grpc_call(SERVICE, "GetOrder", &request, async {
-            let r = request.get_ref();
-            let order = if !r.order_id.is_empty() {
-                let id: Uuid = r.order_id.parse().map_err(|_| AppError::OrderNotFound)?;
-                self.orders.store().order(id).await?
-            } else if !r.out_trade_no.is_empty() {
-                self.orders.store().order_by_number(&r.out_trade_no).await?
-            } else {
-                return Err(
-                    AppError::InvalidRequest("give order_id or out_trade_no".into()).into(),
-                );
-            };
-            Ok(Response::new(to_pb(&order.ok_or(AppError::OrderNotFound)?)))
+            let order = self.orders.find(&order_ref(request.get_ref())?).await?;
+            Ok(Response::new(pb::Order::from(&order)))
         })
         .await
     }
@@ -80,14 +68,20 @@ impl OrderService for OrderGrpc {
     ) -> Result<Response<pb::ListOrdersResponse>, Status> {
         grpc_call(SERVICE, "ListOrders", &request, async {
             let r = request.get_ref();
-            let openid = Some(r.openid.as_str()).filter(|o| !o.is_empty());
-            let page = self
-                .orders
-                .list(openid, Some(r.limit), Some(r.cursor.as_str()))
-                .await?;
+            // proto3 has no "absent": 0 and "" mean the defaults.
+            let size = PageSize::new(Some(r.limit).filter(|&l| l > 0))?;
+            let cursor = Some(r.cursor.as_str())
+                .filter(|c| !c.is_empty())
+                .map(str::parse::<Cursor>)
+                .transpose()
+                .map_err(AppError::from)?;
+            let page = self.orders.list(&owner(&r.openid)?, size, cursor).await?;
             Ok(Response::new(pb::ListOrdersResponse {
-                orders: page.orders.iter().map(to_pb).collect(),
-                next_cursor: page.next_cursor.unwrap_or_default(),
+                orders: page.orders.iter().map(pb::Order::from).collect(),
+                next_cursor: page
+                    .next_cursor
+                    .map(|c| c.to_string())
+                    .unwrap_or_default(),
             }))
         })
         .await

@@ -5,6 +5,8 @@
 //! tests build settings as values with port 0 and read the real ports back.
 
 pub mod cache;
+pub mod checkout;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -21,8 +23,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use proto::order::v1::order_service_server::OrderServiceServer;
-use service_runtime::ops::{self, ReadinessCheck};
-use service_runtime::server::{BindError, bind, local_addr, serve_grpc, serve_http};
+use service_runtime::ops::{self, NotReady, ReadinessCheck};
+use service_runtime::server::{BindError, ServeError, bind, local_addr, serve_grpc, serve_http};
 use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -38,14 +40,14 @@ pub enum StartError {
     #[error(transparent)]
     Bind(#[from] BindError),
     /// PostgreSQL could not be reached or migrated.
-    #[error("PostgreSQL (DATABASE_URL): {0}")]
-    Database(String),
-    /// A setting could not be used.
-    #[error("{0}")]
-    Config(String),
+    #[error(transparent)]
+    Database(#[from] store::ConnectError),
+    /// `PAY_GATEWAY_URL` is not usable.
+    #[error(transparent)]
+    PayGatewayUrl(#[from] payments::InvalidGatewayUrl),
     /// A server failed while running.
-    #[error("server error: {0}")]
-    Serve(String),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// The bound, ready-to-run service.
@@ -53,7 +55,8 @@ pub enum StartError {
 pub struct Application {
     http: TcpListener,
     grpc: TcpListener,
-    orders: Arc<orders::Orders>,
+    state: http::AppState,
+    store: store::Store,
     cache: cache::OrderCache,
     workers: workers::Workers,
     run_workers: bool,
@@ -63,9 +66,9 @@ impl Application {
     /// Connects PostgreSQL (applying migrations), prepares Redis and pay-gateway-svc
     /// (connected lazily), and binds both ports.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
-        let pool = store::connect(settings.database_url(), settings.database_max_connections)
-            .await
-            .map_err(|e| StartError::Database(e.to_string()))?;
+        let pool =
+            store::connect(settings.database_url(), settings.database_max_connections).await?;
+        let store = store::Store::new(pool);
         let cache = cache::OrderCache::new(
             &settings.redis_url,
             settings.redis_key_prefix.clone(),
@@ -73,21 +76,37 @@ impl Application {
             settings.redis_timeout,
         );
         let payments =
-            payments::Payments::new(&settings.pay_gateway_url, settings.pay_gateway_timeout)
-                .map_err(StartError::Config)?;
+            payments::Payments::new(&settings.pay_gateway_url, settings.pay_gateway_timeout)?;
         let orders = Arc::new(orders::Orders::new(
-            store::Store::new(pool),
+            store.clone(),
+            cache.clone(),
+            payments.clone(),
+            session::Sessions::new(settings.session_secret.clone()),
+            settings.session_ttl,
+            settings.order_ttl,
+        ));
+        let checkout = Arc::new(checkout::Checkout::new(
+            store.clone(),
             cache.clone(),
             payments,
-            &settings,
+            checkout::CheckoutSettings {
+                description: settings.payment_description.clone(),
+                merchant: domain::ExpectedMerchant {
+                    appid: settings.wechat_appid.clone(),
+                    mch_id: settings.wechat_mch_id.clone(),
+                },
+                query_after: settings.payment_query_after,
+                query_max_interval: settings.payment_query_max_interval,
+            },
         ));
-        let workers = workers::Workers::new(Arc::clone(&orders), &settings);
+        let workers = workers::Workers::new(Arc::clone(&checkout), store.clone(), &settings);
         let http = bind(settings.http_addr).await?;
         let grpc = bind(settings.grpc_addr).await?;
         Ok(Application {
             http,
             grpc,
-            orders,
+            state: http::AppState { orders, checkout },
+            store,
             cache,
             workers,
             run_workers: settings.workers,
@@ -117,7 +136,8 @@ impl Application {
     ) -> Result<(), StartError> {
         let stop = Shutdown::after(shutdown);
         tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), "order-svc listening");
-        let orders_grpc = OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(&self.orders)));
+        let orders_grpc =
+            OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(&self.state.orders)));
         let grpc = serve_grpc(
             self.grpc,
             tonic::service::Routes::new(orders_grpc),
@@ -127,12 +147,8 @@ impl Application {
         );
 
         let workers_for_ready = self.run_workers.then(|| self.workers.clone());
-        let ready = readiness(
-            Arc::clone(&self.orders),
-            self.cache.clone(),
-            workers_for_ready,
-        );
-        let app = http::router(Arc::clone(&self.orders)).merge(ops::router(ready));
+        let ready = readiness(self.store.clone(), self.cache.clone(), workers_for_ready);
+        let app = http::router(self.state.clone()).merge(ops::router(ready));
         let http = serve_http(SERVICE, self.http, app, stop.wait());
         let tasks = if self.run_workers {
             self.workers.spawn(&stop)
@@ -145,8 +161,8 @@ impl Application {
             let _ = task.await;
         }
         self.workers.close().await;
-        grpc.map_err(StartError::Serve)?;
-        http.map_err(|e| StartError::Serve(e.to_string()))?;
+        grpc?;
+        http?;
         tracing::info!("order-svc stopped");
         Ok(())
     }
@@ -156,19 +172,26 @@ impl Application {
 /// declared. Redis is reported but not required: reads fall back to PostgreSQL while it is
 /// away.
 fn readiness(
-    orders: Arc<orders::Orders>,
+    store: store::Store,
     cache: cache::OrderCache,
     workers: Option<workers::Workers>,
 ) -> ReadinessCheck {
     Arc::new(move || {
-        let (orders, cache, workers) = (Arc::clone(&orders), cache.clone(), workers.clone());
+        let (store, cache, workers) = (store.clone(), cache.clone(), workers.clone());
         Box::pin(async move {
-            orders.store().ping().await?;
+            store
+                .ping()
+                .await
+                .map_err(|e| NotReady::new("PostgreSQL", "unreachable", e))?;
             // Until the payment queue exists, notify-svc's events would have nowhere to go.
             // Once declared it stays (durable), so a later broker outage does not take the
             // HTTP API out of service.
             if workers.is_some_and(|w| !w.topology_declared()) {
-                return Err("RabbitMQ: the payment queue is not declared yet".to_owned());
+                return Err(NotReady {
+                    dependency: "RabbitMQ",
+                    reason: "the payment queue is not declared yet",
+                    source: None,
+                });
             }
             if !cache.ping().await {
                 tracing::warn!("Redis unreachable: serving order status from PostgreSQL");

@@ -1,102 +1,39 @@
 //! The client of pay-gateway-svc, and the one place its statuses become order-svc errors.
+//! Requests and answers cross as domain types; `crate::convert` does the wire.
 
 use std::time::Duration;
 
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_client::PayGatewayClient;
+use proto::paygateway::v1::reason;
 use service_runtime::telemetry::inject_trace_id;
+use time::OffsetDateTime;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
+use wechat_pay::{OpenId, OutTradeNo};
 
+use crate::convert;
+use crate::domain::{LoginCode, Order, PaymentFacts};
 use crate::error::AppError;
 
 type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>;
 
-/// pay-gateway-svc, reached over a lazily connected channel (order-svc starts and serves
-/// even while pay-gateway-svc is down; payment calls then answer 503).
+/// `PAY_GATEWAY_URL` is not a URL tonic can connect to.
+#[derive(Debug, thiserror::Error)]
+#[error("PAY_GATEWAY_URL is not a valid endpoint")]
+pub struct InvalidGatewayUrl(#[source] tonic::transport::Error);
+
+/// A prepay session and the object the Mini Program passes to `wx.requestPayment`.
 #[derive(Debug, Clone)]
-pub struct Payments {
-    client: PayGatewayClient<InterceptedService<Channel, Interceptor>>,
-}
-
-impl Payments {
-    /// A client for `url`; every call gives up after `timeout`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, String> {
-        let channel = Endpoint::from_shared(url.to_owned())
-            .map_err(|e| format!("PAY_GATEWAY_URL: {e}"))?
-            .connect_timeout(Duration::from_secs(2).min(timeout))
-            .timeout(timeout)
-            .connect_lazy();
-        let interceptor: Interceptor = inject_trace_id;
-        Ok(Payments {
-            client: PayGatewayClient::with_interceptor(channel, interceptor),
-        })
-    }
-
-    /// jscode2session through the gateway.
-    pub async fn code2session(&self, js_code: &str) -> Result<pb::Code2SessionResponse, AppError> {
-        let request = pb::Code2SessionRequest {
-            js_code: js_code.to_owned(),
-        };
-        self.client
-            .clone()
-            .code2_session(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(from_status)
-    }
-
-    /// CreatePrepay through the gateway.
-    pub async fn create_prepay(
-        &self,
-        request: pb::CreatePrepayRequest,
-    ) -> Result<pb::CreatePrepayResponse, AppError> {
-        self.client
-            .clone()
-            .create_prepay(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(from_status)
-    }
-}
-
-/// The single mapping from pay-gateway-svc's statuses to order-svc's errors.
-fn from_status(status: Status) -> AppError {
-    let reason = status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default();
-    match (status.code(), reason.as_str()) {
-        (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => {
-            tracing::warn!(code = ?status.code(), reason, message = status.message(), "pay-gateway-svc unavailable");
-            AppError::PaymentUnavailable
-        }
-        (Code::InvalidArgument, "INVALID_CODE" | "CODE_USED") | (Code::PermissionDenied, _) => {
-            AppError::LoginFailed(status.message().to_owned())
-        }
-        (Code::ResourceExhausted, _) => AppError::RateLimited(status.message().to_owned()),
-        (Code::FailedPrecondition, "ORDER_PAID") => AppError::OrderNotPayable(
-            "WeChat says this order is already paid; its status will update shortly".into(),
-        ),
-        (Code::FailedPrecondition, "ORDER_CLOSED") => {
-            AppError::OrderNotPayable("the order is closed at WeChat".into())
-        }
-        (code, reason) => {
-            tracing::error!(code = ?code, reason, message = status.message(), "pay-gateway-svc refused the call");
-            AppError::PaymentRefused
-        }
-    }
-}
-
-/// What an order query found.
-#[derive(Debug)]
-pub enum QueryOutcome {
-    /// WeChat knows the order.
-    Found(pb::QueryPaymentResponse),
-    /// WeChat has no such order (it never got a unified order for it).
-    NotFound,
+pub struct Prepay {
+    /// WeChat's prepay id.
+    pub prepay_id: String,
+    /// When it stops being valid.
+    pub expires_at: OffsetDateTime,
+    /// The `wx.requestPayment` object, signed by pay-gateway-svc.
+    pub payment: pb::RequestPayment,
 }
 
 /// What closing at WeChat did.
@@ -110,41 +47,126 @@ pub enum CloseOutcome {
     NotFound,
 }
 
-fn reason(status: &Status) -> String {
+/// pay-gateway-svc, reached over a lazily connected channel (order-svc starts and serves
+/// even while pay-gateway-svc is down; payment calls then answer 503).
+#[derive(Debug, Clone)]
+pub struct Payments {
+    client: PayGatewayClient<InterceptedService<Channel, Interceptor>>,
+}
+
+fn reason_of(status: &Status) -> String {
     status
         .get_details_error_info()
         .map(|i| i.reason)
         .unwrap_or_default()
 }
 
+/// The single mapping from pay-gateway-svc's statuses to order-svc's errors.
+fn from_status(status: Status) -> AppError {
+    match (status.code(), reason_of(&status).as_str()) {
+        (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled, _) => {
+            AppError::PaymentUnavailable(Box::new(status))
+        }
+        (Code::InvalidArgument, reason::INVALID_CODE | reason::CODE_USED)
+        | (Code::PermissionDenied, _) => AppError::LoginFailed(status.message().to_owned()),
+        (Code::ResourceExhausted, _) => AppError::RateLimited(status.message().to_owned()),
+        (Code::FailedPrecondition, reason::ORDER_PAID) => AppError::OrderNotPayable(
+            "WeChat says this order is already paid; its status will update shortly".into(),
+        ),
+        (Code::FailedPrecondition, reason::ORDER_CLOSED) => {
+            AppError::OrderNotPayable("the order is closed at WeChat".into())
+        }
+        _ => AppError::PaymentRefused(Box::new(status)),
+    }
+}
+
+fn is(status: &Status, code: Code, expected: &str) -> bool {
+    status.code() == code && reason_of(status) == expected
+}
+
 impl Payments {
-    /// Order query through the gateway.
-    pub async fn query_payment(&self, out_trade_no: &str) -> Result<QueryOutcome, AppError> {
+    /// A client for `url`; every call gives up after `timeout`.
+    pub fn new(url: &str, timeout: Duration) -> Result<Self, InvalidGatewayUrl> {
+        let channel = Endpoint::from_shared(url.to_owned())
+            .map_err(InvalidGatewayUrl)?
+            .connect_timeout(Duration::from_secs(2).min(timeout))
+            .timeout(timeout)
+            .connect_lazy();
+        let interceptor: Interceptor = inject_trace_id;
+        Ok(Payments {
+            client: PayGatewayClient::with_interceptor(channel, interceptor),
+        })
+    }
+
+    /// The openid of the user who got `code` from `wx.login`.
+    pub async fn code2session(&self, code: &LoginCode) -> Result<OpenId, AppError> {
+        let request = pb::Code2SessionRequest {
+            js_code: code.as_str().to_owned(),
+        };
+        let answer = self
+            .client
+            .clone()
+            .code2_session(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        convert::openid(answer).map_err(|e| AppError::internal("login answer", e))
+    }
+
+    /// A prepay for `order` (or `reuse`, a prepay_id still valid for it, re-signed).
+    pub async fn create_prepay(
+        &self,
+        order: &Order,
+        description: &str,
+        reuse: Option<&str>,
+    ) -> Result<Prepay, AppError> {
+        let answer = self
+            .client
+            .clone()
+            .create_prepay(convert::prepay_request(order, description, reuse))
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        let expires_at = OffsetDateTime::from_unix_timestamp(answer.prepay_expires_at_unix)
+            .map_err(|e| AppError::internal("prepay answer: prepay_expires_at_unix", e))?;
+        let payment = answer
+            .payment
+            .ok_or_else(|| AppError::internal("prepay answer", "no payment object"))?;
+        Ok(Prepay {
+            prepay_id: answer.prepay_id,
+            expires_at,
+            payment,
+        })
+    }
+
+    /// The payment WeChat reports for `out_trade_no`, if it was paid (`None` when it is
+    /// unpaid or WeChat never saw the order).
+    pub async fn paid_at_wechat(
+        &self,
+        out_trade_no: &OutTradeNo,
+    ) -> Result<Option<PaymentFacts>, AppError> {
         let request = pb::QueryPaymentRequest {
-            out_trade_no: out_trade_no.to_owned(),
+            out_trade_no: out_trade_no.to_string(),
         };
         match self.client.clone().query_payment(request).await {
-            Ok(r) => Ok(QueryOutcome::Found(r.into_inner())),
-            Err(s) if s.code() == Code::NotFound && reason(&s) == "ORDER_NOT_EXIST" => {
-                Ok(QueryOutcome::NotFound)
-            }
+            Ok(answer) => convert::paid_facts(answer.into_inner())
+                .map_err(|e| AppError::internal("order query answer", e)),
+            Err(s) if is(&s, Code::NotFound, reason::ORDER_NOT_EXIST) => Ok(None),
             Err(s) => Err(from_status(s)),
         }
     }
 
-    /// Close order through the gateway.
-    pub async fn close_payment(&self, out_trade_no: &str) -> Result<CloseOutcome, AppError> {
+    /// Closes `out_trade_no` at WeChat.
+    pub async fn close_payment(&self, out_trade_no: &OutTradeNo) -> Result<CloseOutcome, AppError> {
         let request = pb::ClosePaymentRequest {
-            out_trade_no: out_trade_no.to_owned(),
+            out_trade_no: out_trade_no.to_string(),
         };
         match self.client.clone().close_payment(request).await {
             Ok(_) => Ok(CloseOutcome::Closed),
-            Err(s) if s.code() == Code::FailedPrecondition && reason(&s) == "ORDER_PAID" => {
+            Err(s) if is(&s, Code::FailedPrecondition, reason::ORDER_PAID) => {
                 Ok(CloseOutcome::AlreadyPaid)
             }
-            Err(s) if s.code() == Code::NotFound && reason(&s) == "ORDER_NOT_EXIST" => {
-                Ok(CloseOutcome::NotFound)
-            }
+            Err(s) if is(&s, Code::NotFound, reason::ORDER_NOT_EXIST) => Ok(CloseOutcome::NotFound),
             Err(s) => Err(from_status(s)),
         }
     }

@@ -8,6 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use wechat_pay::OpenId;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +23,7 @@ pub enum TokenError {
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
-    sub: String,
+    sub: OpenId,
     exp: i64,
 }
 
@@ -54,9 +55,9 @@ impl Sessions {
     }
 
     /// A token for `openid`, valid until `expires_at_unix`.
-    pub fn issue(&self, openid: &str, expires_at_unix: i64) -> String {
+    pub fn issue(&self, openid: &OpenId, expires_at_unix: i64) -> String {
         let claims = serde_json::to_vec(&Claims {
-            sub: openid.to_owned(),
+            sub: openid.clone(),
             exp: expires_at_unix,
         })
         .unwrap_or_default();
@@ -67,7 +68,7 @@ impl Sessions {
     }
 
     /// The openid of a valid, unexpired token.
-    pub fn verify(&self, token: &str, now_unix: i64) -> Result<String, TokenError> {
+    pub fn verify(&self, token: &str, now_unix: i64) -> Result<OpenId, TokenError> {
         if token.len() > 2048 {
             return Err(TokenError::Invalid);
         }
@@ -108,8 +109,9 @@ mod tests {
     #[test]
     fn issue_verify_expire_tamper() {
         let s = sessions();
-        let token = s.issue("oUser", 1_000);
-        assert_eq!(s.verify(&token, 999), Ok("oUser".to_owned()));
+        let user = OpenId::parse("oUser").unwrap();
+        let token = s.issue(&user, 1_000);
+        assert_eq!(s.verify(&token, 999), Ok(user));
         assert_eq!(s.verify(&token, 1_000), Err(TokenError::Expired));
         let other = Sessions::new(SecretString::from(
             "ffffffffffffffffffffffffffffffff".to_owned(),

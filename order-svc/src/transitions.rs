@@ -1,64 +1,19 @@
-//! The order state machine in SQL. Every transition is one guarded UPDATE
-//! (`WHERE id = $1 AND status = <from>`) inside a transaction that also writes its outbox
-//! event, so a transition and its announcement commit together or not at all, and a
-//! duplicate can never apply twice.
+//! The order state machine applied to stored orders. Each transition runs inside the
+//! caller's transaction: the order row is locked, the decision is taken from what is stored,
+//! the status moves by a guarded UPDATE (`crate::store::orders`), and the outbox event is
+//! written in the same transaction, so a transition and its announcement commit together or
+//! not at all, and a duplicate can never apply twice.
 
 use prost::Message as _;
 use sqlx::PgConnection;
-use time::OffsetDateTime;
+use tracing::Span;
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderStatus, unix_ms};
+use crate::convert;
+use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderStatus, PaymentFacts};
 use crate::error::AppError;
-use crate::store::{ORDER_COLUMNS, order_from_row};
-
-/// Where a payment claim came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// A verified WeChat notification, through notify-svc and RabbitMQ.
-    Notification,
-    /// Our own order query at WeChat.
-    Query,
-}
-
-impl Source {
-    fn as_str(self) -> &'static str {
-        match self {
-            Source::Notification => "notification",
-            Source::Query => "query",
-        }
-    }
-}
-
-/// What WeChat says was paid.
-#[derive(Debug, Clone)]
-pub struct PaymentFacts {
-    /// Our order number.
-    pub out_trade_no: String,
-    /// WeChat's number.
-    pub transaction_id: String,
-    /// What was paid, in fen.
-    pub amount_fen: i64,
-    /// The Mini Program it was paid in.
-    pub appid: String,
-    /// The merchant it was paid to.
-    pub mch_id: String,
-    /// When (Unix seconds; 0 if unknown).
-    pub paid_at_unix: i64,
-    /// The event's id, for the record.
-    pub event_id: Option<String>,
-    /// Notification or query.
-    pub source: Source,
-}
-
-/// The merchant this order-svc sells for.
-#[derive(Debug, Clone)]
-pub struct ExpectedMerchant {
-    /// AppID.
-    pub appid: String,
-    /// Merchant number.
-    pub mch_id: String,
-}
+use crate::store::outbox::{self, OutboxEvent};
+use crate::store::{anomalies, orders};
 
 /// What applying a payment did.
 #[derive(Debug)]
@@ -76,71 +31,60 @@ pub enum Applied {
     AlreadyRecorded,
 }
 
-async fn lock_by_number(
-    conn: &mut PgConnection,
-    out_trade_no: &str,
-) -> Result<Option<Order>, AppError> {
-    let row = sqlx::query(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE out_trade_no = $1 FOR UPDATE"
-    ))
-    .bind(out_trade_no)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.as_ref().map(order_from_row).transpose()
+impl Applied {
+    /// The order as it is now, if applying changed it (what the cache must hear about).
+    pub fn changed(&self) -> Option<&Order> {
+        match self {
+            Applied::Paid(o) | Applied::Review(o, _) => Some(o),
+            Applied::Duplicate(_) | Applied::Rejected(_) | Applied::AlreadyRecorded => None,
+        }
+    }
 }
 
-/// Records a payment that contradicts its order; `false` when this same payment (order
-/// number and transaction) was recorded before, i.e. this is a duplicate of it.
+/// Writes an event to the outbox, stamped with the current trace id.
+async fn announce(
+    conn: &mut PgConnection,
+    routing_key: &str,
+    event_id: Uuid,
+    payload: Vec<u8>,
+) -> Result<(), AppError> {
+    let event = OutboxEvent {
+        id: event_id,
+        routing_key: routing_key.to_owned(),
+        payload,
+        trace_id: service_runtime::telemetry::current_trace_id().unwrap_or_default(),
+    };
+    outbox::write(conn, &event).await?;
+    Ok(())
+}
+
+/// Records a contradicting payment (a metric and an error log line with it); `false` when
+/// this same payment was recorded before.
 async fn record_anomaly(
     conn: &mut PgConnection,
     facts: &PaymentFacts,
-    order_id: Option<Uuid>,
-    reason: &str,
+    order: Option<&Order>,
+    reason: &'static str,
 ) -> Result<bool, AppError> {
-    let (seen,): (bool,) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM payment_anomalies WHERE out_trade_no = $1 AND transaction_id IS NOT DISTINCT FROM $2)",
-    )
-    .bind(&facts.out_trade_no)
-    .bind(&facts.transaction_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if seen {
+    if !anomalies::record(conn, facts, order.map(|o| o.id), reason).await? {
         return Ok(false);
     }
-    sqlx::query(
-        "INSERT INTO payment_anomalies (out_trade_no, order_id, reason, transaction_id, amount_fen, source, event_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&facts.out_trade_no)
-    .bind(order_id)
-    .bind(reason)
-    .bind(&facts.transaction_id)
-    .bind(facts.amount_fen)
-    .bind(facts.source.as_str())
-    .bind(&facts.event_id)
-    .execute(&mut *conn)
-    .await?;
-    metrics::counter!("payment_anomalies_total", "reason" => reason.to_owned(), "source" => facts.source.as_str()).increment(1);
-    tracing::error!(out_trade_no = %facts.out_trade_no, transaction_id = %facts.transaction_id, amount_fen = facts.amount_fen, reason, source = facts.source.as_str(), "payment contradicts the order");
+    metrics::counter!("payment_anomalies_total", "reason" => reason, "source" => facts.source.as_str()).increment(1);
+    tracing::error!(transaction_id = %facts.transaction_id, amount_fen = facts.amount.get(), reason, source = facts.source.as_str(), "payment contradicts the order");
     Ok(true)
 }
 
-/// Writes an event to the outbox (in the caller's transaction).
-pub async fn outbox(
+async fn reject(
     conn: &mut PgConnection,
-    routing_key: &str,
-    payload: Vec<u8>,
-    event_id: Uuid,
-) -> Result<(), AppError> {
-    let trace_id = service_runtime::telemetry::current_trace_id().unwrap_or_default();
-    sqlx::query("INSERT INTO outbox (id, routing_key, payload, trace_id) VALUES ($1, $2, $3, $4)")
-        .bind(event_id)
-        .bind(routing_key)
-        .bind(payload)
-        .bind(trace_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    facts: &PaymentFacts,
+    order: Option<&Order>,
+    reason: &'static str,
+) -> Result<Applied, AppError> {
+    Ok(if record_anomaly(conn, facts, order, reason).await? {
+        Applied::Rejected(reason)
+    } else {
+        Applied::AlreadyRecorded
+    })
 }
 
 async fn to_review(
@@ -149,150 +93,74 @@ async fn to_review(
     facts: &PaymentFacts,
     reason: &'static str,
 ) -> Result<Applied, AppError> {
-    if !record_anomaly(conn, facts, Some(order.id), reason).await? {
+    if !record_anomaly(conn, facts, Some(order), reason).await? {
         return Ok(Applied::AlreadyRecorded);
     }
-    let row = sqlx::query(&format!(
-        "UPDATE orders SET status = 'REVIEW', review_reason = $3, updated_at = now()
-         WHERE id = $1 AND status = $2 RETURNING {ORDER_COLUMNS}"
-    ))
-    .bind(order.id)
-    .bind(order.status.as_str())
-    .bind(reason)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => Ok(Applied::Review(order_from_row(&row)?, reason)),
-        None => Ok(Applied::Rejected(reason)),
-    }
+    Ok(match orders::mark_review(conn, order, reason).await? {
+        Some(order) => Applied::Review(order, reason),
+        None => Applied::Rejected(reason),
+    })
 }
 
 /// Applies a payment to its order, inside the caller's transaction: the order is locked,
 /// checked (merchant, amount, state), and moved by a guarded UPDATE.
+#[tracing::instrument(skip_all, fields(out_trade_no = %facts.out_trade_no, order_id))]
 pub async fn apply_payment(
     conn: &mut PgConnection,
     facts: &PaymentFacts,
     merchant: &ExpectedMerchant,
 ) -> Result<Applied, AppError> {
-    if facts.appid != merchant.appid || facts.mch_id != merchant.mch_id {
-        if !record_anomaly(conn, facts, None, "other_merchant").await? {
-            return Ok(Applied::AlreadyRecorded);
-        }
-        return Ok(Applied::Rejected("other_merchant"));
+    if !merchant.is_payee_of(facts) {
+        return reject(conn, facts, None, "other_merchant").await;
     }
-    let Some(order) = lock_by_number(conn, &facts.out_trade_no).await? else {
-        if !record_anomaly(conn, facts, None, "unknown_order").await? {
-            return Ok(Applied::AlreadyRecorded);
-        }
-        return Ok(Applied::Rejected("unknown_order"));
+    let Some(order) = orders::lock_by_number(conn, &facts.out_trade_no).await? else {
+        return reject(conn, facts, None, "unknown_order").await;
     };
+    Span::current().record("order_id", tracing::field::display(order.id));
     match order.status {
-        OrderStatus::Pending if order.amount.as_i64() != facts.amount_fen => {
+        OrderStatus::Pending if order.amount != facts.amount => {
             to_review(conn, &order, facts, "amount_mismatch").await
         }
         OrderStatus::Pending => {
-            let paid_at = OffsetDateTime::from_unix_timestamp(facts.paid_at_unix)
-                .ok()
-                .filter(|_| facts.paid_at_unix > 0);
-            let row = sqlx::query(&format!(
-                "UPDATE orders SET status = 'PAID', transaction_id = $2, paid_at = COALESCE($3, now()), next_query_at = NULL, updated_at = now()
-                 WHERE id = $1 AND status = 'PENDING' RETURNING {ORDER_COLUMNS}"
-            ))
-            .bind(order.id)
-            .bind(&facts.transaction_id)
-            .bind(paid_at)
-            .fetch_one(&mut *conn)
-            .await?;
-            let paid = order_from_row(&row)?;
+            let paid = orders::mark_paid(conn, &order, &facts.transaction_id, facts.paid_at)
+                .await?
+                .ok_or_else(|| {
+                    AppError::internal("mark paid", "the locked order left PENDING")
+                })?;
             let event_id = Uuid::now_v7();
-            let event = proto::events::v1::OrderPaid {
-                event_id: event_id.to_string(),
-                order_id: paid.id.to_string(),
-                out_trade_no: paid.out_trade_no.to_string(),
-                transaction_id: facts.transaction_id.clone(),
-                amount_fen: paid.amount.as_i64(),
-                openid: paid.openid.clone(),
-                paid_at_unix_ms: paid.paid_at.map_or(0, unix_ms),
-            };
-            outbox(conn, messaging::ORDER_PAID, event.encode_to_vec(), event_id).await?;
+            let event = convert::order_paid(&paid, &event_id);
+            announce(conn, messaging::ORDER_PAID, event_id, event.encode_to_vec()).await?;
             metrics::counter!("orders_paid_total", "source" => facts.source.as_str()).increment(1);
-            tracing::info!(order_id = %paid.id, out_trade_no = %paid.out_trade_no, transaction_id = %facts.transaction_id, source = facts.source.as_str(), "order paid");
+            tracing::info!(transaction_id = %facts.transaction_id, source = facts.source.as_str(), "order paid");
             Ok(Applied::Paid(paid))
         }
-        OrderStatus::Paid
-        | OrderStatus::Refunding
-        | OrderStatus::PartiallyRefunded
-        | OrderStatus::Refunded
-            if order.transaction_id.as_deref() == Some(facts.transaction_id.as_str()) =>
+        status
+            if status.is_paid()
+                && order.transaction_id.as_ref() == Some(&facts.transaction_id) =>
         {
             Ok(Applied::Duplicate(order))
         }
-        OrderStatus::Paid
-        | OrderStatus::Refunding
-        | OrderStatus::PartiallyRefunded
-        | OrderStatus::Refunded => {
-            if !record_anomaly(conn, facts, Some(order.id), "second_payment").await? {
-                return Ok(Applied::AlreadyRecorded);
-            }
-            Ok(Applied::Rejected("second_payment"))
-        }
+        status if status.is_paid() => reject(conn, facts, Some(&order), "second_payment").await,
         OrderStatus::Closed => to_review(conn, &order, facts, "paid_after_close").await,
-        OrderStatus::Review => {
-            if !record_anomaly(conn, facts, Some(order.id), "order_under_review").await? {
-                return Ok(Applied::AlreadyRecorded);
-            }
-            Ok(Applied::Rejected("order_under_review"))
-        }
+        _ => reject(conn, facts, Some(&order), "order_under_review").await,
     }
 }
 
 /// PENDING → CLOSED (and an `order.closed` event), inside the caller's transaction; `None`
 /// when the order is no longer PENDING.
+#[tracing::instrument(skip_all, fields(order_id = %order.id, out_trade_no = %order.out_trade_no))]
 pub async fn close(
     conn: &mut PgConnection,
     order: &Order,
-    reason: &'static str,
+    reason: CloseReason,
 ) -> Result<Option<Order>, AppError> {
-    let row = sqlx::query(&format!(
-        "UPDATE orders SET status = 'CLOSED', closed_at = now(), close_reason = $2, next_query_at = NULL, updated_at = now()
-         WHERE id = $1 AND status = 'PENDING' RETURNING {ORDER_COLUMNS}"
-    ))
-    .bind(order.id)
-    .bind(reason)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    let closed = order_from_row(&row)?;
-    let event_id = Uuid::now_v7();
-    let event = proto::events::v1::OrderClosed {
-        event_id: event_id.to_string(),
-        order_id: closed.id.to_string(),
-        out_trade_no: closed.out_trade_no.to_string(),
-        reason: reason.to_owned(),
-        closed_at_unix_ms: unix_ms(OffsetDateTime::now_utc()),
+    let Some(closed) = orders::mark_closed(conn, order, reason).await? else {
+        return Ok(None);
     };
-    outbox(
-        conn,
-        messaging::ORDER_CLOSED,
-        event.encode_to_vec(),
-        event_id,
-    )
-    .await?;
-    metrics::counter!("orders_closed_total", "reason" => reason).increment(1);
-    tracing::info!(order_id = %closed.id, out_trade_no = %closed.out_trade_no, reason, "order closed");
+    let event_id = Uuid::now_v7();
+    let event = convert::order_closed(&closed, reason, &event_id);
+    announce(conn, messaging::ORDER_CLOSED, event_id, event.encode_to_vec()).await?;
+    metrics::counter!("orders_closed_total", "reason" => reason.as_str()).increment(1);
+    tracing::info!(reason = reason.as_str(), "order closed");
     Ok(Some(closed))
-}
-
-/// Locks one order for a transition by id (and owner, when given).
-pub async fn lock(
-    conn: &mut PgConnection,
-    id: Uuid,
-    openid: Option<&str>,
-) -> Result<Option<Order>, AppError> {
-    let row = sqlx::query(&format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND ($2::text IS NULL OR openid = $2) FOR UPDATE"))
-        .bind(id)
-        .bind(openid)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.as_ref().map(order_from_row).transpose()
 }

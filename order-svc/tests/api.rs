@@ -345,11 +345,11 @@ async fn bad_input_gets_a_4xx_with_its_code() {
     );
 
     let expired = order_svc::session::Sessions::new(SecretString::from(SESSION_SECRET.to_owned()))
-        .issue("oSomeone", 1);
+        .issue(&wechat_pay::OpenId::parse("oSomeone").unwrap(), 1);
     let forged = order_svc::session::Sessions::new(SecretString::from(
         "another-secret-0123456789abcdefghij".to_owned(),
     ))
-    .issue("oSomeone", i64::MAX);
+    .issue(&wechat_pay::OpenId::parse("oSomeone").unwrap(), i64::MAX);
     for (token, label) in [
         (None, "missing"),
         (Some(expired.as_str()), "expired"),
@@ -393,6 +393,14 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         .await;
     assert_eq!(
         (no_code.status, no_code.code()),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "well-formed JSON of the wrong shape is invalid_request on every endpoint"
+    );
+    let not_json = s
+        .call(Method::POST, "/api/v1/sessions", None, Some("{\"code\":"), &[])
+        .await;
+    assert_eq!(
+        (not_json.status, not_json.code()),
         (StatusCode::BAD_REQUEST, "invalid_json")
     );
     assert_eq!(s.get(&t, "not-a-uuid").await.code(), "order_not_found");
@@ -517,7 +525,11 @@ async fn ops_endpoints_and_trace_ids() {
     let spec = s
         .call(Method::GET, "/api/v1/openapi.json", None, None, &[])
         .await;
-    assert_eq!(spec.body["openapi"], "3.0.3");
+    assert_eq!(spec.body["openapi"], "3.1.0");
+    assert!(
+        spec.body["paths"]["/api/v1/orders/{id}/cancel"]["post"].is_object(),
+        "the generated document has every route"
+    );
 }
 
 #[tokio::test]

@@ -16,9 +16,9 @@ use wechat_pay::Fen;
 fn order(status: OrderStatus) -> Order {
     let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     Order {
-        id: uuid::Uuid::from_u128(0x0190_b0f0_0000_7000_8000_0000_0000_0001),
+        id: uuid::Uuid::from_u128(0x0190_b0f0_0000_7000_8000_0000_0000_0001).into(),
         out_trade_no: new_out_trade_no(),
-        openid: "oCacheTest".into(),
+        openid: wechat_pay::OpenId::parse("oCacheTest").unwrap(),
         status,
         amount: Fen::new(1).unwrap(),
         items: vec![OrderItem {

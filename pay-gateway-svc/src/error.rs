@@ -6,14 +6,12 @@
 
 use std::collections::HashMap;
 
+use proto::paygateway::v1::reason;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use wechat_pay::TransportError;
 use wechat_pay::login::LoginError;
 use wechat_pay::v2::{self, ErrCode};
-
-/// The `domain` of every `ErrorInfo` this service returns.
-pub const ERROR_DOMAIN: &str = "paygateway.minipay";
 
 /// What went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +35,7 @@ pub enum GatewayError {
 
 fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details =
-        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+        ErrorDetails::with_error_info(reason, reason::DOMAIN, HashMap::<String, String>::new());
     Status::with_error_details(code, message, details)
 }
 
@@ -45,7 +43,7 @@ impl From<GatewayError> for Status {
     fn from(error: GatewayError) -> Self {
         match error {
             GatewayError::InvalidArgument(message) => {
-                status(Code::InvalidArgument, "INVALID_ARGUMENT", message)
+                status(Code::InvalidArgument, reason::INVALID_ARGUMENT, message)
             }
             GatewayError::WeChat { endpoint, source } => wechat_status(endpoint, source),
             GatewayError::Login(source) => login_status(source),
@@ -57,7 +55,6 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
     use v2::Error as E;
     match &error {
         E::Business { code, description } => {
-            let reason = code.as_str().to_owned();
             let (grpc, message) = match code {
                 ErrCode::OrderPaid => (Code::FailedPrecondition, "the order is already paid"),
                 ErrCode::OrderClosed => (Code::FailedPrecondition, "the order is closed at WeChat"),
@@ -78,42 +75,44 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
                     (Code::Internal, "WeChat Pay refused the call")
                 }
             };
+            // The three outcomes callers act on have reasons of their own; every other
+            // business error carries WeChat's err_code.
             let reason = match code {
-                ErrCode::OrderPaid => "ORDER_PAID".to_owned(),
-                ErrCode::OrderClosed => "ORDER_CLOSED".to_owned(),
-                ErrCode::OrderNotExist => "ORDER_NOT_EXIST".to_owned(),
-                _ => reason,
+                ErrCode::OrderPaid => reason::ORDER_PAID,
+                ErrCode::OrderClosed => reason::ORDER_CLOSED,
+                ErrCode::OrderNotExist => reason::ORDER_NOT_EXIST,
+                _ => code.as_str(),
             };
             let message = if description.is_empty() {
                 message.to_owned()
             } else {
                 format!("{message}: {description}")
             };
-            status(grpc, &reason, message)
+            status(grpc, reason, message)
         }
         E::Transport(TransportError::Timeout(_)) => status(
             Code::Unavailable,
-            "WECHAT_TIMEOUT",
+            reason::WECHAT_TIMEOUT,
             "WeChat Pay did not answer in time",
         ),
         E::Transport(_) => status(
             Code::Unavailable,
-            "WECHAT_UNAVAILABLE",
+            reason::WECHAT_UNAVAILABLE,
             "WeChat Pay is unreachable",
         ),
         E::HttpStatus { status: s } if *s >= 500 => status(
             Code::Unavailable,
-            "WECHAT_UNAVAILABLE",
+            reason::WECHAT_UNAVAILABLE,
             "WeChat Pay answered a server error",
         ),
         E::InvalidRequest(message) => {
-            status(Code::InvalidArgument, "INVALID_ARGUMENT", message.clone())
+            status(Code::InvalidArgument, reason::INVALID_ARGUMENT, message.clone())
         }
         _ => {
             tracing::error!(endpoint, error = %error, "WeChat Pay answer unusable");
             status(
                 Code::Internal,
-                "WECHAT_PROTOCOL_ERROR",
+                reason::WECHAT_PROTOCOL_ERROR,
                 "WeChat Pay's answer could not be trusted",
             )
         }
@@ -124,37 +123,37 @@ fn login_status(error: LoginError) -> Status {
     match &error {
         LoginError::InvalidCode => status(
             Code::InvalidArgument,
-            "INVALID_CODE",
+            reason::INVALID_CODE,
             "the login code is invalid or expired",
         ),
         LoginError::CodeUsed => status(
             Code::InvalidArgument,
-            "CODE_USED",
+            reason::CODE_USED,
             "the login code was already used",
         ),
         LoginError::RateLimited => status(
             Code::ResourceExhausted,
-            "RATE_LIMITED",
+            reason::RATE_LIMITED,
             "too many logins; try again in a minute",
         ),
         LoginError::HighRiskUser => status(
             Code::PermissionDenied,
-            "HIGH_RISK_USER",
+            reason::HIGH_RISK_USER,
             "WeChat blocks this user's login",
         ),
         LoginError::Busy | LoginError::Transport(_) => status(
             Code::Unavailable,
-            "WECHAT_UNAVAILABLE",
+            reason::WECHAT_UNAVAILABLE,
             "WeChat login is unavailable",
         ),
         LoginError::HttpStatus { status: s } if *s >= 500 => status(
             Code::Unavailable,
-            "WECHAT_UNAVAILABLE",
+            reason::WECHAT_UNAVAILABLE,
             "WeChat login is unavailable",
         ),
         _ => {
             tracing::error!(error = %error, "WeChat login failed");
-            status(Code::Internal, "LOGIN_FAILED", "WeChat login failed")
+            status(Code::Internal, reason::LOGIN_FAILED, "WeChat login failed")
         }
     }
 }
@@ -199,7 +198,7 @@ mod tests {
         let s = Status::from(GatewayError::Login(LoginError::CodeUsed));
         assert_eq!(
             (s.code(), reason(&s).as_str()),
-            (Code::InvalidArgument, "CODE_USED")
+            (Code::InvalidArgument, reason::CODE_USED)
         );
     }
 }

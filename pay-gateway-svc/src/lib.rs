@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::paygateway::v1::pay_gateway_server::PayGatewayServer;
-use service_runtime::ops::{self, ReadinessCheck};
-use service_runtime::server::{BindError, bind, local_addr, serve_grpc, serve_http};
+use service_runtime::ops::{self, NotReady, ReadinessCheck};
+use service_runtime::server::{BindError, ServeError, bind, local_addr, serve_grpc, serve_http};
 use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use url::Url;
 
-pub use self::error::{ERROR_DOMAIN, GatewayError};
+pub use self::error::GatewayError;
 pub use self::gateway::Gateway;
 pub use self::settings::{SIMULATOR_BASE_URL, Settings, WeChatSettings};
 
@@ -37,8 +37,8 @@ pub enum StartError {
     #[error("cannot build the WeChat clients: {0}")]
     Gateway(#[from] GatewayError),
     /// A server failed while running.
-    #[error("server error: {0}")]
-    Serve(String),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
 }
 
 /// The bound, ready-to-run service.
@@ -96,8 +96,8 @@ impl Application {
         let http = serve_http(SERVICE, self.http, ops::router(ready), stop.wait());
 
         let (grpc, http) = tokio::join!(grpc, http);
-        grpc.map_err(StartError::Serve)?;
-        http.map_err(|e| StartError::Serve(e.to_string()))?;
+        grpc?;
+        http?;
         tracing::info!("pay-gateway-svc stopped");
         Ok(())
     }
@@ -117,7 +117,8 @@ fn readiness(base: Url) -> ReadinessCheck {
             .await
             {
                 Ok(Ok(_)) => Ok(()),
-                _ => Err(format!("WeChat Pay at {host}:{port} is unreachable")),
+                Ok(Err(e)) => Err(NotReady::new("WeChat Pay", "unreachable", e)),
+                Err(elapsed) => Err(NotReady::new("WeChat Pay", "unreachable", elapsed)),
             }
         })
     })

@@ -24,6 +24,39 @@ pub mod paygateway {
     /// Version 1.
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/minipay.paygateway.v1.rs"));
+
+        /// The `reason` of the `google.rpc.ErrorInfo` every PayGateway error status carries,
+        /// spelled once for both sides of the boundary: pay-gateway-svc sets them, callers
+        /// act on them. A WeChat business error without a reason of its own here carries
+        /// WeChat's `err_code` as its reason (e.g. `SYSTEMERROR`, `OUT_TRADE_NO_USED`).
+        pub mod reason {
+            /// The `domain` of every `ErrorInfo`.
+            pub const DOMAIN: &str = "paygateway.minipay";
+            /// The request itself is invalid.
+            pub const INVALID_ARGUMENT: &str = "INVALID_ARGUMENT";
+            /// WeChat says the order is already paid.
+            pub const ORDER_PAID: &str = "ORDER_PAID";
+            /// WeChat says the order is closed.
+            pub const ORDER_CLOSED: &str = "ORDER_CLOSED";
+            /// WeChat has no such order.
+            pub const ORDER_NOT_EXIST: &str = "ORDER_NOT_EXIST";
+            /// WeChat did not answer in time.
+            pub const WECHAT_TIMEOUT: &str = "WECHAT_TIMEOUT";
+            /// WeChat could not be reached or answered a server error.
+            pub const WECHAT_UNAVAILABLE: &str = "WECHAT_UNAVAILABLE";
+            /// WeChat's answer could not be trusted (signature, format).
+            pub const WECHAT_PROTOCOL_ERROR: &str = "WECHAT_PROTOCOL_ERROR";
+            /// The login code is invalid or expired.
+            pub const INVALID_CODE: &str = "INVALID_CODE";
+            /// The login code was already used.
+            pub const CODE_USED: &str = "CODE_USED";
+            /// Too many logins.
+            pub const RATE_LIMITED: &str = "RATE_LIMITED";
+            /// WeChat blocks this user's login.
+            pub const HIGH_RISK_USER: &str = "HIGH_RISK_USER";
+            /// The login failed for another reason.
+            pub const LOGIN_FAILED: &str = "LOGIN_FAILED";
+        }
     }
 }
 

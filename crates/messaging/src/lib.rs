@@ -12,4 +12,6 @@ mod topology;
 pub use self::connection::{CONNECT_TIMEOUT, connect};
 pub use self::consumer::{Message, Verdict, run_consumer};
 pub use self::publisher::{Declare, PublishError, Publisher};
-pub use self::topology::{ORDER_CLOSED, ORDER_PAID, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Topology};
+pub use self::topology::{
+    EVENT_TYPE_HEADER, ORDER_CLOSED, ORDER_PAID, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Topology,
+};

@@ -13,6 +13,9 @@ pub const PAYMENT_FAILED: &str = "payment.failed";
 pub const ORDER_PAID: &str = "order.paid";
 /// order-svc (outbox) → anyone: an order was closed unpaid.
 pub const ORDER_CLOSED: &str = "order.closed";
+/// The message header naming the event type (its routing key), for consumers that read
+/// several types from one queue.
+pub const EVENT_TYPE_HEADER: &str = "event-type";
 
 /// The names, all behind one prefix (empty in production; tests use one per test).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -22,7 +22,7 @@ pub trait Service: Sized {
     /// Its settings.
     type Settings;
     /// Why it cannot start or stopped badly.
-    type Error: std::fmt::Display;
+    type Error: std::error::Error + 'static;
     /// Its name in logs and metrics.
     const NAME: &'static str;
     /// Reads the settings; a bad variable is named.
@@ -50,15 +50,16 @@ pub async fn main<S: Service>() -> ExitCode {
     let service = match S::build(settings).await {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("{}: {e}", S::NAME);
+            let error = telemetry::error_chain(&e);
+            tracing::error!(%error, "cannot start");
+            eprintln!("{}: {error}", S::NAME);
             return ExitCode::from(1);
         }
     };
     match service.run(shutdown::signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "stopped with an error");
+            tracing::error!(error = %telemetry::error_chain(&e), "stopped with an error");
             ExitCode::from(1)
         }
     }

@@ -20,6 +20,20 @@ pub struct BindError {
     pub source: std::io::Error,
 }
 
+/// A server that failed while serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The HTTP server's listener failed.
+    #[error("HTTP server failed")]
+    Http(#[source] std::io::Error),
+    /// The reflection service could not be built from the descriptor set.
+    #[error("gRPC reflection could not be built")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("gRPC server failed")]
+    Grpc(#[source] tonic::transport::Error),
+}
+
 /// Binds `addr`.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
     TcpListener::bind(addr)
@@ -38,11 +52,12 @@ pub async fn serve_http(
     listener: TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), ServeError> {
     let app = router.layer(axum::middleware::from_fn_with_state(service, http_layer));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+        .map_err(ServeError::Http)
 }
 
 /// Serves `routes` (the service's own gRPC service, named `name` for the health service)
@@ -53,7 +68,7 @@ pub async fn serve_grpc(
     name: &'static str,
     descriptor: &'static [u8],
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status(name, tonic_health::ServingStatus::Serving)
@@ -61,7 +76,7 @@ pub async fn serve_grpc(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(descriptor)
         .build_v1()
-        .map_err(|e| format!("gRPC reflection: {e}"))?;
+        .map_err(ServeError::Reflection)?;
     tonic::transport::Server::builder()
         .add_routes(routes.add_service(health).add_service(reflection))
         .serve_with_incoming_shutdown(
@@ -69,5 +84,5 @@ pub async fn serve_grpc(
             shutdown,
         )
         .await
-        .map_err(|e| e.to_string())
+        .map_err(ServeError::Grpc)
 }

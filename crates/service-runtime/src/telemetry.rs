@@ -52,6 +52,23 @@ pub fn init_test_logs() {
     let _ = json_logs().with_test_writer().try_init();
 }
 
+/// An error and its sources, `outer: inner: innermost`: the one way an error is written to a
+/// log line, so a cause is never dropped.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // `#[error(transparent)]` and `{0}` wrappers repeat their source: say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A fresh trace id: 32 lowercase hex digits.
 pub fn new_trace_id() -> String {
     let bytes: [u8; 16] = rand::rng().random();
@@ -220,5 +237,14 @@ mod tests {
         assert!(!valid_trace_id("short"));
         assert!(!valid_trace_id("has space in it"));
         assert!(valid_trace_id("0123456789abcdef"));
+    }
+
+    #[test]
+    fn error_chains_name_every_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(error_chain(&e), "outer: inner");
     }
 }

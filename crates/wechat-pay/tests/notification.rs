@@ -58,7 +58,7 @@ fn vector_v2_notify_md5_and_hmac() {
         panic!("expected a paid outcome")
     };
     assert_eq!(paid.total_fee, Fen::new(1).unwrap());
-    assert_eq!(paid.transaction_id, "1004400740201409030005092168");
+    assert_eq!(paid.transaction_id.as_str(), "1004400740201409030005092168");
     assert_eq!(paid.time_end, WeChatTime::parse("20140903131540").unwrap());
     assert_eq!(n.check_merchant("wx2421b1c4370ec43b", "10000100"), Ok(()));
 

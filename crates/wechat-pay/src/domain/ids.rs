@@ -1,4 +1,5 @@
-//! Validated identifiers: merchant order numbers and nonces.
+//! Validated identifiers: merchant order numbers, WeChat's transaction numbers, openids and
+//! nonces.
 
 use std::fmt;
 
@@ -87,17 +88,91 @@ impl OutTradeNo {
     }
 }
 
-impl fmt::Display for OutTradeNo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+
+/// WeChat's number for a payment (`transaction_id`): `String(32)` in the reference, 28 digits
+/// in practice. We accept 1 to 32 ASCII letters and digits, so anything longer or with other
+/// characters is refused at the edge instead of failing later in the database.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TransactionId(String);
+
+impl TransactionId {
+    /// Largest accepted length.
+    pub const MAX_LEN: usize = 32;
+
+    /// Validates `s` as a `transaction_id`.
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check(
+            &s,
+            "transaction_id",
+            (1, Self::MAX_LEN),
+            "ASCII letters and digits",
+            |b| b.is_ascii_alphanumeric(),
+        )?;
+        Ok(TransactionId(s))
+    }
+
+    /// The number as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl<'de> Deserialize<'de> for OutTradeNo {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        OutTradeNo::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+/// A user's id under one appid (`openid`): `String(128)`; WeChat issues 28 characters of
+/// `[0-9A-Za-z_-]`. We accept 1 to 128 of those.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OpenId(String);
+
+impl OpenId {
+    /// Largest accepted length.
+    pub const MAX_LEN: usize = 128;
+
+    /// Validates `s` as an `openid`.
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check(
+            &s,
+            "openid",
+            (1, Self::MAX_LEN),
+            "ASCII letters, digits, _ and -",
+            |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'),
+        )?;
+        Ok(OpenId(s))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
+
+/// `Display`, `Deserialize` (validating) and `TryFrom<String>` for the string identifiers.
+macro_rules! text_id {
+    ($($ty:ident),+) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                $ty::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = IdError;
+            fn try_from(s: String) -> Result<Self, IdError> {
+                $ty::parse(s)
+            }
+        }
+    )+};
+}
+
+text_id!(OutTradeNo, TransactionId, OpenId);
 
 /// A random string that makes each signed message unique (`nonce_str`, `nonceStr`): at most
 /// 32 characters; generated ones are 32 ASCII letters and digits.
@@ -166,6 +241,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn transaction_id_and_openid_rules() {
+        assert!(TransactionId::parse("4200000000000220261127748710").is_ok());
+        assert!(TransactionId::parse("").is_err());
+        assert!(TransactionId::parse("1".repeat(33)).is_err());
+        assert!(TransactionId::parse("42\u{0}1").is_err());
+        assert!(OpenId::parse("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o").is_ok());
+        assert!(OpenId::parse("").is_err());
+        assert!(OpenId::parse("o".repeat(129)).is_err());
+        assert!(OpenId::parse("o user").is_err());
+        let parsed: OpenId = serde_json::from_str("\"oUser-1\"").unwrap();
+        assert_eq!(parsed.as_str(), "oUser-1");
+        assert!(serde_json::from_str::<OpenId>("\"o user\"").is_err());
     }
 
     #[test]

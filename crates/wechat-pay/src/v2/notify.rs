@@ -4,7 +4,7 @@
 use super::Params;
 use super::sign::{ApiKey, SignType, SignatureError, verify};
 use super::xml::{self, XmlError};
-use crate::domain::{Fen, OutTradeNo, WeChatTime};
+use crate::domain::{Fen, OpenId, OutTradeNo, TransactionId, WeChatTime};
 
 /// The success acknowledgement: WeChat stops retrying.
 pub const ACK_SUCCESS: &str = "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
@@ -85,7 +85,7 @@ pub enum PaymentOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaidDetails {
     /// WeChat's order number.
-    pub transaction_id: String,
+    pub transaction_id: TransactionId,
     /// Order amount in fen: compare it with the stored amount.
     pub total_fee: Fen,
     /// Amount paid in cash.
@@ -93,7 +93,7 @@ pub struct PaidDetails {
     /// Currency (`CNY` when absent).
     pub fee_type: String,
     /// The payer.
-    pub openid: String,
+    pub openid: OpenId,
     /// `JSAPI` for Mini Programs.
     pub trade_type: String,
     /// Paying bank.
@@ -155,11 +155,12 @@ fn decode_fields(fields: Params) -> Result<PaymentNotification, NotifyError> {
                 .map_err(|_| NotifyError::Field("time_end"))?;
             let fee_type = fields.get_non_empty("fee_type").unwrap_or("CNY").to_owned();
             PaymentOutcome::Paid(PaidDetails {
-                transaction_id: text("transaction_id")?,
+                transaction_id: TransactionId::parse(text("transaction_id")?)
+                    .map_err(|_| NotifyError::Field("transaction_id"))?,
                 total_fee: amount("total_fee")?,
                 cash_fee: amount("cash_fee")?,
                 fee_type,
-                openid: text("openid")?,
+                openid: OpenId::parse(text("openid")?).map_err(|_| NotifyError::Field("openid"))?,
                 trade_type: text("trade_type")?,
                 bank_type: text("bank_type")?,
                 time_end,

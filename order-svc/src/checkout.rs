@@ -1,0 +1,274 @@
+//! Checkout: the prepay, applying a payment, and settling unpaid orders (cancel on request,
+//! the expiry sweep, the active query). Every status change goes through
+//! `crate::transitions`; the cache hears about it after the commit.
+
+use std::time::Duration;
+
+use proto::paygateway::v1::RequestPayment;
+use time::OffsetDateTime;
+use wechat_pay::OpenId;
+
+use crate::cache::OrderCache;
+use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderId, OrderStatus, PaymentFacts};
+use crate::error::AppError;
+use crate::payments::{CloseOutcome, Payments};
+use crate::store::{Owner, Store, Tx, orders};
+use crate::transitions::{self, Applied};
+
+/// A prepay_id is reused only while it has at least this long left.
+const PREPAY_REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// WeChat needs at least this long between now and `time_expire`.
+const MIN_PAY_WINDOW: Duration = Duration::from_secs(61);
+
+fn offset(d: Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
+/// How an unpaid order was settled.
+#[derive(Debug)]
+#[must_use]
+pub enum Settled {
+    /// Closed at WeChat (if it knew the order) and here.
+    Closed(Order),
+    /// WeChat says it was paid after all: it is PAID (or in REVIEW) now.
+    Paid(Applied),
+    /// It had already left PENDING.
+    Unchanged,
+}
+
+impl Settled {
+    /// The order as it is now, if settling changed it (what the cache must hear about).
+    pub fn changed(&self) -> Option<&Order> {
+        match self {
+            Settled::Closed(o) => Some(o),
+            Settled::Paid(applied) => applied.changed(),
+            Settled::Unchanged => None,
+        }
+    }
+}
+
+/// Settings of checkout.
+#[derive(Debug, Clone)]
+pub struct CheckoutSettings {
+    /// The `body` WeChat shows the payer.
+    pub description: String,
+    /// The merchant every payment must be for.
+    pub merchant: ExpectedMerchant,
+    /// First active query this long after a prepay without notification.
+    pub query_after: Duration,
+    /// Longest gap between active queries.
+    pub query_max_interval: Duration,
+}
+
+/// The checkout use cases, over the store, the cache and pay-gateway-svc.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    store: Store,
+    cache: OrderCache,
+    payments: Payments,
+    settings: CheckoutSettings,
+}
+
+impl Checkout {
+    /// Wires the use cases.
+    pub fn new(
+        store: Store,
+        cache: OrderCache,
+        payments: Payments,
+        settings: CheckoutSettings,
+    ) -> Self {
+        Checkout {
+            store,
+            cache,
+            payments,
+            settings,
+        }
+    }
+
+    /// The `wx.requestPayment` object for the caller's order: a fresh prepay, or the valid
+    /// one the order already has, re-signed.
+    #[tracing::instrument(skip_all, fields(order_id = %id, out_trade_no))]
+    pub async fn pay(&self, openid: &OpenId, id: OrderId) -> Result<RequestPayment, AppError> {
+        let order = self
+            .store
+            .order(id, &Owner::User(openid.clone()))
+            .await?
+            .ok_or(AppError::OrderNotFound)?;
+        tracing::Span::current().record("out_trade_no", tracing::field::display(&order.out_trade_no));
+        if order.status != OrderStatus::Pending {
+            return Err(AppError::OrderNotPayable(format!(
+                "the order is {}",
+                order.status
+            )));
+        }
+        let now = OffsetDateTime::now_utc();
+        if order.expires_at - now < offset(MIN_PAY_WINDOW) {
+            return Err(AppError::OrderNotPayable(
+                "the order has expired or is about to".into(),
+            ));
+        }
+        let reuse = match (&order.prepay_id, order.prepay_expires_at) {
+            (Some(p), Some(exp)) if exp - now > offset(PREPAY_REUSE_MARGIN) => Some(p.as_str()),
+            _ => None,
+        };
+        let prepay = self
+            .payments
+            .create_prepay(&order, &self.settings.description, reuse)
+            .await?;
+        if reuse.is_none() {
+            let recorded = self
+                .store
+                .set_prepay(
+                    order.id,
+                    &prepay.prepay_id,
+                    prepay.expires_at,
+                    self.settings.query_after,
+                )
+                .await?;
+            if recorded.is_none() {
+                return Err(AppError::OrderNotPayable(
+                    "the order is no longer pending".into(),
+                ));
+            }
+            tracing::info!("prepay created");
+        }
+        Ok(prepay.payment)
+    }
+
+    /// Applies a payment (from a notification or a query) in its own transaction; the cache
+    /// is updated after the commit.
+    pub async fn apply_payment(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
+        let mut tx = self.store.begin().await?;
+        let applied = transitions::apply_payment(&mut tx, facts, &self.settings.merchant).await?;
+        tx.commit().await?;
+        if let Some(order) = applied.changed() {
+            self.cache.put(order).await;
+        }
+        Ok(applied)
+    }
+
+    /// Settles an unpaid order that is locked in `tx`: asks WeChat first (it may have been
+    /// paid), closes it there, then closes it here.
+    async fn settle_unpaid(
+        &self,
+        tx: &mut Tx,
+        order: &Order,
+        reason: CloseReason,
+    ) -> Result<Settled, AppError> {
+        // Asked even without a recorded prepay_id: a unified order may have succeeded at
+        // WeChat while its answer was lost. An order WeChat never saw is simply not found.
+        let merchant = &self.settings.merchant;
+        if let Some(facts) = self.payments.paid_at_wechat(&order.out_trade_no).await? {
+            return Ok(Settled::Paid(
+                transitions::apply_payment(tx, &facts, merchant).await?,
+            ));
+        }
+        if self.payments.close_payment(&order.out_trade_no).await? == CloseOutcome::AlreadyPaid {
+            let facts = self
+                .payments
+                .paid_at_wechat(&order.out_trade_no)
+                .await?
+                .ok_or_else(|| {
+                    AppError::internal("close order", "WeChat says paid, its query says not")
+                })?;
+            return Ok(Settled::Paid(
+                transitions::apply_payment(tx, &facts, merchant).await?,
+            ));
+        }
+        Ok(transitions::close(tx, order, reason)
+            .await?
+            .map_or(Settled::Unchanged, Settled::Closed))
+    }
+
+    /// Closes the caller's order on request (`POST /orders/{id}/cancel`).
+    #[tracing::instrument(skip_all, fields(order_id = %id))]
+    pub async fn cancel(&self, openid: &OpenId, id: OrderId) -> Result<Order, AppError> {
+        let mut tx = self.store.begin().await?;
+        let order = orders::lock(&mut tx, id, &Owner::User(openid.clone()))
+            .await?
+            .ok_or(AppError::OrderNotFound)?;
+        let (result, changed) = match order.status {
+            OrderStatus::Closed => (Ok(order), None),
+            OrderStatus::Pending => {
+                let settled = self
+                    .settle_unpaid(&mut tx, &order, CloseReason::Cancelled)
+                    .await?;
+                let changed = settled.changed().cloned();
+                match settled {
+                    Settled::Closed(closed) => (Ok(closed), changed),
+                    Settled::Paid(_) | Settled::Unchanged => (
+                        Err(AppError::OrderNotPayable(
+                            "the order was paid; it cannot be cancelled".into(),
+                        )),
+                        changed,
+                    ),
+                }
+            }
+            other => (
+                Err(AppError::OrderNotPayable(format!(
+                    "the order is {other}; it cannot be cancelled"
+                ))),
+                None,
+            ),
+        };
+        tx.commit().await?;
+        if let Some(order) = &changed {
+            self.cache.put(order).await;
+        }
+        result
+    }
+
+    /// Closes up to `limit` expired PENDING orders, each in its own transaction with its row
+    /// locked (`FOR UPDATE SKIP LOCKED`), so several replicas never close one order twice and
+    /// never skip one. Returns how many orders were settled.
+    pub async fn expire_once(&self, limit: usize) -> Result<usize, AppError> {
+        let mut settled = 0;
+        // Orders that failed this pass (WeChat unavailable, a refusal): skipped for the rest
+        // of the pass so one bad order cannot stall the others; retried next pass.
+        let mut failed: Vec<OrderId> = Vec::new();
+        for _ in 0..limit {
+            let mut tx = self.store.begin().await?;
+            let Some(order) = orders::lock_next_expired(&mut tx, &failed).await? else {
+                break;
+            };
+            let outcome = match self.settle_unpaid(&mut tx, &order, CloseReason::Expired).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(order_id = %order.id, out_trade_no = %order.out_trade_no, error = %service_runtime::telemetry::error_chain(&e), "could not settle an expired order; retrying next pass");
+                    metrics::counter!("sweeper_failures_total").increment(1);
+                    failed.push(order.id);
+                    continue;
+                }
+            };
+            tx.commit().await?;
+            if let Some(order) = outcome.changed() {
+                self.cache.put(order).await;
+            }
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
+    /// Queries WeChat about up to `limit` PENDING orders whose prepay got no notification
+    /// yet, each claimed and rescheduled with exponential backoff; a paid one goes through
+    /// the same transition as a notification.
+    pub async fn query_once(&self, limit: u32) -> Result<usize, AppError> {
+        let due = self
+            .store
+            .claim_due_queries(
+                self.settings.query_after,
+                self.settings.query_max_interval,
+                limit,
+            )
+            .await?;
+        let mut applied = 0;
+        for order in &due {
+            if let Some(facts) = self.payments.paid_at_wechat(&order.out_trade_no).await? {
+                tracing::info!(out_trade_no = %order.out_trade_no, "payment found by order query (no notification yet)");
+                self.apply_payment(&facts).await?;
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    }
+}

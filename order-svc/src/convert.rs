@@ -1,0 +1,234 @@
+//! Every conversion between `proto` messages and order-svc's domain types, in one place:
+//! the gRPC API's orders, the payment events consumed, the order events written to the
+//! outbox, and pay-gateway-svc's requests and answers.
+
+use proto::events::v1::{OrderClosed, OrderPaid, PaymentSucceeded};
+use proto::order::v1 as order_pb;
+use proto::paygateway::v1::{self as gateway_pb, TradeState};
+use time::OffsetDateTime;
+use wechat_pay::{Fen, IdError, MoneyError, OpenId, OutTradeNo, TransactionId};
+
+use crate::domain::{CloseReason, Order, OrderStatus, PaymentFacts, Source, unix_ms};
+
+/// A message whose field does not hold a valid value of its domain type.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid `{field}` in a {message} message")]
+pub struct InvalidMessage {
+    /// The message type.
+    pub message: &'static str,
+    /// The field.
+    pub field: &'static str,
+    /// Why it is invalid.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+fn invalid<E: std::error::Error + Send + Sync + 'static>(
+    message: &'static str,
+    field: &'static str,
+) -> impl FnOnce(E) -> InvalidMessage {
+    move |e| InvalidMessage {
+        message,
+        field,
+        source: Some(Box::new(e)),
+    }
+}
+
+fn paid_at(unix: i64) -> Option<OffsetDateTime> {
+    (unix > 0)
+        .then(|| OffsetDateTime::from_unix_timestamp(unix).ok())
+        .flatten()
+}
+
+impl TryFrom<PaymentSucceeded> for PaymentFacts {
+    type Error = InvalidMessage;
+    fn try_from(e: PaymentSucceeded) -> Result<Self, InvalidMessage> {
+        const M: &str = "PaymentSucceeded";
+        Ok(PaymentFacts {
+            out_trade_no: OutTradeNo::parse(e.out_trade_no)
+                .map_err(invalid::<IdError>(M, "out_trade_no"))?,
+            transaction_id: TransactionId::parse(e.transaction_id)
+                .map_err(invalid::<IdError>(M, "transaction_id"))?,
+            amount: Fen::from_i64(e.amount_fen).map_err(invalid::<MoneyError>(M, "amount_fen"))?,
+            appid: e.appid,
+            mch_id: e.mch_id,
+            paid_at: paid_at(e.paid_at_unix),
+            event_id: Some(e.event_id),
+            source: Source::Notification,
+        })
+    }
+}
+
+/// The payment an order query found: `None` unless WeChat says the order was paid.
+pub fn paid_facts(
+    q: gateway_pb::QueryPaymentResponse,
+) -> Result<Option<PaymentFacts>, InvalidMessage> {
+    const M: &str = "QueryPaymentResponse";
+    if !matches!(q.state(), TradeState::Success | TradeState::Refund) {
+        return Ok(None);
+    }
+    Ok(Some(PaymentFacts {
+        out_trade_no: OutTradeNo::parse(q.out_trade_no)
+            .map_err(invalid::<IdError>(M, "out_trade_no"))?,
+        transaction_id: TransactionId::parse(q.transaction_id)
+            .map_err(invalid::<IdError>(M, "transaction_id"))?,
+        amount: Fen::from_i64(q.amount_fen).map_err(invalid::<MoneyError>(M, "amount_fen"))?,
+        appid: q.appid,
+        mch_id: q.mch_id,
+        paid_at: paid_at(q.paid_at_unix),
+        event_id: None,
+        source: Source::Query,
+    }))
+}
+
+/// The openid a login answer carries.
+pub fn openid(answer: gateway_pb::Code2SessionResponse) -> Result<OpenId, InvalidMessage> {
+    OpenId::parse(answer.openid).map_err(invalid::<IdError>("Code2SessionResponse", "openid"))
+}
+
+/// The prepay request for `order`; `reuse` is a prepay_id still valid for it.
+pub fn prepay_request(
+    order: &Order,
+    description: &str,
+    reuse: Option<&str>,
+) -> gateway_pb::CreatePrepayRequest {
+    gateway_pb::CreatePrepayRequest {
+        out_trade_no: order.out_trade_no.to_string(),
+        amount_fen: order.amount.as_i64(),
+        description: description.to_owned(),
+        openid: order.openid.to_string(),
+        client_ip: String::new(),
+        time_start_unix: order.created_at.unix_timestamp(),
+        time_expire_unix: order.expires_at.unix_timestamp(),
+        reuse_prepay_id: reuse.unwrap_or_default().to_owned(),
+    }
+}
+
+/// The `order.paid` event of a paid order.
+pub fn order_paid(order: &Order, event_id: &uuid::Uuid) -> OrderPaid {
+    OrderPaid {
+        event_id: event_id.to_string(),
+        order_id: order.id.to_string(),
+        out_trade_no: order.out_trade_no.to_string(),
+        transaction_id: order
+            .transaction_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        amount_fen: order.amount.as_i64(),
+        openid: order.openid.to_string(),
+        paid_at_unix_ms: order.paid_at.map_or(0, unix_ms),
+    }
+}
+
+/// The `order.closed` event of a closed order.
+pub fn order_closed(order: &Order, reason: CloseReason, event_id: &uuid::Uuid) -> OrderClosed {
+    OrderClosed {
+        event_id: event_id.to_string(),
+        order_id: order.id.to_string(),
+        out_trade_no: order.out_trade_no.to_string(),
+        reason: reason.as_str().to_owned(),
+        closed_at_unix_ms: unix_ms(OffsetDateTime::now_utc()),
+    }
+}
+
+impl From<OrderStatus> for order_pb::OrderStatus {
+    fn from(status: OrderStatus) -> Self {
+        use order_pb::OrderStatus as P;
+        match status {
+            OrderStatus::Pending => P::Pending,
+            OrderStatus::Paid => P::Paid,
+            OrderStatus::Closed => P::Closed,
+            OrderStatus::Refunding => P::Refunding,
+            OrderStatus::PartiallyRefunded => P::PartiallyRefunded,
+            OrderStatus::Refunded => P::Refunded,
+            OrderStatus::Review => P::Review,
+        }
+    }
+}
+
+impl From<&Order> for order_pb::Order {
+    fn from(o: &Order) -> Self {
+        order_pb::Order {
+            id: o.id.to_string(),
+            out_trade_no: o.out_trade_no.to_string(),
+            status: order_pb::OrderStatus::from(o.status).into(),
+            amount_fen: o.amount.as_i64(),
+            items: o
+                .items
+                .iter()
+                .map(|i| order_pb::OrderItem {
+                    sku: i.sku.clone(),
+                    name: i.name.clone(),
+                    quantity: i.quantity,
+                    unit_price_fen: i.unit_price_fen.as_i64(),
+                })
+                .collect(),
+            openid: o.openid.to_string(),
+            created_at_unix_ms: unix_ms(o.created_at),
+            expires_at_unix_ms: unix_ms(o.expires_at),
+            paid_at_unix_ms: o.paid_at.map_or(0, unix_ms),
+            transaction_id: o
+                .transaction_id
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> PaymentSucceeded {
+        PaymentSucceeded {
+            event_id: "wxpay:4200000000000000000000000001".into(),
+            out_trade_no: "MP20261201000000ABCDEFGHIJKL".into(),
+            transaction_id: "4200000000000000000000000001".into(),
+            amount_fen: 1999,
+            appid: "wxd930ea5d5a258f4f".into(),
+            mch_id: "10000100".into(),
+            paid_at_unix: 1_800_000_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_payment_event_becomes_typed_facts() {
+        let facts = PaymentFacts::try_from(event()).unwrap();
+        assert_eq!(facts.amount, Fen::new(1999).unwrap());
+        assert_eq!(facts.source, Source::Notification);
+        assert_eq!(facts.paid_at.map(|t| t.unix_timestamp()), Some(1_800_000_000));
+    }
+
+    #[test]
+    fn an_event_with_an_invalid_field_is_refused_by_name() {
+        let mut bad = event();
+        bad.transaction_id = "x".repeat(2700);
+        assert_eq!(
+            PaymentFacts::try_from(bad).unwrap_err().field,
+            "transaction_id"
+        );
+        let mut bad = event();
+        bad.amount_fen = -1;
+        assert_eq!(PaymentFacts::try_from(bad).unwrap_err().field, "amount_fen");
+        let mut bad = event();
+        bad.out_trade_no = "no".into();
+        assert_eq!(PaymentFacts::try_from(bad).unwrap_err().field, "out_trade_no");
+    }
+
+    #[test]
+    fn a_query_answer_gives_facts_only_when_paid() {
+        let mut q = gateway_pb::QueryPaymentResponse {
+            out_trade_no: "MP20261201000000ABCDEFGHIJKL".into(),
+            transaction_id: "4200000000000000000000000001".into(),
+            amount_fen: 1,
+            ..Default::default()
+        };
+        q.set_state(TradeState::Notpay);
+        assert_eq!(paid_facts(q.clone()).unwrap(), None);
+        q.set_state(TradeState::Success);
+        assert_eq!(paid_facts(q).unwrap().unwrap().source, Source::Query);
+    }
+}

@@ -1,0 +1,14 @@
+//! Orders as the service understands them: identifiers, statuses and the rules for moving
+//! between them, what a buyer may ask for, and the facts of a payment. No I/O here.
+
+mod cursor;
+mod order;
+mod payment;
+mod request;
+mod status;
+
+pub use self::cursor::{Cursor, InvalidCursor, PageSize};
+pub use self::order::{Order, OrderId, OrderItem, Product, new_out_trade_no, unix_ms};
+pub use self::payment::{CloseReason, ExpectedMerchant, PaymentFacts, Source};
+pub use self::request::{IdempotencyKey, LoginCode, MAX_LINES, MAX_QUANTITY, OrderLine, OrderRequest};
+pub use self::status::{IllegalTransition, OrderStatus, UnknownStatus};

@@ -1,0 +1,80 @@
+//! What WeChat says about a payment, and the merchant it must be for.
+
+use time::OffsetDateTime;
+use wechat_pay::{Fen, OutTradeNo, TransactionId};
+
+/// Where a payment claim came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A verified WeChat notification, through notify-svc and RabbitMQ.
+    Notification,
+    /// Our own order query at WeChat.
+    Query,
+}
+
+impl Source {
+    /// The name stored with anomalies and used as a metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Notification => "notification",
+            Source::Query => "query",
+        }
+    }
+}
+
+/// What WeChat says was paid, typed from the edge (the event or the query answer) to the
+/// SQL. Built only by the `TryFrom` conversions in `crate::convert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFacts {
+    /// Our order number.
+    pub out_trade_no: OutTradeNo,
+    /// WeChat's number for the payment.
+    pub transaction_id: TransactionId,
+    /// What was paid.
+    pub amount: Fen,
+    /// The Mini Program it was paid in.
+    pub appid: String,
+    /// The merchant it was paid to.
+    pub mch_id: String,
+    /// When it was paid, if WeChat said.
+    pub paid_at: Option<OffsetDateTime>,
+    /// The event's id, for the record (notifications only).
+    pub event_id: Option<String>,
+    /// Notification or query.
+    pub source: Source,
+}
+
+/// The merchant this order-svc sells for: a payment to anyone else is an anomaly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedMerchant {
+    /// The Mini Program's AppID.
+    pub appid: String,
+    /// The merchant number.
+    pub mch_id: String,
+}
+
+impl ExpectedMerchant {
+    /// Whether `facts` were paid to this merchant.
+    pub fn is_payee_of(&self, facts: &PaymentFacts) -> bool {
+        facts.appid == self.appid && facts.mch_id == self.mch_id
+    }
+}
+
+/// Why an unpaid order was closed (stored in `close_reason`, sent in `order.closed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Its pay window passed.
+    Expired,
+    /// The buyer cancelled it.
+    Cancelled,
+}
+
+impl CloseReason {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Expired => "expired",
+            CloseReason::Cancelled => "cancelled",
+        }
+    }
+}

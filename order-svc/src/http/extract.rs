@@ -1,0 +1,111 @@
+//! How a request becomes typed values, the same for every endpoint: the JSON body (a
+//! syntax error is `invalid_json`, a wrong shape `invalid_request`), the bearer token, the
+//! order id in the path, the Idempotency-Key header.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use wechat_pay::OpenId;
+
+use super::AppState;
+use crate::domain::{IdempotencyKey, OrderId};
+use crate::error::AppError;
+
+/// Largest request body accepted.
+pub(crate) const MAX_BODY: usize = 16 * 1024;
+
+/// The header that makes a create idempotent.
+pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The body as a JSON value: `invalid_json` unless it parses as JSON at all.
+pub(crate) struct JsonValue(pub(crate) Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonValue {
+    type Rejection = AppError;
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::BodyTooLarge(MAX_BODY)
+                } else {
+                    AppError::InvalidRequest(format!("unreadable body: {}", e.body_text()))
+                }
+            })?;
+        serde_json::from_slice(&body)
+            .map(JsonValue)
+            .map_err(|e| AppError::InvalidJson(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// The body as `T`: `invalid_json` for a body that is not JSON, `invalid_request` for JSON
+/// of the wrong shape.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = AppError;
+    async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
+        let JsonValue(value) = JsonValue::from_request(request, state).await?;
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| AppError::InvalidRequest(format!("invalid request body: {e}")))
+    }
+}
+
+/// The authenticated caller.
+pub(crate) struct Caller(pub(crate) OpenId);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(AppError::Unauthenticated(
+                "missing Authorization: Bearer <token>",
+            ))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or(AppError::Unauthenticated(
+                "Authorization must be `Bearer <token>`",
+            ))?;
+        Ok(Caller(state.orders.authenticate(token.trim())?))
+    }
+}
+
+/// The order id in the path; one that is not an id is simply not found.
+pub(crate) struct PathOrderId(pub(crate) OrderId);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathOrderId {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| AppError::OrderNotFound)?;
+        id.parse()
+            .map(PathOrderId)
+            .map_err(|_| AppError::OrderNotFound)
+    }
+}
+
+/// The Idempotency-Key header, if sent.
+pub(crate) struct Idempotency(pub(crate) Option<IdempotencyKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let Some(value) = parts.headers.get(IDEMPOTENCY_KEY) else {
+            return Ok(Idempotency(None));
+        };
+        let key = value.to_str().map_err(|_| {
+            AppError::InvalidRequest("Idempotency-Key must be visible ASCII".into())
+        })?;
+        IdempotencyKey::parse(key).map(|k| Idempotency(Some(k)))
+    }
+}

@@ -1,0 +1,107 @@
+//! PostgreSQL: every SQL statement of order-svc lives below this module, one file per table
+//! family (`orders`, `products`, `anomalies`, `outbox`). Values stay their domain types until
+//! they are bound to a query parameter; rows become domain types here.
+//!
+//! Functions that take `&mut PgConnection` run inside the caller's transaction (the
+//! transitions lock a row, change it and write its outbox event in one transaction); methods
+//! of [`Store`] run on the pool.
+
+pub mod anomalies;
+pub mod orders;
+pub mod outbox;
+pub mod products;
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+pub use self::orders::{Inserted, NewOrder, Owner};
+
+/// Why the database could not be prepared at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server could not be reached or refused the login.
+    #[error("PostgreSQL (DATABASE_URL) is not reachable")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("PostgreSQL migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Connects and applies the migrations.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, ConnectError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(ConnectError::Connect)?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(ConnectError::Migrate)?;
+    Ok(pool)
+}
+
+/// A transaction on the order database.
+pub type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+/// The order database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Over this pool.
+    pub fn new(pool: PgPool) -> Self {
+        Store { pool }
+    }
+
+    /// Starts a transaction (for transitions that lock rows).
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// A query that failed, or a row that does not hold what the schema promises.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database did not run the statement.
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+    /// A status change the state machine does not allow (a bug in the caller).
+    #[error(transparent)]
+    Illegal(#[from] crate::domain::IllegalTransition),
+    /// A stored value does not parse as its domain type.
+    #[error("the stored {column} is invalid")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+        /// Why it does not parse.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StoreError {
+    fn corrupt(
+        column: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        StoreError::Corrupt {
+            column,
+            source: source.into(),
+        }
+    }
+}

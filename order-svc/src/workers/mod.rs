@@ -1,0 +1,166 @@
+//! The background work of order-svc: the payment-event consumer (`consumer`), the outbox
+//! relay (`relay`), the expiry sweeper and the active query (both `crate::checkout`). Each
+//! has a single-step function that tests drive; [`Workers::spawn`] runs them all in loops
+//! until shutdown.
+
+mod consumer;
+mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use messaging::{Publisher, Topology};
+use secrecy::{ExposeSecret, SecretString};
+use service_runtime::shutdown::Shutdown;
+use service_runtime::telemetry::error_chain;
+
+use crate::checkout::Checkout;
+use crate::error::AppError;
+use crate::settings::Settings;
+use crate::store::Store;
+
+/// Orders settled, queried or events relayed per step.
+const BATCH: u32 = 50;
+
+/// The workers, sharing the use cases.
+#[derive(Debug, Clone)]
+pub struct Workers {
+    checkout: Arc<Checkout>,
+    store: Store,
+    publisher: Publisher,
+    topology: Topology,
+    amqp_url: SecretString,
+    prefetch: u16,
+    delivery_limit: i32,
+    sweep_interval: Duration,
+    retry_delay: Duration,
+    /// Set once the consumer has declared its queue: from then on payment events have
+    /// somewhere to go (notify-svc publishes with `mandatory`).
+    topology_declared: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Workers {
+    /// Wires the workers.
+    pub fn new(checkout: Arc<Checkout>, store: Store, settings: &Settings) -> Self {
+        let topology = Topology::new(settings.amqp_prefix.clone());
+        let declare_topology = topology.clone();
+        let publisher = Publisher::new(
+            settings.amqp_url.expose_secret(),
+            "order-svc-outbox",
+            Duration::from_secs(5),
+            Arc::new(move |channel| {
+                let topology = declare_topology.clone();
+                Box::pin(async move { topology.declare_orders_exchange(&channel).await })
+            }),
+        );
+        Workers {
+            checkout,
+            store,
+            publisher,
+            topology,
+            amqp_url: settings.amqp_url.clone(),
+            prefetch: settings.amqp_prefetch,
+            delivery_limit: settings.amqp_delivery_limit,
+            sweep_interval: settings.sweep_interval,
+            retry_delay: settings.amqp_retry_delay,
+            topology_declared: Arc::default(),
+        }
+    }
+
+    /// Closes the outbox publisher (after the relay's last step).
+    pub async fn close(&self) {
+        self.publisher.close().await;
+    }
+
+    /// Whether the payment queue has been declared (it stays declared: durable).
+    pub fn topology_declared(&self) -> bool {
+        self.topology_declared
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// One sweep of expired orders.
+    pub async fn expire_once(&self) -> Result<usize, AppError> {
+        self.checkout.expire_once(BATCH as usize).await
+    }
+
+    /// One round of active queries.
+    pub async fn query_once(&self) -> Result<usize, AppError> {
+        self.checkout.query_once(BATCH).await
+    }
+
+    /// Runs the consumer and the three loops until `stop` is triggered.
+    pub fn spawn(&self, stop: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        self.publisher.spawn_keepalive(stop.wait());
+        let consumer = self.clone();
+        let queue = self.topology.order_payments_queue();
+        let (topology, limit) = (self.topology.clone(), self.delivery_limit);
+        let declared = Arc::clone(&self.topology_declared);
+        tasks.push(tokio::spawn(messaging::run_consumer(
+            self.amqp_url.expose_secret().to_owned(),
+            crate::SERVICE.to_owned(),
+            queue,
+            self.prefetch,
+            move |channel| {
+                let (topology, declared) = (topology.clone(), Arc::clone(&declared));
+                async move {
+                    topology.declare_order_consumer(&channel, limit).await?;
+                    declared.store(true, std::sync::atomic::Ordering::SeqCst);
+                    Ok(())
+                }
+            },
+            move |message| {
+                let consumer = consumer.clone();
+                async move { consumer.handle_event(message).await }
+            },
+            stop.clone(),
+        )));
+        tasks.push(self.every(
+            "outbox relay",
+            Duration::from_millis(200),
+            stop,
+            |w| async move { w.relay_once().await },
+        ));
+        tasks.push(self.every(
+            "expiry sweeper",
+            self.sweep_interval,
+            stop,
+            |w| async move { w.expire_once().await },
+        ));
+        tasks.push(self.every(
+            "active query",
+            Duration::from_secs(1),
+            stop,
+            |w| async move { w.query_once().await },
+        ));
+        tasks
+    }
+
+    fn every<F, Fut>(
+        &self,
+        name: &'static str,
+        period: Duration,
+        stop: &Shutdown,
+        step: F,
+    ) -> tokio::task::JoinHandle<()>
+    where
+        F: Fn(Workers) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<usize, AppError>> + Send,
+    {
+        let (workers, stop) = (self.clone(), stop.clone());
+        tokio::spawn(async move {
+            let stopped = stop.wait();
+            tokio::pin!(stopped);
+            loop {
+                if let Err(e) = step(workers.clone()).await {
+                    tracing::warn!(worker = name, error = %error_chain(&e), "worker step failed; retrying next period");
+                }
+                tokio::select! {
+                    () = &mut stopped => break,
+                    () = tokio::time::sleep(period) => {}
+                }
+            }
+            tracing::info!(worker = name, "stopped");
+        })
+    }
+}
