@@ -39,8 +39,8 @@ use axum::routing::{any, get, post};
 use wechat_pay::v2::Endpoint;
 
 pub use self::config::{
-    Command, ConfigError, DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_LISTEN,
-    DEFAULT_MCH_ID, SimConfig, SimMerchant, USAGE, parse_args, parse_duration,
+    DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_MCH_ID, SimConfig, SimMerchant,
+    parse_args,
 };
 pub use self::faults::Faults;
 pub use self::login::{CODE_TTL, LOGINS_PER_MINUTE, openid_for};
