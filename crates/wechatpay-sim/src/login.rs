@@ -103,7 +103,7 @@ pub(crate) async fn jscode2session(
         return error(40163, "code been used");
     }
     let name = if let Some(issued) = book.issued_codes.get(&code) {
-        if issued.appid != appid || issued.expires < Instant::now() {
+        if issued.appid != appid || issued.expires < sim.clock.now() {
             return error(40029, "invalid code");
         }
         issued.name.clone()
@@ -117,7 +117,7 @@ pub(crate) async fn jscode2session(
     }
     book.issued_codes.remove(&code);
     let openid = openid_for(&appid, &name);
-    let now = Instant::now();
+    let now = sim.clock.now();
     let window = book
         .rate
         .entry((appid.clone(), openid.clone()))
@@ -166,7 +166,9 @@ pub(crate) fn issue_code(sim: &Sim, req: IssueCode) -> Result<Value, String> {
     let random: u128 = rand::rng().random();
     let code = format!("sim{random:032x}");
     let ttl = sim.scaled(CODE_TTL);
-    let expires = Instant::now()
+    let expires = sim
+        .clock
+        .now()
         .checked_add(ttl)
         .ok_or("code lifetime out of range")?;
     lock(&sim.logins).issued_codes.insert(

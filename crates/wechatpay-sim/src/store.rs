@@ -63,6 +63,9 @@ pub struct NotificationLog {
     pub dropped: bool,
     /// Held by the reorder fault, not yet sent.
     pub held: bool,
+    /// Deliveries under way or scheduled. While 0 and not `held`, no further attempt will
+    /// be made (until the order is paid again or held notifications are released).
+    pub deliveries_running: u32,
     /// Every copy of every attempt, in the order they finished.
     pub attempts: Vec<Attempt>,
 }
