@@ -101,7 +101,7 @@ impl LoginError {
     }
 
     /// Maps a non-zero errcode.
-    pub fn from_errcode(errcode: i64, errmsg: String) -> Self {
+    fn from_errcode(errcode: i64, errmsg: String) -> Self {
         match errcode {
             -1 => LoginError::Busy,
             40029 => LoginError::InvalidCode,

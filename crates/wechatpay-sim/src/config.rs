@@ -46,7 +46,7 @@ impl std::fmt::Debug for SimMerchant {
 
 impl SimMerchant {
     /// The reference's example merchant.
-    pub fn default_merchant() -> Self {
+    pub(crate) fn default_merchant() -> Self {
         SimMerchant {
             appid: DEFAULT_APPID.into(),
             mch_id: DEFAULT_MCH_ID.into(),

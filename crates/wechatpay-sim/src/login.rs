@@ -80,7 +80,8 @@ fn error(errcode: i64, errmsg: &str) -> Json<Value> {
     Json(json!({ "errcode": errcode, "errmsg": errmsg }))
 }
 
-/// The handler.
+/// `GET /sns/jscode2session`: WeChat's checks in WeChat's order (appid, secret, grant type,
+/// code), then single use, then the rate limit.
 pub(crate) async fn jscode2session(
     State(sim): State<Arc<Sim>>,
     Query(q): Query<LoginQuery>,
@@ -157,7 +158,7 @@ pub(crate) fn issue_code(sim: &Sim, req: IssueCode) -> Result<Value, String> {
             .map(|m| m.appid.clone())
             .ok_or("unknown appid")?,
         None => sim
-            .config()
+            .config
             .merchants
             .first()
             .map(|m| m.appid.clone())

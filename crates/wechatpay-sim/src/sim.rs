@@ -112,9 +112,9 @@ pub enum ControlError {
 pub struct OrderView {
     /// Our number.
     pub out_trade_no: String,
-    /// Merchant.
+    /// Merchant number.
     pub mch_id: String,
-    /// Appid.
+    /// The Mini Program it was placed under.
     pub appid: String,
     /// Placed through the sandbox.
     pub sandbox: bool,
@@ -130,7 +130,7 @@ pub struct OrderView {
     pub time_end: Option<String>,
     /// Where notifications go.
     pub notify_url: String,
-    /// Notification record.
+    /// What happened to its notifications.
     pub notifications: NotificationLog,
 }
 
@@ -179,18 +179,13 @@ impl Sim {
     }
 
     /// The merchant with this number.
-    pub fn merchant(&self, mch_id: &str) -> Option<&SimMerchant> {
+    pub(crate) fn merchant(&self, mch_id: &str) -> Option<&SimMerchant> {
         self.merchants.get(mch_id)
     }
 
     /// The merchant for this Mini Program.
-    pub fn merchant_by_appid(&self, appid: &str) -> Option<&SimMerchant> {
+    pub(crate) fn merchant_by_appid(&self, appid: &str) -> Option<&SimMerchant> {
         self.config.merchants.iter().find(|m| m.appid == appid)
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &SimConfig {
-        &self.config
     }
 
     /// The current fault settings.

@@ -21,7 +21,7 @@ pub struct OrderKey {
 /// One order as WeChat sees it.
 #[derive(Debug, Clone)]
 pub struct Order {
-    /// Its key.
+    /// Merchant, sandbox or not, and number: where it is kept.
     pub key: OrderKey,
     /// The appid it was placed under.
     pub appid: String,
@@ -144,7 +144,7 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Number of orders.
+    /// How many orders are kept (the health answer).
     pub(crate) fn len(&self) -> usize {
         self.orders.len()
     }
