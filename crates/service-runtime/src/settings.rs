@@ -60,17 +60,19 @@ pub trait Source {
         Ok(self.optional(name)?.unwrap_or(default))
     }
 
-    /// A duration such as `500ms`, `15s`, `15m`, `2h` (a bare number is seconds).
+    /// A duration such as `500ms`, `15s`, `15m`, `2h` or `1m 30s` (humantime's syntax).
     fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, SettingsError>
     where
         Self: Sized,
     {
         match self.get(name) {
             None => Ok(default),
-            Some(raw) => parse_duration(&raw).ok_or_else(|| SettingsError::Invalid {
-                name: name.to_owned(),
-                reason: "expected a duration such as 500ms, 15s, 15m or 2h".into(),
-            }),
+            Some(raw) => {
+                humantime::parse_duration(raw.trim()).map_err(|e| SettingsError::Invalid {
+                    name: name.to_owned(),
+                    reason: format!("expected a duration such as 500ms, 15s, 15m or 2h ({e})"),
+                })
+            }
         }
     }
 }
@@ -85,28 +87,6 @@ where
             name: name.to_owned(),
             reason: e.to_string(),
         })
-}
-
-/// Parses `500ms`, `15s`, `2.5s`, `15m`, `2h`, or a bare (possibly decimal) number of
-/// seconds.
-pub fn parse_duration(raw: &str) -> Option<Duration> {
-    let raw = raw.trim();
-    let split = raw
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(raw.len());
-    let (number, unit) = raw.split_at(split);
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-        return None;
-    }
-    let n: f64 = number.parse().ok()?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return None,
-    };
-    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// The process environment.
@@ -178,11 +158,24 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
-        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
-        assert_eq!(parse_duration("7"), Some(Duration::from_secs(7)));
-        assert_eq!(parse_duration("-1s"), None);
-        assert_eq!(parse_duration("1d"), None);
+        let env = MapEnv::from_pairs([
+            ("A", "250ms"),
+            ("B", "10s"),
+            ("C", "5m"),
+            ("D", "2h"),
+            ("E", " 15m "),
+            ("F", "-1s"),
+            ("G", "7"),
+        ]);
+        let got = |name| env.duration_or(name, Duration::ZERO);
+        assert_eq!(got("A"), Ok(Duration::from_millis(250)));
+        assert_eq!(got("B"), Ok(Duration::from_secs(10)));
+        assert_eq!(got("C"), Ok(Duration::from_secs(300)));
+        assert_eq!(got("D"), Ok(Duration::from_secs(7200)));
+        assert_eq!(got("E"), Ok(Duration::from_secs(900)));
+        for name in ["F", "G"] {
+            let err = got(name).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

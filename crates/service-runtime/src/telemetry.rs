@@ -161,7 +161,7 @@ fn outcome_of(status: u16) -> &'static str {
 }
 
 /// The trace id a gRPC request carries, or a fresh one.
-pub fn grpc_trace_id<T>(request: &tonic::Request<T>) -> String {
+fn grpc_trace_id<T>(request: &tonic::Request<T>) -> String {
     request
         .metadata()
         .get(TRACE_ID_HEADER)

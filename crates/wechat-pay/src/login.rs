@@ -8,7 +8,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::http::{TransportError, build_client, read_limited};
-use crate::retry::{RetryPolicy, with_retries};
+use crate::retry::{RetryPolicy, Retryable, with_retries};
 
 /// WeChat's host for Mini Program server APIs.
 pub const PRODUCTION_LOGIN_BASE_URL: &str = "https://api.weixin.qq.com";
@@ -101,7 +101,7 @@ impl LoginError {
     }
 
     /// Maps a non-zero errcode.
-    pub fn from_errcode(errcode: i64, errmsg: String) -> Self {
+    fn from_errcode(errcode: i64, errmsg: String) -> Self {
         match errcode {
             -1 => LoginError::Busy,
             40029 => LoginError::InvalidCode,
@@ -111,6 +111,12 @@ impl LoginError {
             40125 | 40013 => LoginError::InvalidCredentials { errcode },
             _ => LoginError::Other { errcode, errmsg },
         }
+    }
+}
+
+impl Retryable for LoginError {
+    fn is_retryable(&self) -> bool {
+        LoginError::is_retryable(self)
     }
 }
 

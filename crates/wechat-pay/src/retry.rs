@@ -59,21 +59,10 @@ impl RetryPolicy {
     }
 }
 
-/// An error that says whether trying again may succeed.
+/// An error that says whether trying again may succeed. Each error type implements it beside
+/// its own definition, where its inherent `is_retryable` decides.
 pub(crate) trait Retryable: Display {
     fn is_retryable(&self) -> bool;
-}
-
-impl Retryable for crate::v2::Error {
-    fn is_retryable(&self) -> bool {
-        crate::v2::Error::is_retryable(self)
-    }
-}
-
-impl Retryable for crate::login::LoginError {
-    fn is_retryable(&self) -> bool {
-        crate::login::LoginError::is_retryable(self)
-    }
 }
 
 /// Runs `attempt` until it succeeds, fails for good, runs out of attempts, or would start a

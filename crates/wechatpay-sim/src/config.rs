@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use clap::error::ErrorKind;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
 use wechat_pay::v2::ApiKey;
 
@@ -16,8 +18,6 @@ pub const DEFAULT_MCH_ID: &str = wechat_pay::example::MCH_ID;
 pub const DEFAULT_API_KEY: &str = wechat_pay::example::API_KEY;
 /// Default Mini Program AppSecret.
 pub const DEFAULT_APP_SECRET: &str = wechat_pay::example::APP_SECRET;
-/// Default listen address.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
 /// One merchant the simulator knows: a Mini Program (appid, AppSecret) paired with a
 /// merchant number and its API key. `Debug` hides the secrets.
@@ -46,7 +46,7 @@ impl std::fmt::Debug for SimMerchant {
 
 impl SimMerchant {
     /// The reference's example merchant.
-    pub fn default_merchant() -> Self {
+    pub(crate) fn default_merchant() -> Self {
         SimMerchant {
             appid: DEFAULT_APPID.into(),
             mch_id: DEFAULT_MCH_ID.into(),
@@ -100,43 +100,7 @@ impl Default for SimConfig {
     }
 }
 
-/// Why the command line or config file was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// An unknown flag.
-    #[error("unknown flag {0} (see --help)")]
-    UnknownFlag(String),
-    /// A flag without its value.
-    #[error("{0} needs a value")]
-    MissingValue(String),
-    /// A flag or variable with a bad value.
-    #[error("invalid value for {name}: {reason}")]
-    Invalid {
-        /// The flag or variable.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// The config file could not be read.
-    #[error("cannot read config file {path}: {reason}")]
-    File {
-        /// Its path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-fn invalid(name: &str, reason: impl ToString) -> ConfigError {
-    ConfigError::Invalid {
-        name: name.to_owned(),
-        reason: reason.to_string(),
-    }
-}
-
-pub use service_runtime::settings::parse_duration;
-
-/// A merchant as written in a config file or `--merchant appid:mch_id:key:secret`.
+/// A merchant as written in a config file or `--merchant APPID:MCH_ID:KEY:SECRET`.
 #[derive(Deserialize)]
 struct MerchantSpec {
     appid: String,
@@ -145,180 +109,239 @@ struct MerchantSpec {
     app_secret: String,
 }
 
-impl MerchantSpec {
-    fn into_merchant(self, name: &str) -> Result<SimMerchant, ConfigError> {
-        let valid_appid = self.appid.len() <= 32
-            && !self.appid.is_empty()
-            && self.appid.bytes().all(|b| b.is_ascii_alphanumeric());
+impl TryFrom<MerchantSpec> for SimMerchant {
+    type Error = String;
+
+    fn try_from(spec: MerchantSpec) -> Result<Self, String> {
+        let valid_appid = spec.appid.len() <= 32
+            && !spec.appid.is_empty()
+            && spec.appid.bytes().all(|b| b.is_ascii_alphanumeric());
         if !valid_appid {
-            return Err(invalid(name, "appid must be 1-32 ASCII letters and digits"));
+            return Err("appid must be 1-32 ASCII letters and digits".into());
         }
-        if self.mch_id.is_empty()
-            || self.mch_id.len() > 32
-            || !self.mch_id.bytes().all(|b| b.is_ascii_digit())
+        if spec.mch_id.is_empty()
+            || spec.mch_id.len() > 32
+            || !spec.mch_id.bytes().all(|b| b.is_ascii_digit())
         {
-            return Err(invalid(name, "mch_id must be 1-32 digits"));
+            return Err("mch_id must be 1-32 digits".into());
         }
         Ok(SimMerchant {
-            appid: self.appid,
-            mch_id: self.mch_id,
-            key: ApiKey::new(self.api_key).map_err(|e| invalid(name, e))?,
-            app_secret: self.app_secret,
+            appid: spec.appid,
+            mch_id: spec.mch_id,
+            key: ApiKey::new(spec.api_key).map_err(|e| e.to_string())?,
+            app_secret: spec.app_secret,
         })
     }
 }
+
+/// `--merchant APPID:MCH_ID:KEY:SECRET`.
+fn merchant_flag(value: &str) -> Result<SimMerchant, String> {
+    let parts: Vec<&str> = value.splitn(4, ':').collect();
+    let [appid, mch_id, api_key, app_secret] = parts[..] else {
+        return Err("expected APPID:MCH_ID:KEY:SECRET".into());
+    };
+    SimMerchant::try_from(MerchantSpec {
+        appid: appid.into(),
+        mch_id: mch_id.into(),
+        api_key: api_key.into(),
+        app_secret: app_secret.into(),
+    })
+}
+
+/// The merchants of one `--config` file.
+#[derive(Debug, Clone)]
+struct MerchantFile(Vec<SimMerchant>);
 
 #[derive(Deserialize)]
 struct FileConfig {
     merchants: Vec<MerchantSpec>,
 }
 
-/// What the command line asks for.
-#[derive(Debug)]
-pub enum Command {
-    /// Run with this configuration.
-    Run(SimConfig),
-    /// Print usage.
-    Help,
+/// `--config FILE`: read and validated while the command line is parsed, so a bad file is an
+/// error that names the flag.
+fn config_flag(path: &str) -> Result<MerchantFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let file: FileConfig =
+        serde_json::from_str(&text).map_err(|e| format!("cannot parse {path}: {e}"))?;
+    file.merchants
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| SimMerchant::try_from(spec).map_err(|e| format!("merchant {i}: {e}")))
+        .collect::<Result<_, _>>()
+        .map(MerchantFile)
 }
 
-/// Usage text.
-pub const USAGE: &str = "\
-wechatpay-sim: a WeChat Pay v2 merchant API and Mini Program login simulator
+fn duration_flag(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|e| format!("{e} (expected e.g. 500ms, 5s, 2m)"))
+}
 
-USAGE: wechatpay-sim [FLAGS]
+fn latency_flag(value: &str) -> Result<Duration, String> {
+    let latency = duration_flag(value)?;
+    if latency > MAX_LATENCY {
+        return Err("must be at most 60s".into());
+    }
+    Ok(latency)
+}
 
-  --listen ADDR                 where to listen (env SIM_LISTEN; default 127.0.0.1:8090)
-  --merchant APPID:MCH_ID:KEY:SECRET
-                                add a merchant (repeatable; replaces the default merchant)
-  --config FILE                 JSON file {\"merchants\": [{\"appid\", \"mch_id\", \"api_key\", \"app_secret\"}]}
-  --time-scale F                multiply the notification retry schedule and code lifetimes (default 1.0)
-  --auto-pay-after DURATION     pay every prepaid order DURATION after its prepay (e.g. 2s, 500ms)
-  --prepay-ttl DURATION         prepay_id validity (default 2h)
-  --notify-timeout DURATION     wait this long for a notification ack (default 5s)
-  --latency DURATION            fault: delay every merchant API answer
-  --system-error-rate F         fault: answer SYSTEMERROR on this fraction (0..1) of merchant API calls
-  --drop-notifications          fault: never send notifications
-  --duplicate-notifications N   fault: send N concurrent copies of every notification
-  --reorder-notifications N     fault: hold notifications until N are pending, then send newest first
-  --wrong-amount                fault: notifications carry total_fee + 1 (validly signed)
-  --forge-signature             fault: notifications carry a wrong signature
-  -h, --help                    this text
-";
+fn time_scale_flag(value: &str) -> Result<f64, String> {
+    let f: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if !(f.is_finite() && f > 0.0) {
+        return Err("must be a positive number".into());
+    }
+    Ok(f)
+}
 
-/// Parses the command line (without the program name); `listen_env` is `SIM_LISTEN`.
-pub fn parse_args(args: &[String], listen_env: Option<&str>) -> Result<Command, ConfigError> {
-    let mut config = SimConfig::default();
-    let mut merchants = Vec::new();
-    if let Some(listen) = listen_env {
-        config.listen = listen.parse().map_err(|e| invalid("SIM_LISTEN", e))?;
+fn rate_flag(value: &str) -> Result<f64, String> {
+    let f: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if !(0.0..=1.0).contains(&f) {
+        return Err("must be between 0 and 1".into());
     }
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| ConfigError::MissingValue(name.to_owned()))
-        };
-        let duration = |name: &str, v: String| {
-            parse_duration(&v).ok_or_else(|| invalid(name, "expected e.g. 500ms, 5s, 2m"))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--listen" => config.listen = value(flag)?.parse().map_err(|e| invalid(flag, e))?,
-            "--merchant" => {
-                let v = value(flag)?;
-                let parts: Vec<&str> = v.splitn(4, ':').collect();
-                let [appid, mch_id, api_key, app_secret] = parts[..] else {
-                    return Err(invalid(flag, "expected APPID:MCH_ID:KEY:SECRET"));
-                };
-                let spec = MerchantSpec {
-                    appid: appid.into(),
-                    mch_id: mch_id.into(),
-                    api_key: api_key.into(),
-                    app_secret: app_secret.into(),
-                };
-                merchants.push(spec.into_merchant(flag)?);
-            }
-            "--config" => {
-                let path = value(flag)?;
-                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                let file: FileConfig =
-                    serde_json::from_str(&text).map_err(|e| ConfigError::File {
-                        path,
-                        reason: e.to_string(),
-                    })?;
-                for spec in file.merchants {
-                    merchants.push(spec.into_merchant("--config")?);
-                }
-            }
-            "--time-scale" => {
-                let f: f64 = value(flag)?.parse().map_err(|e| invalid(flag, e))?;
-                if !(f.is_finite() && f > 0.0) {
-                    return Err(invalid(flag, "must be a positive number"));
-                }
-                config.time_scale = f;
-            }
-            "--auto-pay-after" => config.auto_pay_after = Some(duration(flag, value(flag)?)?),
-            "--prepay-ttl" => config.prepay_ttl = duration(flag, value(flag)?)?,
-            "--notify-timeout" => config.notify_timeout = duration(flag, value(flag)?)?,
-            "--latency" => {
-                config.faults.latency_ms =
-                    u64::try_from(duration(flag, value(flag)?)?.as_millis()).unwrap_or(u64::MAX)
-            }
-            "--system-error-rate" => {
-                let f: f64 = value(flag)?.parse().map_err(|e| invalid(flag, e))?;
-                if !(0.0..=1.0).contains(&f) {
-                    return Err(invalid(flag, "must be between 0 and 1"));
-                }
-                config.faults.system_error_rate = f;
-            }
-            "--drop-notifications" => config.faults.drop_notifications = true,
-            "--duplicate-notifications" => {
-                config.faults.duplicate_notifications =
-                    value(flag)?.parse().map_err(|e| invalid(flag, e))?
-            }
-            "--reorder-notifications" => {
-                config.faults.reorder_notifications =
-                    value(flag)?.parse().map_err(|e| invalid(flag, e))?
-            }
-            "--wrong-amount" => config.faults.wrong_amount = true,
-            "--forge-signature" => config.faults.forge_signature = true,
-            other => return Err(ConfigError::UnknownFlag(other.to_owned())),
-        }
+    Ok(f)
+}
+
+/// The longest `--latency` (`Faults::validate` allows 60 000 ms).
+const MAX_LATENCY: Duration = Duration::from_secs(60);
+
+/// wechatpay-sim: a WeChat Pay v2 merchant API and Mini Program login simulator
+#[derive(Debug, Parser)]
+#[command(name = "wechatpay-sim", version)]
+struct Args {
+    /// Where to listen [env: SIM_LISTEN] [default: 127.0.0.1:8090]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Add a merchant (repeatable; replaces the default merchant)
+    #[arg(long, value_name = "APPID:MCH_ID:KEY:SECRET", value_parser = merchant_flag)]
+    merchant: Vec<SimMerchant>,
+    /// JSON file {"merchants": [{"appid", "mch_id", "api_key", "app_secret"}]} (repeatable)
+    #[arg(long, value_name = "FILE", value_parser = config_flag)]
+    config: Vec<MerchantFile>,
+    /// Multiply the notification retry schedule and code lifetimes (tests use 0.001)
+    #[arg(long, value_name = "F", default_value = "1.0", value_parser = time_scale_flag, allow_negative_numbers = true)]
+    time_scale: f64,
+    /// Pay every prepaid order DURATION after its prepay (e.g. 2s, 500ms)
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    auto_pay_after: Option<Duration>,
+    /// How long a prepay_id stays valid
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = duration_flag)]
+    prepay_ttl: Duration,
+    /// How long to wait for a notification receiver's answer
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_flag)]
+    notify_timeout: Duration,
+    /// Fault: delay every merchant API answer (at most 60s)
+    #[arg(long, value_name = "DURATION", value_parser = latency_flag)]
+    latency: Option<Duration>,
+    /// Fault: answer SYSTEMERROR on this fraction (0..1) of merchant API calls
+    #[arg(long, value_name = "F", value_parser = rate_flag, allow_negative_numbers = true)]
+    system_error_rate: Option<f64>,
+    /// Fault: never send notifications
+    #[arg(long)]
+    drop_notifications: bool,
+    /// Fault: send N concurrent copies of every notification (at most 100)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100))]
+    duplicate_notifications: Option<u32>,
+    /// Fault: hold notifications until N are pending, then send newest first (at most 1000)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    reorder_notifications: Option<u32>,
+    /// Fault: notifications carry total_fee + 1 (validly signed)
+    #[arg(long)]
+    wrong_amount: bool,
+    /// Fault: notifications carry a wrong signature
+    #[arg(long)]
+    forge_signature: bool,
+}
+
+/// Parses the command line (`args` starts with the program name); `listen_env` is
+/// `SIM_LISTEN`, which `--listen` overrides. `--help` and `--version` come back as errors
+/// whose [`clap::Error::exit_code`] is 0: print them and stop.
+pub fn parse_args<I, T>(args: I, listen_env: Option<&str>) -> Result<SimConfig, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let mut command = Args::command();
+    let matches = command.try_get_matches_from_mut(args)?;
+    let args = Args::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+    let listen = match (args.listen, listen_env) {
+        (Some(flag), _) => flag,
+        (None, Some(env)) => env.parse().map_err(|e| {
+            command.error(
+                ErrorKind::InvalidValue,
+                format!("invalid value '{env}' for SIM_LISTEN: {e}"),
+            )
+        })?,
+        (None, None) => SimConfig::default().listen,
+    };
+    let faults = Faults {
+        latency_ms: args
+            .latency
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        system_error_rate: args.system_error_rate.unwrap_or(0.0),
+        system_error_next: 0,
+        drop_notifications: args.drop_notifications,
+        duplicate_notifications: args.duplicate_notifications.unwrap_or(0),
+        reorder_notifications: args.reorder_notifications.unwrap_or(0),
+        wrong_amount: args.wrong_amount,
+        forge_signature: args.forge_signature,
+    };
+    faults
+        .validate()
+        .map_err(|e| command.error(ErrorKind::ValueValidation, e))?;
+    Ok(SimConfig {
+        listen,
+        merchants: merchants_in_order(&matches, args.merchant, args.config),
+        time_scale: args.time_scale,
+        auto_pay_after: args.auto_pay_after,
+        prepay_ttl: args.prepay_ttl,
+        notify_timeout: args.notify_timeout,
+        faults,
+    })
+}
+
+/// The merchants of `--merchant` and `--config` in command-line order (the first is the
+/// default), or the default merchant when there are none.
+fn merchants_in_order(
+    matches: &ArgMatches,
+    flags: Vec<SimMerchant>,
+    files: Vec<MerchantFile>,
+) -> Vec<SimMerchant> {
+    let indices = |id| matches.indices_of(id).into_iter().flatten();
+    let mut placed: Vec<(usize, Vec<SimMerchant>)> = indices("merchant")
+        .zip(flags)
+        .map(|(i, m)| (i, vec![m]))
+        .chain(indices("config").zip(files).map(|(i, f)| (i, f.0)))
+        .collect();
+    placed.sort_by_key(|(i, _)| *i);
+    let merchants: Vec<SimMerchant> = placed.into_iter().flat_map(|(_, m)| m).collect();
+    if merchants.is_empty() {
+        vec![SimMerchant::default_merchant()]
+    } else {
+        merchants
     }
-    if !merchants.is_empty() {
-        config.merchants = merchants;
-    }
-    config.faults.validate().map_err(|e| invalid("faults", e))?;
-    Ok(Command::Run(config))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
+    fn parse(args: &[&str], listen_env: Option<&str>) -> Result<SimConfig, clap::Error> {
+        parse_args(
+            std::iter::once("wechatpay-sim").chain(args.iter().copied()),
+            listen_env,
+        )
     }
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_duration("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("5d"), None);
+    /// The error's kind, and that its message names `flag`.
+    fn refused(args: &[&str], listen_env: Option<&str>, flag: &str) -> ErrorKind {
+        let err = parse(args, listen_env).unwrap_err();
+        let message = err.render().to_string();
+        assert!(message.contains(flag), "{message}");
+        err.kind()
     }
 
     #[test]
     fn flags() {
-        let Ok(Command::Run(c)) = parse_args(
-            &args(&[
+        let c = parse(
+            &[
                 "--listen",
                 "127.0.0.1:0",
                 "--time-scale",
@@ -327,35 +350,123 @@ mod tests {
                 "2s",
                 "--merchant",
                 "wx1234:1900000109:0123456789abcdef0123456789abcdef:s3cret",
-            ]),
+                "--latency",
+                "200ms",
+                "--system-error-rate",
+                "0.1",
+                "--drop-notifications",
+                "--duplicate-notifications",
+                "5",
+                "--reorder-notifications",
+                "2",
+                "--wrong-amount",
+                "--forge-signature",
+            ],
             Some("127.0.0.1:9999"),
-        ) else {
-            panic!("expected a run command")
-        };
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.time_scale, 0.001);
         assert_eq!(c.auto_pay_after, Some(Duration::from_secs(2)));
         assert_eq!(c.merchants.len(), 1);
         assert_eq!(c.merchants[0].mch_id, "1900000109");
-        assert!(matches!(
-            parse_args(&args(&["--bogus"]), None),
-            Err(ConfigError::UnknownFlag(_))
-        ));
-        assert!(matches!(
-            parse_args(&args(&["--time-scale"]), None),
-            Err(ConfigError::MissingValue(_))
-        ));
-        assert!(matches!(
-            parse_args(&args(&["--time-scale", "-1"]), None),
-            Err(ConfigError::Invalid { .. })
-        ));
-        assert!(matches!(
-            parse_args(&args(&["--merchant", "wx:1:short:s"]), None),
-            Err(ConfigError::Invalid { .. })
-        ));
-        assert!(matches!(
-            parse_args(&[], Some("nonsense")),
-            Err(ConfigError::Invalid { .. })
-        ));
+        assert_eq!(
+            c.faults,
+            Faults {
+                latency_ms: 200,
+                system_error_rate: 0.1,
+                system_error_next: 0,
+                drop_notifications: true,
+                duplicate_notifications: 5,
+                reorder_notifications: 2,
+                wrong_amount: true,
+                forge_signature: true,
+            }
+        );
+    }
+
+    #[test]
+    fn defaults_and_the_environment() {
+        let c = parse(&[], None).unwrap();
+        let d = SimConfig::default();
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.time_scale, 1.0);
+        assert_eq!(c.prepay_ttl, Duration::from_secs(2 * 3600));
+        assert_eq!(c.notify_timeout, Duration::from_secs(5));
+        assert_eq!(c.auto_pay_after, None);
+        assert_eq!(c.faults, Faults::default());
+        assert_eq!(c.merchants[0].mch_id, DEFAULT_MCH_ID);
+        let c = parse(
+            &["--prepay-ttl", "15m", "--notify-timeout", "250ms"],
+            Some("0.0.0.0:1"),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:1".parse().unwrap());
+        assert_eq!(c.prepay_ttl, Duration::from_secs(900));
+        assert_eq!(c.notify_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn merchants_keep_command_line_order() {
+        let dir = std::env::temp_dir().join(format!("wechatpay-sim-config-{}", std::process::id()));
+        std::fs::write(
+            &dir,
+            r#"{"merchants": [{"appid": "wxfile", "mch_id": "222", "api_key": "0123456789abcdef0123456789abcdef", "app_secret": "s"}]}"#,
+        )
+        .unwrap();
+        let path = dir.to_str().unwrap();
+        let c = parse(
+            &[
+                "--config",
+                path,
+                "--merchant",
+                "wxflag:111:0123456789abcdef0123456789abcdef:s",
+            ],
+            None,
+        );
+        std::fs::remove_file(&dir).unwrap();
+        let ids: Vec<String> = c.unwrap().merchants.into_iter().map(|m| m.mch_id).collect();
+        assert_eq!(ids, ["222", "111"]);
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        assert_eq!(
+            refused(&["--bogus"], None, "--bogus"),
+            ErrorKind::UnknownArgument
+        );
+        assert_eq!(
+            refused(&["--time-scale"], None, "--time-scale"),
+            ErrorKind::InvalidValue
+        );
+        for (flag, value) in [
+            ("--time-scale", "-1"),
+            ("--time-scale", "fast"),
+            ("--merchant", "wx:1:short:s"),
+            ("--merchant", "wx:1"),
+            ("--config", "/no/such/file.json"),
+            ("--auto-pay-after", "5"),
+            ("--prepay-ttl", "soon"),
+            ("--latency", "2m"),
+            ("--system-error-rate", "1.5"),
+            ("--duplicate-notifications", "101"),
+            ("--reorder-notifications", "1001"),
+            ("--system-error-rate", "-0.1"),
+            ("--listen", "nowhere"),
+        ] {
+            assert_eq!(
+                refused(&[flag, value], None, flag),
+                ErrorKind::ValueValidation,
+                "{flag} {value}"
+            );
+        }
+        assert_eq!(
+            refused(&[], Some("nonsense"), "SIM_LISTEN"),
+            ErrorKind::InvalidValue
+        );
+        assert_eq!(
+            parse(&["--help"], None).unwrap_err().kind(),
+            ErrorKind::DisplayHelp
+        );
     }
 }

@@ -27,7 +27,7 @@ pub struct Faults {
 
 impl Faults {
     /// Refuses settings that make no sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.system_error_rate) {
             return Err("system_error_rate must be between 0 and 1".into());
         }
@@ -44,7 +44,7 @@ impl Faults {
     }
 
     /// Copies per notification attempt.
-    pub fn copies(&self) -> u32 {
+    pub(crate) fn copies(&self) -> u32 {
         self.duplicate_notifications.max(1)
     }
 }

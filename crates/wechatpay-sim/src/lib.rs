@@ -39,8 +39,8 @@ use axum::routing::{any, get, post};
 use wechat_pay::v2::Endpoint;
 
 pub use self::config::{
-    Command, ConfigError, DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_LISTEN,
-    DEFAULT_MCH_ID, SimConfig, SimMerchant, USAGE, parse_args, parse_duration,
+    DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_MCH_ID, SimConfig, SimMerchant,
+    parse_args,
 };
 pub use self::faults::Faults;
 pub use self::login::{CODE_TTL, LOGINS_PER_MINUTE, openid_for};
@@ -58,7 +58,7 @@ fn merchant_route(endpoint: Endpoint, sandbox: bool) -> axum::routing::MethodRou
 }
 
 /// The simulator's routes.
-pub fn router(sim: Arc<Sim>) -> Router {
+fn router(sim: Arc<Sim>) -> Router {
     let mut router = Router::new();
     for endpoint in [
         Endpoint::UnifiedOrder,
@@ -99,11 +99,6 @@ pub struct RunningSim {
 }
 
 impl RunningSim {
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `http://<addr>`: the base URL for the merchant API, login and control API.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)

@@ -80,7 +80,8 @@ fn error(errcode: i64, errmsg: &str) -> Json<Value> {
     Json(json!({ "errcode": errcode, "errmsg": errmsg }))
 }
 
-/// The handler.
+/// `GET /sns/jscode2session`: WeChat's checks in WeChat's order (appid, secret, grant type,
+/// code), then single use, then the rate limit.
 pub(crate) async fn jscode2session(
     State(sim): State<Arc<Sim>>,
     Query(q): Query<LoginQuery>,
@@ -103,7 +104,7 @@ pub(crate) async fn jscode2session(
         return error(40163, "code been used");
     }
     let name = if let Some(issued) = book.issued_codes.get(&code) {
-        if issued.appid != appid || issued.expires < Instant::now() {
+        if issued.appid != appid || issued.expires < sim.clock.now() {
             return error(40029, "invalid code");
         }
         issued.name.clone()
@@ -117,7 +118,7 @@ pub(crate) async fn jscode2session(
     }
     book.issued_codes.remove(&code);
     let openid = openid_for(&appid, &name);
-    let now = Instant::now();
+    let now = sim.clock.now();
     let window = book
         .rate
         .entry((appid.clone(), openid.clone()))
@@ -157,7 +158,7 @@ pub(crate) fn issue_code(sim: &Sim, req: IssueCode) -> Result<Value, String> {
             .map(|m| m.appid.clone())
             .ok_or("unknown appid")?,
         None => sim
-            .config()
+            .config
             .merchants
             .first()
             .map(|m| m.appid.clone())
@@ -166,7 +167,9 @@ pub(crate) fn issue_code(sim: &Sim, req: IssueCode) -> Result<Value, String> {
     let random: u128 = rand::rng().random();
     let code = format!("sim{random:032x}");
     let ttl = sim.scaled(CODE_TTL);
-    let expires = Instant::now()
+    let expires = sim
+        .clock
+        .now()
         .checked_add(ttl)
         .ok_or("code lifetime out of range")?;
     lock(&sim.logins).issued_codes.insert(

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use wechatpay_sim::{Command, Sim, USAGE, parse_args, serve};
+use wechatpay_sim::{Sim, parse_args, serve};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -12,16 +12,15 @@ async fn main() -> ExitCode {
         )
         .json()
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match parse_args(&args, std::env::var("SIM_LISTEN").ok().as_deref()) {
-        Ok(Command::Run(config)) => config,
-        Ok(Command::Help) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
+    let config = match parse_args(
+        std::env::args_os(),
+        std::env::var("SIM_LISTEN").ok().as_deref(),
+    ) {
+        Ok(config) => config,
         Err(e) => {
-            eprintln!("wechatpay-sim: {e}");
-            return ExitCode::from(2);
+            // `--help` and `--version` print to stdout and exit 0; errors to stderr with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
@@ -53,11 +52,37 @@ async fn main() -> ExitCode {
         config.time_scale, config.auto_pay_after
     );
     let sim = Sim::new(config);
-    match serve(listener, sim, service_runtime::shutdown::signal()).await {
+    match serve(listener, sim, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("wechatpay-sim: {e}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Completes on SIGTERM or Ctrl-C. If a handler cannot be installed, that signal is simply
+/// not awaited (the other still stops the simulator).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
 }

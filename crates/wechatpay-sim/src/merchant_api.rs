@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -228,9 +228,9 @@ struct NewOrder {
 impl NewOrder {
     /// A new order's `time_expire` must leave at least a minute to pay. Checked only when the
     /// order is created: re-entry of an existing order answers from its state instead.
-    fn check_window(&self) -> Result<(), Refusal> {
+    fn check_window(&self, now: WeChatTime) -> Result<(), Refusal> {
         if let Some(expire) = self.time_expire {
-            let now = WeChatTime::now().unix_seconds();
+            let now = now.unix_seconds();
             let from = self.time_start.map_or(now, |s| s.unix_seconds().max(now));
             if expire.unix_seconds() - from < wechat_pay::MIN_EXPIRE_WINDOW_SECONDS {
                 return Err(refuse("INVALID_REQUEST", "time_expire时间过短，至少1分钟"));
@@ -362,19 +362,20 @@ fn unified_order(
             }
             if order
                 .time_expire
-                .is_some_and(|t| t.unix_seconds() <= WeChatTime::now().unix_seconds())
+                .is_some_and(|t| t.unix_seconds() <= sim.clock.wechat_now().unix_seconds())
             {
                 return Err(refuse("ORDERCLOSED", "订单已过期"));
             }
-            if order.prepay_issued.elapsed() > sim.config.prepay_ttl {
+            let now = sim.clock.now();
+            if now.saturating_duration_since(order.prepay_issued) > sim.config.prepay_ttl {
                 order.prepay_id = sim.new_prepay_id();
-                order.prepay_issued = Instant::now();
+                order.prepay_issued = now;
                 fresh_prepay = true;
             }
             order.prepay_id.clone()
         }
         None => {
-            new.check_window()?;
+            new.check_window(sim.clock.wechat_now())?;
             let prepay_id = sim.new_prepay_id();
             store.insert(Order {
                 key: key.clone(),
@@ -388,7 +389,7 @@ fn unified_order(
                 sign_type,
                 time_expire: new.time_expire,
                 prepay_id: prepay_id.clone(),
-                prepay_issued: Instant::now(),
+                prepay_issued: sim.clock.now(),
                 state: TradeState::Notpay,
                 transaction_id: None,
                 time_end: None,

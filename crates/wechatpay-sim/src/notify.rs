@@ -11,7 +11,7 @@ use wechat_pay::v2::{self, ApiKey, Params, SignType, TradeState, xml};
 use crate::config::SimMerchant;
 use crate::faults::Faults;
 use crate::sim::{Sim, lock, now_ms};
-use crate::store::{Attempt, Order, OrderKey};
+use crate::store::{Attempt, NotificationLog, Order, OrderKey};
 
 /// WeChat's gaps between notification attempts, in seconds (§2.9 of the reference): the
 /// first delivery is at t=0, then one retry after each gap — 16 attempts over 24 h 4 min.
@@ -104,6 +104,50 @@ impl Delivery {
     }
 }
 
+/// Attempts in all: the first delivery, then one retry after each gap.
+const ATTEMPTS: u32 = 16;
+const _: () = assert!(RETRY_GAPS_SECS.len() + 1 == ATTEMPTS as usize);
+
+/// The pause before attempt number `attempt` (1 = the first delivery, sent at once), scaled.
+pub(crate) fn gap_before(sim: &Sim, attempt: u32) -> Duration {
+    let gap = attempt
+        .checked_sub(2)
+        .and_then(|i| RETRY_GAPS_SECS.get(usize::try_from(i).ok()?));
+    gap.map_or(Duration::ZERO, |secs| {
+        sim.scaled(Duration::from_secs(*secs))
+    })
+}
+
+/// A delivery counted in its order's record (`deliveries_running`) from before it is
+/// scheduled until its task ends, however it ends: while the count is 0 and nothing is held,
+/// no attempt for the order is under way or to come.
+struct Running {
+    sim: Arc<Sim>,
+    key: OrderKey,
+}
+
+impl Running {
+    /// Counts a delivery for `key`, applying `also` to the record under the same lock.
+    fn start(sim: &Arc<Sim>, key: &OrderKey, also: impl FnOnce(&mut NotificationLog)) -> Self {
+        mark(sim, key, |log| {
+            also(log);
+            log.deliveries_running += 1;
+        });
+        Running {
+            sim: Arc::clone(sim),
+            key: key.clone(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        mark(&self.sim, &self.key, |log| {
+            log.deliveries_running = log.deliveries_running.saturating_sub(1);
+        });
+    }
+}
+
 /// Sends `delivery` now, or drops or holds it as the faults say.
 pub(crate) fn dispatch(sim: &Arc<Sim>, delivery: Delivery) {
     // The held list is locked before the faults are read, and `Sim::set_faults` locks it
@@ -129,65 +173,88 @@ pub(crate) fn dispatch(sim: &Arc<Sim>, delivery: Delivery) {
         return;
     }
     drop(held);
-    spawn_delivery(sim, delivery, Duration::ZERO);
+    let running = Running::start(sim, &delivery.key, |_| {});
+    tokio::spawn(deliver(Arc::clone(sim), Arc::new(delivery), 1, running));
 }
 
-/// Sends held notifications, newest first, a little apart so they arrive in that order.
+/// Sends held notifications newest first: each first attempt is finished before the next one
+/// starts, so they arrive in that order; each then follows its own retry schedule.
 pub(crate) fn release(sim: &Arc<Sim>, held: Vec<Delivery>) {
-    for (i, delivery) in held.into_iter().rev().enumerate() {
-        mark(sim, &delivery.key, |log| log.held = false);
-        let stagger = Duration::from_millis(50 * u64::try_from(i).unwrap_or(0));
-        spawn_delivery(sim, delivery, stagger);
+    if held.is_empty() {
+        return;
     }
+    let batch: Vec<(Arc<Delivery>, Running)> = held
+        .into_iter()
+        .rev()
+        .map(|delivery| {
+            let running = Running::start(sim, &delivery.key, |log| log.held = false);
+            (Arc::new(delivery), running)
+        })
+        .collect();
+    let sim = Arc::clone(sim);
+    tokio::spawn(async move {
+        for (delivery, running) in batch {
+            if attempt(&sim, &delivery, 1).await == Next::Retry {
+                tokio::spawn(deliver(Arc::clone(&sim), delivery, 2, running));
+            }
+        }
+    });
 }
 
-fn mark(sim: &Sim, key: &OrderKey, f: impl FnOnce(&mut crate::store::NotificationLog)) {
+fn mark(sim: &Sim, key: &OrderKey, f: impl FnOnce(&mut NotificationLog)) {
     if let Some(order) = lock(&sim.store).get_mut(key) {
         f(&mut order.notifications);
     }
 }
 
-fn spawn_delivery(sim: &Arc<Sim>, delivery: Delivery, delay: Duration) {
-    let sim = Arc::clone(sim);
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        deliver(sim, delivery).await;
-    });
+/// What follows an attempt.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// Acknowledged, or the order has left the state the notification reports.
+    Stop,
+    /// Not acknowledged: try again after the next gap.
+    Retry,
 }
 
-/// Attempts delivery on the schedule until a copy is acknowledged or the schedule ends.
-async fn deliver(sim: Arc<Sim>, delivery: Delivery) {
-    let delivery = Arc::new(delivery);
-    for attempt in 1..=u32::try_from(RETRY_GAPS_SECS.len() + 1).unwrap_or(16) {
-        if attempt > 1 {
-            let gap = RETRY_GAPS_SECS[(attempt - 2) as usize];
-            tokio::time::sleep(sim.scaled(Duration::from_secs(gap))).await;
-        }
-        let current = lock(&sim.store).get(&delivery.key).map(|o| o.state);
-        if current != Some(delivery.state) {
-            tracing::info!(out_trade_no = %delivery.key.out_trade_no, "order state changed; older notification stopped");
+/// Attempts delivery from attempt `first` on the schedule until a copy is acknowledged or
+/// the schedule ends; `_running` counts this delivery until it returns.
+async fn deliver(sim: Arc<Sim>, delivery: Arc<Delivery>, first: u32, _running: Running) {
+    for number in first..=ATTEMPTS {
+        tokio::time::sleep(gap_before(&sim, number)).await;
+        if attempt(&sim, &delivery, number).await == Next::Stop {
             return;
         }
-        let copies = sim.faults().copies();
-        let mut set = JoinSet::new();
-        for copy in 1..=copies {
-            let (sim, delivery) = (Arc::clone(&sim), Arc::clone(&delivery));
-            set.spawn(async move { send_copy(&sim, &delivery, attempt, copy).await });
-        }
-        let mut acked = false;
-        while let Some(result) = set.join_next().await {
-            acked |= result.unwrap_or(false);
-        }
-        if acked {
-            tracing::info!(out_trade_no = %delivery.key.out_trade_no, attempt, "notification acknowledged");
-            return;
-        }
-        tracing::info!(out_trade_no = %delivery.key.out_trade_no, attempt, "notification not acknowledged");
     }
     tracing::warn!(out_trade_no = %delivery.key.out_trade_no, "notification schedule exhausted");
 }
 
-/// Sends one copy and records it; true when the receiver acknowledged success.
+/// One attempt: every copy the duplicate fault asks for, concurrently, each recorded before
+/// this returns.
+async fn attempt(sim: &Arc<Sim>, delivery: &Arc<Delivery>, number: u32) -> Next {
+    let current = lock(&sim.store).get(&delivery.key).map(|o| o.state);
+    if current != Some(delivery.state) {
+        tracing::info!(out_trade_no = %delivery.key.out_trade_no, "order state changed; older notification stopped");
+        return Next::Stop;
+    }
+    let copies = sim.faults().copies();
+    let mut set = JoinSet::new();
+    for copy in 1..=copies {
+        let (sim, delivery) = (Arc::clone(sim), Arc::clone(delivery));
+        set.spawn(async move { send_copy(&sim, &delivery, number, copy).await });
+    }
+    let mut acked = false;
+    while let Some(result) = set.join_next().await {
+        acked |= result.unwrap_or(false);
+    }
+    if acked {
+        tracing::info!(out_trade_no = %delivery.key.out_trade_no, attempt = number, "notification acknowledged");
+        Next::Stop
+    } else {
+        tracing::info!(out_trade_no = %delivery.key.out_trade_no, attempt = number, "notification not acknowledged");
+        Next::Retry
+    }
+}
+
 /// Largest ack body read; a bigger one is cut here and cannot be a valid ack.
 const MAX_ACK_READ: usize = 64 * 1024;
 
@@ -202,6 +269,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
     Ok(body)
 }
 
+/// Sends one copy and records it; true when the receiver acknowledged success.
 async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> bool {
     let at_ms = now_ms();
     let sent = sim
@@ -252,4 +320,23 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
         })
     });
     outcome == "acked"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SimConfig;
+
+    #[test]
+    fn the_schedule_is_scaled_and_starts_at_once() {
+        let sim = Sim::new(SimConfig {
+            time_scale: 0.01,
+            ..SimConfig::default()
+        });
+        let gaps: Vec<Duration> = (1..=5).map(|n| gap_before(&sim, n)).collect();
+        let ms = Duration::from_millis;
+        assert_eq!(gaps, [Duration::ZERO, ms(150), ms(150), ms(300), ms(1800)]);
+        assert_eq!(gap_before(&sim, ATTEMPTS), ms(216_000));
+        assert_eq!(gap_before(&sim, ATTEMPTS + 1), Duration::ZERO);
+    }
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde::Serialize;
@@ -26,7 +26,43 @@ pub struct Sim {
     pub(crate) logins: Mutex<LoginBook>,
     pub(crate) held: Mutex<Vec<notify::Delivery>>,
     pub(crate) http: reqwest::Client,
+    pub(crate) clock: Clock,
     seq: AtomicU64,
+}
+
+/// The simulator's clock: real time plus an offset that only grows. Tests move it forward to
+/// expire login codes, prepay sessions and `time_expire` windows without waiting.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    ahead_ms: AtomicU64,
+}
+
+impl Clock {
+    fn ahead(&self) -> Duration {
+        Duration::from_millis(self.ahead_ms.load(Ordering::Relaxed))
+    }
+
+    /// Now, on the monotonic clock (lifetimes, rate windows).
+    pub(crate) fn now(&self) -> Instant {
+        let real = Instant::now();
+        real.checked_add(self.ahead()).unwrap_or(real)
+    }
+
+    /// Now, as WeChat writes it (`time_expire`, `time_end`).
+    pub(crate) fn wechat_now(&self) -> WeChatTime {
+        let real = WeChatTime::now();
+        let ahead = i64::try_from(self.ahead().as_secs()).unwrap_or(i64::MAX);
+        real.plus_seconds(ahead).unwrap_or(real)
+    }
+
+    fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        let _ = self
+            .ahead_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |a| {
+                Some(a.saturating_add(ms))
+            });
+    }
 }
 
 /// Locks a mutex, recovering the data if a holder panicked (the simulator keeps serving).
@@ -76,9 +112,9 @@ pub enum ControlError {
 pub struct OrderView {
     /// Our number.
     pub out_trade_no: String,
-    /// Merchant.
+    /// Merchant number.
     pub mch_id: String,
-    /// Appid.
+    /// The Mini Program it was placed under.
     pub appid: String,
     /// Placed through the sandbox.
     pub sandbox: bool,
@@ -94,7 +130,7 @@ pub struct OrderView {
     pub time_end: Option<String>,
     /// Where notifications go.
     pub notify_url: String,
-    /// Notification record.
+    /// What happened to its notifications.
     pub notifications: NotificationLog,
 }
 
@@ -137,23 +173,19 @@ impl Sim {
             logins: Mutex::default(),
             held: Mutex::default(),
             http,
+            clock: Clock::default(),
             seq: AtomicU64::new(1),
         })
     }
 
     /// The merchant with this number.
-    pub fn merchant(&self, mch_id: &str) -> Option<&SimMerchant> {
+    pub(crate) fn merchant(&self, mch_id: &str) -> Option<&SimMerchant> {
         self.merchants.get(mch_id)
     }
 
     /// The merchant for this Mini Program.
-    pub fn merchant_by_appid(&self, appid: &str) -> Option<&SimMerchant> {
+    pub(crate) fn merchant_by_appid(&self, appid: &str) -> Option<&SimMerchant> {
         self.config.merchants.iter().find(|m| m.appid == appid)
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &SimConfig {
-        &self.config
     }
 
     /// The current fault settings.
@@ -176,6 +208,13 @@ impl Sim {
         drop(held);
         notify::release(self, due);
         Ok(())
+    }
+
+    /// Moves the simulator's clock forward: login codes, prepay sessions, `time_expire` and
+    /// the login rate window then see the later time. Notifications and auto-pay keep real
+    /// (scaled) time.
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
     }
 
     /// Number of orders held.
@@ -260,12 +299,13 @@ impl Sim {
                     )));
                 }
             }
-            if order.prepay_issued.elapsed() > prepay_ttl {
+            let now = self.clock.now();
+            if now.saturating_duration_since(order.prepay_issued) > prepay_ttl {
                 return Err(ControlError::Conflict("the prepay_id has expired".into()));
             }
             if order
                 .time_expire
-                .is_some_and(|t| t.unix_seconds() < WeChatTime::now().unix_seconds())
+                .is_some_and(|t| t.unix_seconds() < self.clock.wechat_now().unix_seconds())
             {
                 return Err(ControlError::Conflict(
                     "the order is past its time_expire".into(),
@@ -276,7 +316,7 @@ impl Sim {
                     let txn = self.new_transaction_id();
                     order.state = TradeState::Success;
                     order.transaction_id = Some(txn.clone());
-                    order.time_end = Some(WeChatTime::now());
+                    order.time_end = Some(self.clock.wechat_now());
                     store.index_transaction(key, &txn);
                 }
                 PayResult::Payerror => order.state = TradeState::Payerror,

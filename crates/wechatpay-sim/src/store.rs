@@ -21,7 +21,7 @@ pub struct OrderKey {
 /// One order as WeChat sees it.
 #[derive(Debug, Clone)]
 pub struct Order {
-    /// Its key.
+    /// Merchant, sandbox or not, and number: where it is kept.
     pub key: OrderKey,
     /// The appid it was placed under.
     pub appid: String,
@@ -63,6 +63,9 @@ pub struct NotificationLog {
     pub dropped: bool,
     /// Held by the reorder fault, not yet sent.
     pub held: bool,
+    /// Deliveries under way or scheduled. While 0 and not `held`, no further attempt will
+    /// be made (until the order is paid again or held notifications are released).
+    pub deliveries_running: u32,
     /// Every copy of every attempt, in the order they finished.
     pub attempts: Vec<Attempt>,
 }
@@ -141,7 +144,7 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Number of orders.
+    /// How many orders are kept (the health answer).
     pub(crate) fn len(&self) -> usize {
         self.orders.len()
     }

@@ -37,38 +37,44 @@ async fn test_codes_log_in_stable_users_once_each() {
     ));
 }
 
-#[tokio::test]
-async fn issued_codes_expire() {
-    let sim = sim_with(|c| c.time_scale = 0.005).await; // codes live 1.5 s
+async fn issue(sim: &wechatpay_sim::RunningSim, name: &str) -> serde_json::Value {
     let (status, v) = control(
-        &sim,
+        sim,
         reqwest::Method::POST,
         "/sim/v1/login-codes",
-        Some(serde_json::json!({"name": "carol"})),
+        Some(serde_json::json!({ "name": name })),
     )
     .await;
     assert_eq!(status, 201, "{v}");
-    let code = v["code"].as_str().unwrap().to_owned();
-    let (_, v2) = control(
-        &sim,
-        reqwest::Method::POST,
-        "/sim/v1/login-codes",
-        Some(serde_json::json!({"name": "carol"})),
-    )
-    .await;
+    v
+}
+
+#[tokio::test]
+async fn issued_codes_are_single_use_and_expire() {
+    let sim = sim_with(|c| c.time_scale = 1.0).await; // codes live 5 minutes
+    let [first, second, third] = [
+        issue(&sim, "carol").await,
+        issue(&sim, "carol").await,
+        issue(&sim, "carol").await,
+    ]
+    .map(|v| v["code"].as_str().unwrap().to_owned());
     let login = login_client(&sim);
-    let s = login.code2session(&code).await.unwrap();
-    assert!(
-        matches!(login.code2session(&code).await, Err(LoginError::CodeUsed)),
-        "an issued code is single use"
-    );
+    let s = login.code2session(&first).await.unwrap();
     assert_eq!(
         s.openid,
         wechatpay_sim::openid_for(wechatpay_sim::DEFAULT_APPID, "carol")
     );
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert!(
+        matches!(login.code2session(&first).await, Err(LoginError::CodeUsed)),
+        "an issued code is single use"
+    );
+    // The simulator's clock, not the test, moves through the lifetime.
+    let clock = sim.sim();
+    clock.advance_clock(wechatpay_sim::CODE_TTL - Duration::from_secs(1));
+    login.code2session(&second).await.unwrap();
+    clock.advance_clock(Duration::from_secs(2));
     assert!(matches!(
-        login.code2session(v2["code"].as_str().unwrap()).await,
+        login.code2session(&third).await,
         Err(LoginError::InvalidCode)
     ));
     let (status, _) = control(
@@ -79,6 +85,20 @@ async fn issued_codes_expire() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_code_lifetime_follows_the_time_scale() {
+    let sim = sim_with(|c| c.time_scale = 0.005).await;
+    let v = issue(&sim, "dora").await;
+    assert_eq!(v["expires_in_ms"], 1500);
+    sim.sim().advance_clock(Duration::from_millis(1501));
+    assert!(matches!(
+        login_client(&sim)
+            .code2session(v["code"].as_str().unwrap())
+            .await,
+        Err(LoginError::InvalidCode)
+    ));
 }
 
 #[tokio::test]

@@ -113,7 +113,8 @@ async fn re_entry_same_parameters_same_prepay_different_parameters_refused() {
 
 #[tokio::test]
 async fn expired_prepay_is_refreshed_on_re_entry() {
-    let sim = sim_with(|c| c.prepay_ttl = std::time::Duration::from_millis(50)).await;
+    let sim = sim().await; // prepay_ttl: 2 h
+
     let openid = login(&sim, "carol").await;
     let client = client(&sim, SignType::Md5);
     let n = number();
@@ -121,7 +122,8 @@ async fn expired_prepay_is_refreshed_on_re_entry() {
         .unified_order(&order(n.clone(), &openid, "http://127.0.0.1:9/notify", 100))
         .await
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(80)).await;
+    sim.sim()
+        .advance_clock(std::time::Duration::from_secs(2 * 3600 + 1));
     let (status, _) = pay_order(&sim, n.as_str(), None).await;
     assert_eq!(status, 409, "an expired prepay cannot be paid");
     let second = client
@@ -476,7 +478,7 @@ async fn re_entry_of_an_existing_order_answers_from_its_state_not_the_expire_win
     params.insert(
         "time_expire",
         wechat_pay::WeChatTime::now()
-            .plus_seconds(61)
+            .plus_seconds(90)
             .unwrap()
             .to_string(),
     );
@@ -484,7 +486,7 @@ async fn re_entry_of_an_existing_order_answers_from_its_state_not_the_expire_win
     assert_eq!(first.get("result_code"), Some("SUCCESS"), "{first:?}");
     let (status, _) = pay_order(&sim, "WINDOW0000001", None).await;
     assert_eq!(status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await; // the window is now under 60 s
+    sim.sim().advance_clock(std::time::Duration::from_secs(60)); // the window is now under 60 s
     let again = raw_call(&sim, "/pay/unifiedorder", params, true).await;
     assert_eq!(again.get("err_code"), Some("ORDERPAID"), "{again:?}");
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use super::sign::SignatureError;
 use super::xml::{EncodeError, XmlError};
 use crate::http::TransportError;
+use crate::retry::Retryable;
 
 /// WeChat's business error codes (`err_code` when `result_code=FAIL`), as far as Minipay
 /// acts on them; anything else is kept verbatim in [`ErrCode::Other`].
@@ -176,6 +177,12 @@ impl Error {
             Error::Business { code, .. } => Some(code),
             _ => None,
         }
+    }
+}
+
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        Error::is_retryable(self)
     }
 }
 

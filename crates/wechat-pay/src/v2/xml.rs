@@ -111,7 +111,7 @@ pub fn decode(body: &[u8]) -> Result<Params, XmlError> {
 ///
 /// Text and CDATA are both accepted (and may be mixed within one field); the five predefined
 /// entities and numeric character references are decoded.
-pub fn decode_with_limit(body: &[u8], max_bytes: usize) -> Result<Params, XmlError> {
+fn decode_with_limit(body: &[u8], max_bytes: usize) -> Result<Params, XmlError> {
     if body.len() > max_bytes {
         return Err(XmlError::TooLarge { limit: max_bytes });
     }

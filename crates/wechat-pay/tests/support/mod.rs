@@ -7,7 +7,6 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -36,8 +35,8 @@ pub enum Step {
     ReturnFail(&'static str),
     /// This HTTP status, empty body.
     Status(u16),
-    /// Wait, then answer like `Ok` with no extra fields.
-    Sleep(Duration),
+    /// Never answer: the client's timeout is what ends the call.
+    Hang,
     /// A success whose signature is wrong.
     BadSign,
     /// A success with no signature at all.
@@ -147,10 +146,7 @@ async fn answer(State(peer): State<Peer>, body: Bytes) -> Response {
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response();
         }
-        Step::Sleep(d) => {
-            tokio::time::sleep(d).await;
-            signed(envelope(&[]), sign_type)
-        }
+        Step::Hang => std::future::pending().await,
         Step::BadSign => {
             let mut p = envelope(&[("prepay_id", "wx1")]);
             v2::sign_params(&mut p, &key(), sign_type);

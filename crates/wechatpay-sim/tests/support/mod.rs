@@ -252,18 +252,58 @@ impl Receiver {
         self.bodies.lock().unwrap()[i].clone()
     }
 
-    /// Waits until at least `n` bodies arrived (at most `within`).
-    pub async fn wait_for(&self, n: usize, within: Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        while self.count() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} notifications, got {}",
-                self.count()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    /// Waits until at least `n` bodies arrived.
+    pub async fn wait_for(&self, n: usize) {
+        eventually(format!("{n} notifications at the receiver"), || async {
+            (self.count() >= n).then_some(())
+        })
+        .await
     }
+}
+
+/// How long [`eventually`] waits: far beyond what any condition needs on an idle machine, so
+/// only a real failure reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `check` until it gives a value, failing the test naming `what` after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: impl std::fmt::Display, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The order's view once its notifications have settled: nothing held and no delivery under
+/// way or scheduled, so no further attempt will be made.
+pub async fn settled(sim: &RunningSim, out_trade_no: &OutTradeNo) -> serde_json::Value {
+    eventually(
+        format!("order {out_trade_no}'s deliveries to finish"),
+        || async {
+            let v = view(sim, out_trade_no).await;
+            let log = &v["notifications"];
+            (log["deliveries_running"] == 0 && log["held"] == false).then_some(v)
+        },
+    )
+    .await
+}
+
+/// The attempts in a view.
+pub fn attempts_of(view: &serde_json::Value) -> Vec<serde_json::Value> {
+    view["notifications"]["attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A URL where nothing listens.
