@@ -93,7 +93,10 @@ pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> 
             routing_key,
             &payload,
             &event_id,
-            &[(TRACE_ID_HEADER, &trace_id), (EVENT_TYPE_HEADER, routing_key)],
+            &[
+                (TRACE_ID_HEADER, &trace_id),
+                (EVENT_TYPE_HEADER, routing_key),
+            ],
             true,
         )
         .await;

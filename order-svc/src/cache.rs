@@ -10,7 +10,6 @@ use redis::aio::ConnectionManager;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-
 use crate::domain::{Order, OrderId};
 
 /// The cache.

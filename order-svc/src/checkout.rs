@@ -94,7 +94,8 @@ impl Checkout {
             .order(id, &Owner::User(openid.clone()))
             .await?
             .ok_or(AppError::OrderNotFound)?;
-        tracing::Span::current().record("out_trade_no", tracing::field::display(&order.out_trade_no));
+        tracing::Span::current()
+            .record("out_trade_no", tracing::field::display(&order.out_trade_no));
         if order.status != OrderStatus::Pending {
             return Err(AppError::OrderNotPayable(format!(
                 "the order is {}",
@@ -231,7 +232,10 @@ impl Checkout {
             let Some(order) = orders::lock_next_expired(&mut tx, &failed).await? else {
                 break;
             };
-            let outcome = match self.settle_unpaid(&mut tx, &order, CloseReason::Expired).await {
+            let outcome = match self
+                .settle_unpaid(&mut tx, &order, CloseReason::Expired)
+                .await
+            {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     tracing::warn!(order_id = %order.id, out_trade_no = %order.out_trade_no, error = %service_runtime::telemetry::error_chain(&e), "could not settle an expired order; retrying next pass");

@@ -199,7 +199,10 @@ mod tests {
         let facts = PaymentFacts::try_from(event()).unwrap();
         assert_eq!(facts.amount, Fen::new(1999).unwrap());
         assert_eq!(facts.source, Source::Notification);
-        assert_eq!(facts.paid_at.map(|t| t.unix_timestamp()), Some(1_800_000_000));
+        assert_eq!(
+            facts.paid_at.map(|t| t.unix_timestamp()),
+            Some(1_800_000_000)
+        );
     }
 
     #[test]
@@ -215,7 +218,10 @@ mod tests {
         assert_eq!(PaymentFacts::try_from(bad).unwrap_err().field, "amount_fen");
         let mut bad = event();
         bad.out_trade_no = "no".into();
-        assert_eq!(PaymentFacts::try_from(bad).unwrap_err().field, "out_trade_no");
+        assert_eq!(
+            PaymentFacts::try_from(bad).unwrap_err().field,
+            "out_trade_no"
+        );
     }
 
     #[test]

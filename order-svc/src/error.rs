@@ -120,7 +120,7 @@ impl AppError {
             AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::OrderNotFound | AppError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::IdempotencyKeyReused => StatusCode::CONFLICT,
             AppError::OrderNotPayable(_) => StatusCode::CONFLICT,
             AppError::PaymentUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::PaymentRefused(_) => StatusCode::BAD_GATEWAY,

@@ -33,10 +33,13 @@ fn order_ref(r: &pb::GetOrderRequest) -> Result<OrderRef, AppError> {
         let id = r.order_id.parse().map_err(|_| AppError::OrderNotFound)?;
         Ok(OrderRef::Id(id))
     } else if !r.out_trade_no.is_empty() {
-        let number = OutTradeNo::parse(r.out_trade_no.as_str()).map_err(|_| AppError::OrderNotFound)?;
+        let number =
+            OutTradeNo::parse(r.out_trade_no.as_str()).map_err(|_| AppError::OrderNotFound)?;
         Ok(OrderRef::Number(number))
     } else {
-        Err(AppError::InvalidRequest("give order_id or out_trade_no".into()))
+        Err(AppError::InvalidRequest(
+            "give order_id or out_trade_no".into(),
+        ))
     }
 }
 
@@ -78,10 +81,7 @@ impl OrderService for OrderGrpc {
             let page = self.orders.list(&owner(&r.openid)?, size, cursor).await?;
             Ok(Response::new(pb::ListOrdersResponse {
                 orders: page.orders.iter().map(pb::Order::from).collect(),
-                next_cursor: page
-                    .next_cursor
-                    .map(|c| c.to_string())
-                    .unwrap_or_default(),
+                next_cursor: page.next_cursor.map(|c| c.to_string()).unwrap_or_default(),
             }))
         })
         .await

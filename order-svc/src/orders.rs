@@ -162,7 +162,8 @@ impl Orders {
             amount,
             items,
             created_at: now,
-            expires_at: now + time::Duration::try_from(self.order_ttl).unwrap_or(time::Duration::MAX),
+            expires_at: now
+                + time::Duration::try_from(self.order_ttl).unwrap_or(time::Duration::MAX),
             prepay_id: None,
             prepay_expires_at: None,
             paid_at: None,
@@ -182,7 +183,10 @@ impl Orders {
         };
         let span = tracing::Span::current();
         span.record("order_id", tracing::field::display(created.order.id));
-        span.record("out_trade_no", tracing::field::display(&created.order.out_trade_no));
+        span.record(
+            "out_trade_no",
+            tracing::field::display(&created.order.out_trade_no),
+        );
         if !created.replayed {
             tracing::info!(amount_fen = created.order.amount.get(), "order created");
             self.cache.put(&created.order).await;

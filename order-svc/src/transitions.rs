@@ -124,9 +124,7 @@ pub async fn apply_payment(
         OrderStatus::Pending => {
             let paid = orders::mark_paid(conn, &order, &facts.transaction_id, facts.paid_at)
                 .await?
-                .ok_or_else(|| {
-                    AppError::internal("mark paid", "the locked order left PENDING")
-                })?;
+                .ok_or_else(|| AppError::internal("mark paid", "the locked order left PENDING"))?;
             let event_id = Uuid::now_v7();
             let event = convert::order_paid(&paid, &event_id);
             announce(conn, messaging::ORDER_PAID, event_id, event.encode_to_vec()).await?;
@@ -135,8 +133,7 @@ pub async fn apply_payment(
             Ok(Applied::Paid(paid))
         }
         status
-            if status.is_paid()
-                && order.transaction_id.as_ref() == Some(&facts.transaction_id) =>
+            if status.is_paid() && order.transaction_id.as_ref() == Some(&facts.transaction_id) =>
         {
             Ok(Applied::Duplicate(order))
         }
@@ -159,7 +156,13 @@ pub async fn close(
     };
     let event_id = Uuid::now_v7();
     let event = convert::order_closed(&closed, reason, &event_id);
-    announce(conn, messaging::ORDER_CLOSED, event_id, event.encode_to_vec()).await?;
+    announce(
+        conn,
+        messaging::ORDER_CLOSED,
+        event_id,
+        event.encode_to_vec(),
+    )
+    .await?;
     metrics::counter!("orders_closed_total", "reason" => reason.as_str()).increment(1);
     tracing::info!(reason = reason.as_str(), "order closed");
     Ok(Some(closed))

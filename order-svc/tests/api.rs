@@ -132,7 +132,7 @@ async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
         .await;
     assert_eq!(
         (other.status, other.code()),
-        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+        (StatusCode::CONFLICT, "idempotency_key_reused")
     );
     // Another user's identical key is independent.
     let u = s.login("erin").await;
@@ -397,7 +397,13 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         "well-formed JSON of the wrong shape is invalid_request on every endpoint"
     );
     let not_json = s
-        .call(Method::POST, "/api/v1/sessions", None, Some("{\"code\":"), &[])
+        .call(
+            Method::POST,
+            "/api/v1/sessions",
+            None,
+            Some("{\"code\":"),
+            &[],
+        )
         .await;
     assert_eq!(
         (not_json.status, not_json.code()),

@@ -14,10 +14,16 @@ use std::process::Command;
 /// schemathesis, installed outside the clone by `scripts/install-schemathesis.sh` (which the
 /// test command runs first).
 fn schemathesis() -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/install-schemathesis.sh");
-    let out = Command::new("bash").arg(script).output().unwrap_or_else(|e| {
-        panic!("cannot run {script} ({e}); it installs schemathesis from PyPI")
-    });
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scripts/install-schemathesis.sh"
+    );
+    let out = Command::new("bash")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {script} ({e}); it installs schemathesis from PyPI")
+        });
     assert!(
         out.status.success(),
         "{script} failed to install schemathesis (needs python3 and PyPI): {}",

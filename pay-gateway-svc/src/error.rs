@@ -105,9 +105,11 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
             reason::WECHAT_UNAVAILABLE,
             "WeChat Pay answered a server error",
         ),
-        E::InvalidRequest(message) => {
-            status(Code::InvalidArgument, reason::INVALID_ARGUMENT, message.clone())
-        }
+        E::InvalidRequest(message) => status(
+            Code::InvalidArgument,
+            reason::INVALID_ARGUMENT,
+            message.clone(),
+        ),
         _ => {
             tracing::error!(endpoint, error = %error, "WeChat Pay answer unusable");
             status(

@@ -42,8 +42,7 @@ impl NotReady {
 }
 
 /// A readiness check: `Ok` when every dependency answers, else the first that does not.
-pub type ReadinessCheck =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<(), NotReady>> + Send + Sync>;
+pub type ReadinessCheck = Arc<dyn Fn() -> BoxFuture<'static, Result<(), NotReady>> + Send + Sync>;
 
 /// The three routes, with `ready` deciding `/readyz`.
 pub fn router(ready: ReadinessCheck) -> Router {

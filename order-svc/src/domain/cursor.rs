@@ -3,15 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use time::OffsetDateTime;
 
 use super::{Order, OrderId};
 use crate::error::AppError;
 
 /// The position after an order in the newest-first listing: its creation time and id.
-/// Shown to callers as opaque base64url text.
+/// Shown to callers as opaque text, `<unix nanoseconds>_<uuid>`; [`Cursor::PATTERN`] is
+/// exactly what parses, so the OpenAPI document can say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     /// The last order's creation time.
@@ -32,6 +31,10 @@ impl From<InvalidCursor> for AppError {
 }
 
 impl Cursor {
+    /// The regular expression every cursor matches, and every text that matches parses.
+    pub const PATTERN: &str =
+        "^[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+
     /// The position after `order`.
     pub fn after(order: &Order) -> Self {
         Cursor {
@@ -43,17 +46,23 @@ impl Cursor {
 
 impl fmt::Display for Cursor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let raw = format!("{}:{}", self.created_at.unix_timestamp_nanos(), self.id);
-        f.write_str(&URL_SAFE_NO_PAD.encode(raw))
+        write!(f, "{}_{}", self.created_at.unix_timestamp_nanos(), self.id)
     }
 }
 
 impl FromStr for Cursor {
     type Err = InvalidCursor;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let raw = URL_SAFE_NO_PAD.decode(text).map_err(|_| InvalidCursor)?;
-        let raw = String::from_utf8(raw).map_err(|_| InvalidCursor)?;
-        let (nanos, id) = raw.split_once(':').ok_or(InvalidCursor)?;
+        let (nanos, id) = text.split_once('_').ok_or(InvalidCursor)?;
+        // Exactly the PATTERN: 1 to 19 digits (no sign), a hyphenated UUID (36 characters;
+        // the uuid crate would also take the braced, URN and simple forms).
+        if nanos.is_empty()
+            || nanos.len() > 19
+            || !nanos.bytes().all(|b| b.is_ascii_digit())
+            || id.len() != 36
+        {
+            return Err(InvalidCursor);
+        }
         let nanos: i128 = nanos.parse().map_err(|_| InvalidCursor)?;
         Ok(Cursor {
             created_at: OffsetDateTime::from_unix_timestamp_nanos(nanos)
@@ -98,12 +107,22 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_junk_is_refused() {
-        assert_eq!("!!".parse::<Cursor>(), Err(InvalidCursor));
-        assert_eq!(
-            URL_SAFE_NO_PAD
-                .encode("12:not-a-uuid")
-                .parse::<Cursor>(),
-            Err(InvalidCursor)
+        for junk in [
+            "!!",
+            "12_not-a-uuid",
+            "+12_0190b0f0-0000-7000-8000-000000000000",
+            "12_0190b0f000007000800000000000000",
+            "12_{0190b0f0-0000-7000-8000-000000000000}",
+            "_0190b0f0-0000-7000-8000-000000000000",
+            "12345678901234567890_0190b0f0-0000-7000-8000-000000000000",
+        ] {
+            assert_eq!(junk.parse::<Cursor>(), Err(InvalidCursor), "{junk}");
+        }
+        assert!(
+            "9999999999999999999_0190b0f0-0000-7000-8000-000000000000"
+                .parse::<Cursor>()
+                .is_ok(),
+            "the largest text the pattern allows is a valid time"
         );
         let cursor = Cursor {
             created_at: OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap(),

@@ -1,8 +1,6 @@
 //! What a buyer may ask for, validated once: the HTTP and gRPC faces parse their wire shapes
 //! into these, and the use cases take only these.
 
-use std::collections::HashSet;
-
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
@@ -23,23 +21,25 @@ pub struct OrderLine {
     pub quantity: u32,
 }
 
-/// An order request: 1 to [`MAX_LINES`] lines, each sku once, each quantity sane. Prices
-/// are not part of it: the server prices every order from its list.
+/// An order request: 1 to [`MAX_LINES`] lines, each quantity 1 to [`MAX_QUANTITY`]; lines
+/// naming the same sku are one line with their quantities added (so every request the
+/// OpenAPI schema allows is accepted). Prices are not part of it: the server prices every
+/// order from its list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRequest {
     lines: Vec<OrderLine>,
 }
 
 impl OrderRequest {
-    /// Checks the lines.
+    /// Checks the lines and merges those of the same sku.
     pub fn new(lines: Vec<OrderLine>) -> Result<Self, AppError> {
         if lines.is_empty() || lines.len() > MAX_LINES {
             return Err(AppError::InvalidRequest(format!(
                 "an order has 1 to {MAX_LINES} items"
             )));
         }
-        let mut seen = HashSet::new();
-        for line in &lines {
+        let mut merged: Vec<OrderLine> = Vec::with_capacity(lines.len());
+        for line in lines {
             if line.quantity == 0 || line.quantity > MAX_QUANTITY {
                 return Err(AppError::InvalidRequest(format!(
                     "quantity must be between 1 and {MAX_QUANTITY}"
@@ -50,14 +50,13 @@ impl OrderRequest {
                     line.sku.chars().take(MAX_SKU_LEN).collect(),
                 ));
             }
-            if !seen.insert(line.sku.as_str()) {
-                return Err(AppError::InvalidRequest(format!(
-                    "sku {:?} appears twice; use its quantity",
-                    line.sku
-                )));
+            // At most MAX_LINES × MAX_QUANTITY units of one sku: no overflow.
+            match merged.iter_mut().find(|m| m.sku == line.sku) {
+                Some(earlier) => earlier.quantity += line.quantity,
+                None => merged.push(line),
             }
         }
-        Ok(OrderRequest { lines })
+        Ok(OrderRequest { lines: merged })
     }
 
     /// The lines, in the buyer's order.
@@ -115,7 +114,9 @@ impl LoginCode {
 
     /// Checks a received code.
     pub fn parse(code: &str) -> Result<Self, AppError> {
-        if code.is_empty() || code.len() > Self::MAX_LEN || !code.bytes().all(|b| b.is_ascii_graphic())
+        if code.is_empty()
+            || code.len() > Self::MAX_LEN
+            || !code.bytes().all(|b| b.is_ascii_graphic())
         {
             return Err(AppError::InvalidRequest(
                 "`code` must be the code returned by wx.login".into(),
@@ -161,11 +162,13 @@ mod tests {
     }
 
     #[test]
-    fn a_sku_appears_once_and_is_not_empty() {
-        assert_eq!(
-            code(vec![line("A", 1), line("A", 1)]),
-            Some("invalid_request")
-        );
+    fn lines_of_one_sku_are_merged() {
+        let request = OrderRequest::new(vec![line("A", 99), line("B", 1), line("A", 2)]).unwrap();
+        assert_eq!(request.lines(), &[line("A", 101), line("B", 1)]);
+    }
+
+    #[test]
+    fn a_sku_is_not_empty_or_too_long() {
         assert_eq!(code(vec![line("", 1)]), Some("unknown_sku"));
         assert_eq!(code(vec![line(&"X".repeat(33), 1)]), Some("unknown_sku"));
     }

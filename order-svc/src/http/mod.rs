@@ -94,7 +94,7 @@ async fn products(State(state): State<AppState>) -> Result<Json<ProductsView>, A
         (status = 400, description = "`invalid_json`, `invalid_request`, `amount_not_accepted`, `unknown_sku`", body = ErrorBody),
         (status = 401, description = "`unauthenticated`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`: the key was used with another request", body = ErrorBody),
+        (status = 409, description = "`idempotency_key_reused`: the key was used with another request", body = ErrorBody),
     ))]
 async fn create_order(
     State(state): State<AppState>,
@@ -104,8 +104,7 @@ async fn create_order(
 ) -> Result<Response, AppError> {
     let request = OrderRequest::try_from(CreateOrderBody::from_value(body)?)?;
     let created = state.orders.create(&openid, &request, key).await?;
-    let mut response =
-        (StatusCode::CREATED, Json(OrderView::from(&created.order))).into_response();
+    let mut response = (StatusCode::CREATED, Json(OrderView::from(&created.order))).into_response();
     if created.replayed {
         response
             .headers_mut()
@@ -205,6 +204,14 @@ async fn cancel_order(
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")))]
-async fn openapi_json() -> Response {
-    Json(document()).into_response()
+async fn openapi_json(State(state): State<AppState>) -> Response {
+    // Without the price list (database away) the document is still served, less precise.
+    let skus = match state.orders.products().await {
+        Ok(products) => Some(products.into_iter().map(|p| p.sku).collect::<Vec<_>>()),
+        Err(e) => {
+            e.log();
+            None
+        }
+    };
+    Json(document(skus.as_deref())).into_response()
 }

@@ -55,12 +55,35 @@ pub(crate) struct CreateOrderBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ItemBody {
-    /// A sku of the price list.
-    #[schema(min_length = 1, max_length = 32, pattern = "^[A-Za-z0-9_-]+$", example = "TEA-JASMINE")]
+    /// A sku of the price list (the served document lists the current ones).
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[A-Za-z0-9_-]+$",
+        example = "TEA-JASMINE"
+    )]
     sku: String,
     /// How many units.
     #[schema(minimum = 1, maximum = 99)]
+    #[serde(deserialize_with = "whole_number")]
     quantity: u32,
+}
+
+/// A JSON integer, which JSON Schema says `2.0` also is; a fraction or a number out of
+/// range is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(d)?;
+    let whole = match (number.as_u64(), number.as_f64()) {
+        (Some(n), _) => u32::try_from(n).ok(),
+        (None, Some(f)) if f.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&f) => {
+            // In range and whole: the conversion is exact.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            Some(f as u32)
+        }
+        _ => None,
+    };
+    whole.ok_or_else(|| D::Error::custom(format!("quantity must be a whole number, got {number}")))
 }
 
 impl CreateOrderBody {
@@ -78,14 +101,18 @@ impl CreateOrderBody {
                 return Err(AppError::AmountNotAccepted(field.clone()));
             }
         }
-        serde_json::from_value(value).map_err(|e| AppError::InvalidRequest(format!("invalid order: {e}")))
+        serde_json::from_value(value)
+            .map_err(|e| AppError::InvalidRequest(format!("invalid order: {e}")))
     }
 }
 
 impl TryFrom<CreateOrderBody> for OrderRequest {
     type Error = AppError;
     fn try_from(body: CreateOrderBody) -> Result<Self, AppError> {
-        const _: () = assert!(MAX_LINES == 20 && MAX_QUANTITY == 99, "keep the schema in step");
+        const _: () = assert!(
+            MAX_LINES == 20 && MAX_QUANTITY == 99,
+            "keep the schema in step"
+        );
         OrderRequest::new(
             body.items
                 .into_iter()
@@ -106,7 +133,9 @@ pub(crate) struct ListQuery {
     #[param(minimum = 1, maximum = 100)]
     pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
-    #[param(min_length = 1, max_length = 200, pattern = "^[A-Za-z0-9_-]+$")]
+    #[param(
+        pattern = "^[0-9]{1,19}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     pub(crate) cursor: Option<String>,
 }
 
@@ -280,11 +309,20 @@ mod tests {
         for body in [
             json!({"items": [{"sku": "TEA", "quantity": -1}]}),
             json!({"items": [{"sku": "TEA", "quantity": 1e30}]}),
+            json!({"items": [{"sku": "TEA", "quantity": 1.5}]}),
             json!({"items": [{"sku": "TEA", "quantity": 1, "note": "x"}]}),
             json!([]),
         ] {
             assert_eq!(code(body.clone()), Some("invalid_request"), "{body}");
         }
-        assert_eq!(code(json!({"items": [{"sku": "TEA", "quantity": 2}]})), None);
+        assert_eq!(
+            code(json!({"items": [{"sku": "TEA", "quantity": 2}]})),
+            None
+        );
+        assert_eq!(
+            code(json!({"items": [{"sku": "TEA", "quantity": 2.0}]})),
+            None,
+            "2.0 is an integer to JSON Schema"
+        );
     }
 }

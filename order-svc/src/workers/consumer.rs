@@ -43,7 +43,8 @@ impl Workers {
             Ok(facts) => facts,
             Err(e) => return dead_letter("invalid_event", &error_chain(&e)),
         };
-        tracing::Span::current().record("out_trade_no", tracing::field::display(&facts.out_trade_no));
+        tracing::Span::current()
+            .record("out_trade_no", tracing::field::display(&facts.out_trade_no));
         match self.checkout.apply_payment(&facts).await {
             Ok(Applied::Paid(_)) => Verdict::Ack,
             Ok(Applied::Duplicate(_) | Applied::AlreadyRecorded) => {

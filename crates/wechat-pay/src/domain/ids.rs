@@ -88,7 +88,6 @@ impl OutTradeNo {
     }
 }
 
-
 /// WeChat's number for a payment (`transaction_id`): `String(32)` in the reference, 28 digits
 /// in practice. We accept 1 to 32 ASCII letters and digits, so anything longer or with other
 /// characters is refused at the edge instead of failing later in the database.
