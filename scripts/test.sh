@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, in one command: makes sure PostgreSQL, Redis and RabbitMQ are running
-# (starting any that is installed but stopped), then runs every test in the workspace.
+# (starting any that is installed but stopped) and schemathesis is installed, then runs every
+# test in the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
+# The API contract test runs schemathesis; it is installed once, outside the clone.
+bash scripts/install-schemathesis.sh > /dev/null
 exec cargo test --workspace "$@"
