@@ -1,7 +1,10 @@
 //! A consumer loop: manual acks, a prefetch limit, reconnection with backoff, and a clean
 //! stop that finishes the message in hand and acks nothing unfinished.
 
+use std::pin::Pin;
 use std::time::Duration;
+
+use futures_util::future::Fuse;
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -10,7 +13,6 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use service_runtime::shutdown::Shutdown;
 
 use crate::connection::connect;
 
@@ -59,8 +61,9 @@ pub enum Verdict {
     DeadLetter,
 }
 
-/// Consumes `queue` until `shutdown`, reconnecting with backoff. `setup` declares the
-/// topology on each new channel; `handle` decides each message's fate.
+/// Consumes `queue` until `stop` completes, reconnecting with backoff. `setup` declares the
+/// topology on each new channel; `handle` decides each message's fate. Once `stop` completes
+/// no new delivery is taken; the message in hand is finished and settled first.
 pub async fn run_consumer<S, SF, H, HF>(
     url: String,
     name: String,
@@ -68,16 +71,30 @@ pub async fn run_consumer<S, SF, H, HF>(
     prefetch: u16,
     setup: S,
     handle: H,
-    shutdown: Shutdown,
+    stop: impl Future<Output = ()>,
 ) where
     S: Fn(Channel) -> SF,
     SF: Future<Output = Result<(), lapin::Error>>,
     H: Fn(Message) -> HF,
     HF: Future<Output = Verdict>,
 {
+    // Polled by every session and every backoff: fused, so it is never polled after it
+    // completed (the loop ends then anyway).
+    let stop = futures_util::FutureExt::fuse(stop);
+    tokio::pin!(stop);
     let mut failures: u32 = 0;
-    while !shutdown.is_triggered() {
-        match session(&url, &name, &queue, prefetch, &setup, &handle, &shutdown).await {
+    loop {
+        match session(
+            &url,
+            &name,
+            &queue,
+            prefetch,
+            &setup,
+            &handle,
+            stop.as_mut(),
+        )
+        .await
+        {
             Ok(()) => break,
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -85,7 +102,7 @@ pub async fn run_consumer<S, SF, H, HF>(
                     .min(Duration::from_secs(5));
                 tracing::warn!(consumer = %name, error = %e, ?backoff, "consumer disconnected; reconnecting");
                 tokio::select! {
-                    () = shutdown.wait() => break,
+                    () = &mut stop => break,
                     () = tokio::time::sleep(backoff) => {}
                 }
             }
@@ -101,7 +118,7 @@ async fn session<S, SF, H, HF>(
     prefetch: u16,
     setup: &S,
     handle: &H,
-    shutdown: &Shutdown,
+    mut stop: Pin<&mut Fuse<impl Future<Output = ()>>>,
 ) -> Result<(), lapin::Error>
 where
     S: Fn(Channel) -> SF,
@@ -124,8 +141,6 @@ where
         )
         .await?;
     tracing::info!(consumer = %name, queue, prefetch, "consuming");
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => {
