@@ -2,6 +2,7 @@
 //! stop that finishes the message in hand and acks nothing unfinished.
 
 use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::future::Fuse;
@@ -84,6 +85,9 @@ pub async fn run_consumer<S, SF, H, HF>(
     tokio::pin!(stop);
     let mut failures: u32 = 0;
     loop {
+        if completed(stop.as_mut()).await {
+            break;
+        }
         match session(
             &url,
             &name,
@@ -102,6 +106,7 @@ pub async fn run_consumer<S, SF, H, HF>(
                     .min(Duration::from_secs(5));
                 tracing::warn!(consumer = %name, error = %e, ?backoff, "consumer disconnected; reconnecting");
                 tokio::select! {
+                    biased;
                     () = &mut stop => break,
                     () = tokio::time::sleep(backoff) => {}
                 }
@@ -109,6 +114,11 @@ pub async fn run_consumer<S, SF, H, HF>(
         }
     }
     tracing::info!(consumer = %name, "consumer stopped");
+}
+
+/// Whether `stop` has completed, without waiting for it.
+async fn completed(mut stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+    std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready())).await
 }
 
 async fn session<S, SF, H, HF>(
@@ -142,7 +152,9 @@ where
         .await?;
     tracing::info!(consumer = %name, queue, prefetch, "consuming");
     loop {
+        // Biased: when the stop and a delivery are both ready, the stop wins.
         tokio::select! {
+            biased;
             () = &mut stop => {
                 // Stop taking deliveries; what was prefetched but not handled is not acked
                 // and goes back to the queue when the channel closes.
