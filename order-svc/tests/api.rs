@@ -21,6 +21,7 @@ const TEA_TOTAL: i64 = 2 * 1999 + 650;
 async fn two_users_order_from_the_price_list_and_see_only_their_own() {
     let s = stack().await;
     let products = s
+        .api
         .call(Method::GET, "/api/v1/products", None, None, &[])
         .await;
     assert_eq!(products.status, StatusCode::OK);
@@ -32,8 +33,8 @@ async fn two_users_order_from_the_price_list_and_see_only_their_own() {
         products.body
     );
 
-    let (alice, bob) = (s.login("alice").await, s.login("bob").await);
-    let a1 = s.create(&alice, TEA).await;
+    let (alice, bob) = (s.api.login("alice").await, s.api.login("bob").await);
+    let a1 = s.api.create(&alice, TEA).await;
     assert_eq!(a1.status, StatusCode::CREATED, "{}", a1.body);
     assert_eq!(a1.body["amount_fen"], TEA_TOTAL);
     assert_eq!(a1.body["status"], "PENDING");
@@ -42,15 +43,18 @@ async fn two_users_order_from_the_price_list_and_see_only_their_own() {
     let out_trade_no = a1.body["out_trade_no"].as_str().unwrap();
     assert!(wechat_pay::OutTradeNo::parse(out_trade_no).is_ok());
     let a2 = s
+        .api
         .create(&alice, r#"{"items":[{"sku":"CUP-CELADON","quantity":1}]}"#)
         .await;
     assert_eq!(a2.body["amount_fen"], 4500);
     let b1 = s
+        .api
         .create(&bob, r#"{"items":[{"sku":"TEA-OOLONG","quantity":3}]}"#)
         .await;
     assert_eq!(b1.body["amount_fen"], 3 * 2999);
 
     let mine = s
+        .api
         .call(Method::GET, "/api/v1/orders", Some(&alice), None, &[])
         .await;
     let ids: Vec<&str> = mine.body["orders"]
@@ -71,25 +75,25 @@ async fn two_users_order_from_the_price_list_and_see_only_their_own() {
 
     // 404, never 403, for another user's order, and no way to pay it.
     let a1_id = a1.body["id"].as_str().unwrap();
-    assert_eq!(s.get(&bob, a1_id).await.code(), "order_not_found");
-    let stolen = s.pay(&bob, a1_id).await;
+    assert_eq!(s.api.get(&bob, a1_id).await.code(), "order_not_found");
+    let stolen = s.api.pay(&bob, a1_id).await;
     assert_eq!(
         (stolen.status, stolen.code()),
         (StatusCode::NOT_FOUND, "order_not_found")
     );
-    assert_eq!(s.get(&alice, a1_id).await.body["id"], a1_id);
+    assert_eq!(s.api.get(&alice, a1_id).await.body["id"], a1_id);
 }
 
 #[tokio::test]
 async fn amounts_in_the_body_are_refused() {
     let s = stack().await;
-    let t = s.login("carol").await;
+    let t = s.api.login("carol").await;
     for body in [
         r#"{"items":[{"sku":"TEA-JASMINE","quantity":1}],"amount_fen":1}"#,
         r#"{"items":[{"sku":"TEA-JASMINE","quantity":1,"price_fen":1}]}"#,
         r#"{"items":[{"sku":"TEA-JASMINE","quantity":1}],"total_fee":1}"#,
     ] {
-        let a = s.create(&t, body).await;
+        let a = s.api.create(&t, body).await;
         assert_eq!(
             (a.status, a.code()),
             (StatusCode::BAD_REQUEST, "amount_not_accepted"),
@@ -97,6 +101,7 @@ async fn amounts_in_the_body_are_refused() {
         );
     }
     let none = s
+        .api
         .call(Method::GET, "/api/v1/orders", Some(&t), None, &[])
         .await;
     assert_eq!(
@@ -109,19 +114,22 @@ async fn amounts_in_the_body_are_refused() {
 #[tokio::test]
 async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
     let s = stack().await;
-    let t = s.login("dan").await;
+    let t = s.api.login("dan").await;
     let key = [("Idempotency-Key", "checkout-42")];
     let first = s
+        .api
         .call(Method::POST, "/api/v1/orders", Some(&t), Some(TEA), &key)
         .await;
     assert_eq!(first.status, StatusCode::CREATED);
     let again = s
+        .api
         .call(Method::POST, "/api/v1/orders", Some(&t), Some(TEA), &key)
         .await;
     assert_eq!(again.status, StatusCode::CREATED);
     assert_eq!(again.body["id"], first.body["id"]);
     assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
     let other = s
+        .api
         .call(
             Method::POST,
             "/api/v1/orders",
@@ -135,12 +143,14 @@ async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
         (StatusCode::CONFLICT, "idempotency_key_reused")
     );
     // Another user's identical key is independent.
-    let u = s.login("erin").await;
+    let u = s.api.login("erin").await;
     let theirs = s
+        .api
         .call(Method::POST, "/api/v1/orders", Some(&u), Some(TEA), &key)
         .await;
     assert_ne!(theirs.body["id"], first.body["id"]);
     let list = s
+        .api
         .call(Method::GET, "/api/v1/orders", Some(&t), None, &[])
         .await;
     assert_eq!(list.body["orders"].as_array().unwrap().len(), 1);
@@ -149,10 +159,10 @@ async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
 #[tokio::test]
 async fn payment_object_verifies_and_the_prepay_is_reused() {
     let s = stack().await;
-    let t = s.login("fay").await;
-    let order = s.create(&t, TEA).await;
+    let t = s.api.login("fay").await;
+    let order = s.api.create(&t, TEA).await;
     let id = order.body["id"].as_str().unwrap();
-    let first = s.pay(&t, id).await;
+    let first = s.api.pay(&t, id).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
     let payment: RequestPayment = serde_json::from_value(first.body.clone()).unwrap();
     assert_eq!(
@@ -161,7 +171,7 @@ async fn payment_object_verifies_and_the_prepay_is_reused() {
     );
     assert_eq!(payment.app_id, wechatpay_sim::DEFAULT_APPID);
     assert!(payment.package.starts_with("prepay_id=wx"));
-    let second = s.pay(&t, id).await;
+    let second = s.api.pay(&t, id).await;
     assert_eq!(
         second.body["package"], first.body["package"],
         "the same prepay_id while it is valid"
@@ -177,8 +187,8 @@ async fn payment_object_verifies_and_the_prepay_is_reused() {
 #[tokio::test]
 async fn systemerror_twice_then_success_still_yields_a_prepay() {
     let s = stack().await;
-    let t = s.login("gus").await;
-    let order = s.create(&t, TEA).await;
+    let t = s.api.login("gus").await;
+    let order = s.api.create(&t, TEA).await;
     s.sim
         .sim()
         .set_faults(wechatpay_sim::Faults {
@@ -186,7 +196,7 @@ async fn systemerror_twice_then_success_still_yields_a_prepay() {
             ..Default::default()
         })
         .unwrap();
-    let paid = s.pay(&t, order.body["id"].as_str().unwrap()).await;
+    let paid = s.api.pay(&t, order.body["id"].as_str().unwrap()).await;
     assert_eq!(paid.status, StatusCode::OK, "{}", paid.body);
     assert_eq!(s.sim.sim().faults().system_error_next, 0);
 }
@@ -199,6 +209,7 @@ async fn a_down_pay_gateway_gives_a_clear_503() {
     })
     .await;
     let login = s
+        .api
         .call(
             Method::POST,
             "/api/v1/sessions",
@@ -219,8 +230,8 @@ async fn a_down_pay_gateway_fails_payment_with_503_not_a_hang() {
     // Log in through a working stack, then point a second order-svc (same database) at a
     // dead gateway: the session token is valid there too.
     let s = stack().await;
-    let t = s.login("ida").await;
-    let order = s.create(&t, TEA).await;
+    let t = s.api.login("ida").await;
+    let order = s.api.create(&t, TEA).await;
     let env = service_runtime::settings::MapEnv::from_pairs([
         ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
         ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
@@ -254,10 +265,10 @@ async fn a_down_pay_gateway_fails_payment_with_503_not_a_hang() {
 }
 
 #[tokio::test]
-async fn status_is_cached_in_redis_and_served_from_postgres_when_redis_is_down() {
+async fn an_orders_status_is_cached_in_redis_with_a_ttl() {
     let s = stack().await;
-    let t = s.login("jay").await;
-    let order = s.create(&t, TEA).await;
+    let t = s.api.login("jay").await;
+    let order = s.api.create(&t, TEA).await;
     let id = order.body["id"].as_str().unwrap();
     let mut redis = require_redis().await;
     let cached: Option<String> = redis
@@ -270,22 +281,35 @@ async fn status_is_cached_in_redis_and_served_from_postgres_when_redis_is_down()
         .await
         .unwrap();
     assert!(ttl > 0, "with a TTL");
+}
 
-    let down = stack_with(Options {
+async fn without_redis() -> Stack {
+    stack_with(Options {
         redis_url: Some(format!("redis://{}", dead_addr())),
         ..Options::default()
     })
-    .await;
-    let t = down.login("kim").await;
-    let created = down.create(&t, TEA).await;
+    .await
+}
+
+#[tokio::test]
+async fn orders_are_served_from_postgres_when_redis_is_down() {
+    let down = without_redis().await;
+    let t = down.api.login("kim").await;
+    let created = down.api.create(&t, TEA).await;
     assert_eq!(created.status, StatusCode::CREATED);
     let id = created.body["id"].as_str().unwrap();
+    // Read more than once: a miss must not leave anything behind that breaks the next read.
     for _ in 0..3 {
-        let got = down.get(&t, id).await;
+        let got = down.api.get(&t, id).await;
         assert_eq!(got.status, StatusCode::OK, "{}", got.body);
         assert_eq!(got.body["status"], "PENDING");
     }
-    let ready = down.call(Method::GET, "/readyz", None, None, &[]).await;
+}
+
+#[tokio::test]
+async fn readiness_needs_postgres_not_redis() {
+    let down = without_redis().await;
+    let ready = down.api.call(Method::GET, "/readyz", None, None, &[]).await;
     assert_eq!(
         ready.status,
         StatusCode::OK,
@@ -296,7 +320,7 @@ async fn status_is_cached_in_redis_and_served_from_postgres_when_redis_is_down()
 #[tokio::test]
 async fn bad_input_gets_a_4xx_with_its_code() {
     let s = stack().await;
-    let t = s.login("lee").await;
+    let t = s.api.login("lee").await;
     let cases: &[(&str, StatusCode, &str)] = &[
         ("{not json", StatusCode::BAD_REQUEST, "invalid_json"),
         (
@@ -331,7 +355,7 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         ),
     ];
     for (body, status, code) in cases {
-        let a = s.create(&t, body).await;
+        let a = s.api.create(&t, body).await;
         assert_eq!((a.status, a.code()), (*status, *code), "{body}: {}", a.body);
         assert!(a.body["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
@@ -340,7 +364,7 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         "x".repeat(20_000)
     );
     assert_eq!(
-        s.create(&t, &huge).await.status,
+        s.api.create(&t, &huge).await.status,
         StatusCode::PAYLOAD_TOO_LARGE
     );
 
@@ -357,6 +381,7 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         (Some("garbage"), "garbage"),
     ] {
         let a = s
+            .api
             .call(Method::GET, "/api/v1/orders", token, None, &[])
             .await;
         assert_eq!(
@@ -365,11 +390,13 @@ async fn bad_input_gets_a_4xx_with_its_code() {
             "{label}"
         );
         let a = s
+            .api
             .call(Method::POST, "/api/v1/orders", token, Some(TEA), &[])
             .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{label}");
     }
     let bad_code = s
+        .api
         .call(
             Method::POST,
             "/api/v1/sessions",
@@ -383,6 +410,7 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         (StatusCode::UNAUTHORIZED, "login_failed")
     );
     let no_code = s
+        .api
         .call(
             Method::POST,
             "/api/v1/sessions",
@@ -397,6 +425,7 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         "well-formed JSON of the wrong shape is invalid_request on every endpoint"
     );
     let not_json = s
+        .api
         .call(
             Method::POST,
             "/api/v1/sessions",
@@ -409,39 +438,43 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         (not_json.status, not_json.code()),
         (StatusCode::BAD_REQUEST, "invalid_json")
     );
-    assert_eq!(s.get(&t, "not-a-uuid").await.code(), "order_not_found");
+    assert_eq!(s.api.get(&t, "not-a-uuid").await.code(), "order_not_found");
     assert_eq!(
-        s.get(&t, "0190b0f0-0000-7000-8000-000000000000")
+        s.api
+            .get(&t, "0190b0f0-0000-7000-8000-000000000000")
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.call(
-            Method::GET,
-            "/api/v1/orders?limit=1000",
-            Some(&t),
-            None,
-            &[]
-        )
-        .await
-        .code(),
+        s.api
+            .call(
+                Method::GET,
+                "/api/v1/orders?limit=1000",
+                Some(&t),
+                None,
+                &[]
+            )
+            .await
+            .code(),
         "invalid_request"
     );
     assert_eq!(
-        s.call(
-            Method::GET,
-            "/api/v1/orders?cursor=%%%",
-            Some(&t),
-            None,
-            &[]
-        )
-        .await
-        .status,
+        s.api
+            .call(
+                Method::GET,
+                "/api/v1/orders?cursor=%%%",
+                Some(&t),
+                None,
+                &[]
+            )
+            .await
+            .status,
         StatusCode::BAD_REQUEST
     );
     assert_eq!(
-        s.call(Method::GET, "/api/v1/nope", None, None, &[])
+        s.api
+            .call(Method::GET, "/api/v1/nope", None, None, &[])
             .await
             .code(),
         "not_found"
@@ -451,11 +484,11 @@ async fn bad_input_gets_a_4xx_with_its_code() {
 #[tokio::test]
 async fn pagination_walks_every_order_once() {
     let s = stack().await;
-    let t = s.login("max").await;
+    let t = s.api.login("max").await;
     let mut created = Vec::new();
     for _ in 0..5 {
         created.push(
-            s.create(&t, TEA).await.body["id"]
+            s.api.create(&t, TEA).await.body["id"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
@@ -468,7 +501,7 @@ async fn pagination_walks_every_order_once() {
             Some(c) => format!("/api/v1/orders?limit=2&cursor={c}"),
             None => "/api/v1/orders?limit=2".to_owned(),
         };
-        let page = s.call(Method::GET, &path, Some(&t), None, &[]).await;
+        let page = s.api.call(Method::GET, &path, Some(&t), None, &[]).await;
         seen.extend(
             page.body["orders"]
                 .as_array()
@@ -489,16 +522,21 @@ async fn pagination_walks_every_order_once() {
 async fn ops_endpoints_and_trace_ids() {
     let s = stack().await;
     assert_eq!(
-        s.call(Method::GET, "/healthz", None, None, &[])
+        s.api
+            .call(Method::GET, "/healthz", None, None, &[])
             .await
             .status,
         StatusCode::OK
     );
     assert_eq!(
-        s.call(Method::GET, "/readyz", None, None, &[]).await.status,
+        s.api
+            .call(Method::GET, "/readyz", None, None, &[])
+            .await
+            .status,
         StatusCode::OK
     );
     let traced = s
+        .api
         .call(
             Method::GET,
             "/api/v1/products",
@@ -512,12 +550,14 @@ async fn ops_endpoints_and_trace_ids() {
         "trace-0123456789"
     );
     let fresh = s
+        .api
         .call(Method::GET, "/api/v1/products", None, None, &[])
         .await;
     assert_eq!(fresh.headers.get("x-trace-id").unwrap().len(), 32);
     let metrics = s
+        .api
         .http
-        .get(format!("{}/metrics", s.base))
+        .get(format!("{}/metrics", s.api.base))
         .send()
         .await
         .unwrap()
@@ -529,6 +569,7 @@ async fn ops_endpoints_and_trace_ids() {
         "{metrics}"
     );
     let spec = s
+        .api
         .call(Method::GET, "/api/v1/openapi.json", None, None, &[])
         .await;
     assert_eq!(spec.body["openapi"], "3.1.0");
@@ -543,8 +584,8 @@ async fn grpc_order_service_reads_orders() {
     use proto::order::v1::order_service_client::OrderServiceClient;
     use proto::order::v1::{GetOrderRequest, ListOrdersRequest, OrderStatus};
     let s = stack().await;
-    let t = s.login("ned").await;
-    let order = s.create(&t, TEA).await;
+    let t = s.api.login("ned").await;
+    let order = s.api.create(&t, TEA).await;
     let mut client = OrderServiceClient::connect(format!("http://{}", s.grpc))
         .await
         .unwrap();

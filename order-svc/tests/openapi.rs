@@ -36,8 +36,8 @@ fn schemathesis() -> String {
 async fn the_served_openapi_document_matches_what_the_service_does() {
     let executable = schemathesis();
     let s = support::stack().await;
-    let token = s.login("contract").await;
-    let base = s.base.clone();
+    let token = s.api.login("contract").await;
+    let base = s.api.base.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(executable)
             .args(["run", &format!("{base}/api/v1/openapi.json")])

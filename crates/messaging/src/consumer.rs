@@ -1,7 +1,11 @@
 //! A consumer loop: manual acks, a prefetch limit, reconnection with backoff, and a clean
 //! stop that finishes the message in hand and acks nothing unfinished.
 
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
+
+use futures_util::future::Fuse;
 
 use futures_util::StreamExt;
 use lapin::options::{
@@ -10,7 +14,6 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
-use service_runtime::shutdown::Shutdown;
 
 use crate::connection::connect;
 
@@ -59,8 +62,9 @@ pub enum Verdict {
     DeadLetter,
 }
 
-/// Consumes `queue` until `shutdown`, reconnecting with backoff. `setup` declares the
-/// topology on each new channel; `handle` decides each message's fate.
+/// Consumes `queue` until `stop` completes, reconnecting with backoff. `setup` declares the
+/// topology on each new channel; `handle` decides each message's fate. Once `stop` completes
+/// no new delivery is taken; the message in hand is finished and settled first.
 pub async fn run_consumer<S, SF, H, HF>(
     url: String,
     name: String,
@@ -68,16 +72,33 @@ pub async fn run_consumer<S, SF, H, HF>(
     prefetch: u16,
     setup: S,
     handle: H,
-    shutdown: Shutdown,
+    stop: impl Future<Output = ()>,
 ) where
     S: Fn(Channel) -> SF,
     SF: Future<Output = Result<(), lapin::Error>>,
     H: Fn(Message) -> HF,
     HF: Future<Output = Verdict>,
 {
+    // Polled by every session and every backoff: fused, so it is never polled after it
+    // completed (the loop ends then anyway).
+    let stop = futures_util::FutureExt::fuse(stop);
+    tokio::pin!(stop);
     let mut failures: u32 = 0;
-    while !shutdown.is_triggered() {
-        match session(&url, &name, &queue, prefetch, &setup, &handle, &shutdown).await {
+    loop {
+        if completed(stop.as_mut()).await {
+            break;
+        }
+        match session(
+            &url,
+            &name,
+            &queue,
+            prefetch,
+            &setup,
+            &handle,
+            stop.as_mut(),
+        )
+        .await
+        {
             Ok(()) => break,
             Err(e) => {
                 failures = failures.saturating_add(1);
@@ -85,13 +106,19 @@ pub async fn run_consumer<S, SF, H, HF>(
                     .min(Duration::from_secs(5));
                 tracing::warn!(consumer = %name, error = %e, ?backoff, "consumer disconnected; reconnecting");
                 tokio::select! {
-                    () = shutdown.wait() => break,
+                    biased;
+                    () = &mut stop => break,
                     () = tokio::time::sleep(backoff) => {}
                 }
             }
         }
     }
     tracing::info!(consumer = %name, "consumer stopped");
+}
+
+/// Whether `stop` has completed, without waiting for it.
+async fn completed(mut stop: Pin<&mut impl Future<Output = ()>>) -> bool {
+    std::future::poll_fn(|cx| Poll::Ready(stop.as_mut().poll(cx).is_ready())).await
 }
 
 async fn session<S, SF, H, HF>(
@@ -101,7 +128,7 @@ async fn session<S, SF, H, HF>(
     prefetch: u16,
     setup: &S,
     handle: &H,
-    shutdown: &Shutdown,
+    mut stop: Pin<&mut Fuse<impl Future<Output = ()>>>,
 ) -> Result<(), lapin::Error>
 where
     S: Fn(Channel) -> SF,
@@ -124,10 +151,10 @@ where
         )
         .await?;
     tracing::info!(consumer = %name, queue, prefetch, "consuming");
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
     loop {
+        // Biased: when the stop and a delivery are both ready, the stop wins.
         tokio::select! {
+            biased;
             () = &mut stop => {
                 // Stop taking deliveries; what was prefetched but not handled is not acked
                 // and goes back to the queue when the channel closes.

@@ -3,6 +3,7 @@
 //! waits for readiness, runs a real purchase as a self-check, and stops everything cleanly.
 //! The end-to-end tests start the stack through the same code.
 
+pub mod cli;
 pub mod infra;
 pub mod process;
 pub mod purchase;

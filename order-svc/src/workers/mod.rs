@@ -113,7 +113,7 @@ impl Workers {
                 let consumer = consumer.clone();
                 async move { consumer.handle_event(message).await }
             },
-            stop.clone(),
+            stop.wait(),
         )));
         tasks.push(self.every(
             "outbox relay",

@@ -1,87 +1,29 @@
-//! The whole payment path in-process: the WeChat Pay simulator, pay-gateway-svc and
-//! order-svc on port 0, against the real PostgreSQL (a fresh database per test) and Redis
-//! (a fresh key prefix per test).
+//! order-svc's in-process stack: the WeChat Pay simulator, notify-svc, pay-gateway-svc and
+//! order-svc on port 0, against the real PostgreSQL (a fresh database per test), Redis (a
+//! fresh key prefix per test) and RabbitMQ (a fresh name prefix per test). What is not
+//! specific to order-svc (service checks, cleanup, the API client, waits) is `test-support`.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::FutureExt;
-use rand::Rng;
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use service_runtime::settings::MapEnv;
 use sqlx::Connection;
+pub use test_support::{
+    AmqpCleanup, OrderApi, OrderEvents, amqp_url, dead_addr, fresh_database, queue_state,
+    redis_url, require_rabbitmq, require_redis, unique_id, wait_until,
+};
 use wechatpay_sim::{RunningSim, SimConfig};
 
 pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
 
-fn admin_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-/// A new empty database; its URL.
-pub async fn fresh_database() -> String {
-    let admin = admin_url();
-    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-        panic!("PostgreSQL is not reachable at {admin} ({e}). Start it with `bash scripts/ensure-services.sh`, or set DATABASE_URL to a server where this user may create databases.")
-    });
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    // Databases of earlier runs (older than an hour) are dropped, best effort.
-    let stale: Vec<(String,)> =
-        sqlx::query_as("SELECT datname FROM pg_database WHERE datname LIKE 'minipay_test_%'")
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    for (name,) in stale {
-        let born: u64 = name
-            .split('_')
-            .nth(2)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(now);
-        if now.saturating_sub(born) > 3600 {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-    let name = format!("minipay_test_{now}_{:08x}", rand::rng().random::<u32>());
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(b, _)| b)
-        .to_owned();
-    format!("{base}/{name}")
-}
-
-/// Fails with a clear message when Redis is down (the service itself would silently fall
-/// back to PostgreSQL, which would hide the cache from the tests that look at it).
-pub async fn require_redis() -> redis::aio::MultiplexedConnection {
-    let url = redis_url();
-    let client = redis::Client::open(url.as_str()).unwrap();
-    client.get_multiplexed_async_connection().await.unwrap_or_else(|e| {
-        panic!("Redis is not reachable at {url} ({e}). Start it with `bash scripts/ensure-services.sh`, or set REDIS_URL.")
-    })
-}
-
-pub fn dead_addr() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
+/// Longest wait for something the stack does on its own (a notification applied, an event
+/// relayed): far above what it takes, so only a real failure reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(15);
 
 pub struct Options {
     pub redis_url: Option<String>,
@@ -109,48 +51,6 @@ impl Default for Options {
     }
 }
 
-pub fn amqp_url() -> String {
-    std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
-}
-
-/// Fails with a clear message when RabbitMQ is down.
-pub async fn require_rabbitmq() -> lapin::Connection {
-    let url = amqp_url();
-    messaging::connect(&url, "tests").await.unwrap_or_else(|e| {
-        panic!("RabbitMQ is not reachable at {url} ({e}). Start it with `bash scripts/ensure-services.sh`, or set AMQP_URL.")
-    })
-}
-
-/// Deletes a test's queues and exchanges when the test ends (also when it fails).
-pub struct AmqpCleanup {
-    pub topology: messaging::Topology,
-}
-
-impl Drop for AmqpCleanup {
-    fn drop(&mut self) {
-        let topology = self.topology.clone();
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async move {
-                let Ok(conn) = messaging::connect(&amqp_url(), "tests-cleanup").await else {
-                    return;
-                };
-                let Ok(ch) = conn.create_channel().await else {
-                    return;
-                };
-                topology.delete_all(&ch).await;
-                let _ = conn.close(200, "cleanup").await;
-            });
-        })
-        .join();
-    }
-}
-
 pub struct Stack {
     pub sim: RunningSim,
     pub topology: messaging::Topology,
@@ -160,9 +60,9 @@ pub struct Stack {
     pub gateway_url: String,
     pub database_url: String,
     pub redis_prefix: String,
-    pub http: reqwest::Client,
-    /// order-svc's HTTP base URL and gRPC address (of the running instance).
-    pub base: String,
+    /// order-svc's HTTP API (of the running instance).
+    pub api: OrderApi,
+    /// order-svc's gRPC address (of the running instance).
     pub grpc: SocketAddr,
     pub workers: Option<order_svc::workers::Workers>,
     order_env: OrderEnv,
@@ -188,11 +88,9 @@ pub async fn stack() -> Stack {
 pub async fn stack_with(options: Options) -> Stack {
     service_runtime::telemetry::init_test_logs();
     let _ = require_rabbitmq().await.close(200, "checked").await;
-    let amqp_prefix = format!("t{:08x}.", rand::rng().random::<u32>());
-    let topology = messaging::Topology::new(amqp_prefix.clone());
-    let cleanup = AmqpCleanup {
-        topology: topology.clone(),
-    };
+    let amqp_prefix = format!("t{}.", unique_id());
+    let cleanup = AmqpCleanup::new(amqp_prefix.clone());
+    let topology = cleanup.topology.clone();
     let sim = wechatpay_sim::spawn(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         time_scale: 0.001,
@@ -248,9 +146,8 @@ pub async fn stack_with(options: Options) -> Stack {
         notify: notify_base,
         gateway_url,
         database_url: fresh_database().await,
-        redis_prefix: format!("minipay-test-{:08x}:", rand::rng().random::<u32>()),
-        http: reqwest::Client::new(),
-        base: String::new(),
+        redis_prefix: format!("minipay-test-{}:", unique_id()),
+        api: OrderApi::new(String::new()),
         grpc: dead_addr(),
         workers: None,
         order_env: OrderEnv {
@@ -298,7 +195,7 @@ impl Stack {
         let app = order_svc::Application::build(self.order_settings())
             .await
             .unwrap();
-        self.base = format!("http://{}", app.http_addr());
+        self.api = OrderApi::new(format!("http://{}", app.http_addr()));
         self.grpc = app.grpc_addr();
         self.workers = Some(app.workers());
         let stop = service_runtime::shutdown::Shutdown::new();
@@ -319,299 +216,62 @@ impl Stack {
 
     /// Waits until order-svc's queue has a consumer (its topology is declared).
     pub async fn wait_for_consumer(&self) {
-        let conn = require_rabbitmq().await;
-        for _ in 0..200 {
-            // A passive declare of a missing queue closes the channel: a fresh one each try.
-            let ch = conn.create_channel().await.unwrap();
-            let passive = lapin::options::QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            };
-            if let Ok(q) = ch
-                .queue_declare(
-                    &self.topology.order_payments_queue(),
-                    passive,
-                    lapin::types::FieldTable::default(),
-                )
-                .await
-                && q.consumer_count() > 0
-            {
-                let _ = conn.close(200, "ok").await;
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!(
-            "order-svc never started consuming {}",
-            self.topology.order_payments_queue()
-        );
+        let queue = self.topology.order_payments_queue();
+        wait_until(
+            Duration::from_secs(10),
+            &format!("order-svc consumes {queue}"),
+            || async { queue_state(&queue).await.filter(|q| q.consumers > 0) },
+        )
+        .await;
     }
 
     pub fn workers(&self) -> &order_svc::workers::Workers {
         self.workers.as_ref().unwrap()
     }
-}
 
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: reqwest::header::HeaderMap,
-    pub body: Value,
-}
-
-impl Answer {
-    pub fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
-    }
-}
-
-impl Stack {
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Answer {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req
-                .header("content-type", "application/json")
-                .body(b.to_owned());
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// Logs `name` in through the API (a fresh `test-` code each time).
-    pub async fn login(&self, name: &str) -> String {
-        let code = format!("test-{name}.{:08x}", rand::rng().random::<u32>());
-        let a = self
-            .call(
-                Method::POST,
-                "/api/v1/sessions",
-                None,
-                Some(&format!(r#"{{"code":"{code}"}}"#)),
-                &[],
-            )
-            .await;
-        assert_eq!(a.status, StatusCode::CREATED, "{}", a.body);
-        assert!(a.body["expires_in"].as_u64().unwrap() > 0);
-        a.body["token"].as_str().unwrap().to_owned()
-    }
-
-    pub async fn create(&self, token: &str, body: &str) -> Answer {
-        self.call(Method::POST, "/api/v1/orders", Some(token), Some(body), &[])
-            .await
-    }
-
-    pub async fn get(&self, token: &str, id: &str) -> Answer {
-        self.call(
-            Method::GET,
-            &format!("/api/v1/orders/{id}"),
-            Some(token),
-            None,
-            &[],
-        )
-        .await
-    }
-
-    pub async fn pay(&self, token: &str, id: &str) -> Answer {
-        self.call(
-            Method::POST,
-            &format!("/api/v1/orders/{id}/payment"),
-            Some(token),
-            None,
-            &[],
-        )
-        .await
-    }
-}
-
-/// A TCP proxy to RabbitMQ that a test can cut and restore, to play a broker outage
-/// without stopping the shared broker.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    generation: tokio::sync::watch::Sender<u64>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Proxy {
-        use std::sync::atomic::Ordering;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (generation, _) = tokio::sync::watch::channel(0u64);
-        let (up2, gen2) = (up.clone(), generation.clone());
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    continue;
-                };
-                if !up2.load(Ordering::SeqCst) {
-                    drop(client);
-                    continue;
-                }
-                let mut cut = gen2.subscribe();
-                tokio::spawn(async move {
-                    let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = cut.changed() => {}
-                    }
-                });
-            }
-        });
-        Proxy {
-            addr,
-            up,
-            generation,
-        }
-    }
-
-    /// Cuts every connection and refuses new ones.
-    pub fn down(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        self.generation.send_modify(|g| *g += 1);
-    }
-
-    /// Accepts connections again.
-    pub fn up(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-/// (routing key, body) of every event seen.
-pub type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
-
-/// Collects every event published to the orders exchange (bound before anything is paid).
-pub struct OrderEvents {
-    pub seen: Seen,
-    _conn: lapin::Connection,
-}
-
-impl OrderEvents {
-    pub async fn listen(topology: &messaging::Topology) -> OrderEvents {
-        use futures_util::StreamExt;
-        let conn = require_rabbitmq().await;
-        let ch = conn.create_channel().await.unwrap();
-        topology.declare_orders_exchange(&ch).await.unwrap();
-        let q = ch
-            .queue_declare(
-                "",
-                lapin::options::QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                lapin::types::FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        ch.queue_bind(
-            q.name().as_str(),
-            &topology.orders_exchange(),
-            "#",
-            Default::default(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let mut consumer = ch
-            .basic_consume(
-                q.name().as_str(),
-                "test-listener",
-                lapin::options::BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .unwrap();
-        let seen: Seen = Default::default();
-        let sink = seen.clone();
-        tokio::spawn(async move {
-            while let Some(Ok(d)) = consumer.next().await {
-                sink.lock()
-                    .unwrap()
-                    .push((d.routing_key.to_string(), d.data.clone()));
-            }
-        });
-        OrderEvents { seen, _conn: conn }
-    }
-
-    pub fn count(&self, routing_key: &str) -> usize {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k == routing_key)
-            .count()
-    }
-}
-
-impl Stack {
     /// Messages waiting in order-svc's dead-letter queue.
     pub async fn dead_letters(&self) -> u32 {
-        let conn = require_rabbitmq().await;
-        let ch = conn.create_channel().await.unwrap();
-        let passive = lapin::options::QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        };
-        let q = ch
-            .queue_declare(
-                &self.topology.order_payments_dlq(),
-                passive,
-                lapin::types::FieldTable::default(),
-            )
+        let dlq = self.topology.order_payments_dlq();
+        queue_state(&dlq)
             .await
-            .unwrap();
-        let _ = conn.close(200, "ok").await;
-        q.message_count()
+            .unwrap_or_else(|| panic!("{dlq} is not declared"))
+            .messages
     }
 
-    /// Polls the order until its status is `status` (at most 15 s).
-    pub async fn wait_status(&self, token: &str, id: &str, status: &str) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let a = self.get(token, id).await;
-            if a.body["status"] == status {
-                return a.body;
+    /// Waits until order-svc's dead-letter queue holds `n` messages.
+    pub async fn wait_dead_letters(&self, n: u32) {
+        wait_until(PATIENCE, &format!("{n} dead letters"), || async {
+            match self.dead_letters().await {
+                seen if seen == n => Ok(()),
+                seen => Err(seen),
             }
-            last = a.body;
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("order {id} never became {status}; last seen: {last}");
+        })
+        .await;
+    }
+
+    /// Polls the order until its status is `status`; the order.
+    pub async fn wait_status(&self, token: &str, id: &str, status: &str) -> Value {
+        wait_until(PATIENCE, &format!("order {id} is {status}"), || async {
+            let order = self.api.get(token, id).await.body;
+            if order["status"] == status {
+                Ok(order)
+            } else {
+                Err(order)
+            }
+        })
+        .await
     }
 
     /// A logged-in user's new order with a prepay at the simulator: (token, order id, out_trade_no).
     pub async fn prepaid_order(&self, user: &str) -> (String, String, String) {
-        let token = self.login(user).await;
+        let token = self.api.login(user).await;
         let order = self
+            .api
             .create(&token, r#"{"items":[{"sku":"TEA-JASMINE","quantity":1}]}"#)
             .await;
         assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
         let id = order.body["id"].as_str().unwrap().to_owned();
-        let pay = self.pay(&token, &id).await;
+        let pay = self.api.pay(&token, &id).await;
         assert_eq!(pay.status, StatusCode::OK, "{}", pay.body);
         (
             token,
@@ -628,6 +288,42 @@ impl Stack {
             wechatpay_sim::PayResult::Success,
         )
         .unwrap();
+    }
+
+    /// Waits until the simulator has recorded every copy of every notification attempt for
+    /// this order and the last attempt was acknowledged; the attempts (as JSON).
+    pub async fn notification_settled(&self, out_trade_no: &str, copies: u64) -> Vec<Value> {
+        wait_until(
+            PATIENCE,
+            &format!("all {copies} copies of {out_trade_no}'s notification are recorded"),
+            || async {
+                let view = serde_json::to_value(self.at_wechat(out_trade_no)).unwrap();
+                test_support::sim::settled_attempts(&view, copies)
+            },
+        )
+        .await
+    }
+
+    /// Returns once order-svc has handled every payment event published before the call: a
+    /// fresh order is paid through the same path (notify-svc, the queue, the consumer), and
+    /// the queue hands events in order to one consumer that handles one at a time. (An event
+    /// given back for redelivery may come after it; the tests use it after acks and dead
+    /// letters only.) Needs the simulator's notification faults off.
+    pub async fn handled_so_far(&self) {
+        let (token, id, number) = self.prepaid_order("barrier").await;
+        self.user_pays(&number);
+        self.wait_status(&token, &id, "PAID").await;
+    }
+
+    /// Waits until `n` events with this routing key were seen.
+    pub async fn wait_events(&self, events: &OrderEvents, routing_key: &str, n: usize) {
+        wait_until(PATIENCE, &format!("{n} {routing_key} events"), || async {
+            match events.count(routing_key) {
+                seen if seen >= n => Ok(()),
+                seen => Err(seen),
+            }
+        })
+        .await;
     }
 
     /// The simulator's view of an order.

@@ -1,0 +1,206 @@
+//! The command line: `minipay up | demo | status`, one module per subcommand. `main` parses
+//! [`Cli`] and hands it to [`run`].
+
+pub mod demo;
+pub mod status;
+pub mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::infra::Infra;
+use crate::process::LogSink;
+use crate::stack::{self, RunningStack, StackConfig};
+
+const ENVIRONMENT: &str = "\
+Environment: DATABASE_URL (admin database; default postgres://postgres@127.0.0.1:5432/postgres),
+REDIS_URL, AMQP_URL: used where they answer, otherwise private instances are started from the
+locally installed servers, with data under .minipay/. MINIPAY_BIN_DIR: where the service
+binaries are (default: next to this one).";
+
+/// minipay: run Minipay locally.
+#[derive(Debug, Parser)]
+#[command(name = "minipay", version, after_help = ENVIRONMENT)]
+pub struct Cli {
+    /// What to do (without one, this help).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start everything, self-check with a real purchase, stream logs; Ctrl-C stops it all.
+    #[command(after_help = ENVIRONMENT)]
+    Up(up::Args),
+    /// Walk through one purchase against a running stack (or one it starts).
+    #[command(after_help = ENVIRONMENT)]
+    Demo(demo::Args),
+    /// What is running and ready, and orders per state.
+    Status(status::Args),
+}
+
+/// Flags shared by the subcommands that may start the stack.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct BuildArgs {
+    /// Use the binaries already built next to this one (no `cargo build`).
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// Runs the parsed command line; the process's exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    // Listened for from the very start: the children run in their own process groups, so
+    // `minipay` must always be the one that stops them.
+    let interrupt = listen_for_interrupt();
+    match cli.command {
+        Some(Command::Up(args)) => up::run(args, interrupt).await,
+        Some(Command::Demo(args)) => demo::run(args).await,
+        Some(Command::Status(args)) => status::run(args).await,
+        None => {
+            let _ = Cli::command().print_help();
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn say(line: &str) {
+    println!("  • {line}");
+}
+
+/// Ctrl-C or SIGTERM, seen from the very start.
+type Interrupt = tokio::sync::watch::Receiver<bool>;
+
+fn listen_for_interrupt() -> Interrupt {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        service_runtime::shutdown::signal().await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn interrupted(mut rx: Interrupt) {
+    let _ = rx.wait_for(|&stop| stop).await;
+}
+
+/// Infrastructure, the `minipay` database, fresh binaries, and the four processes.
+async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack), String> {
+    let state = PathBuf::from(".minipay");
+    println!("Infrastructure:");
+    let infra = Infra::ensure(&state, &sink, &say)
+        .await
+        .map_err(|e| e.to_string())?;
+    let database_url = match stack::ensure_database(&infra.database_url, "minipay").await {
+        Ok(url) => url,
+        Err(e) => {
+            infra.stop().await;
+            return Err(e);
+        }
+    };
+    say(&format!("database: {}", stack::redact(&database_url)));
+    let bin_dir = stack::bin_dir();
+    if !build.no_build {
+        println!("Building the services (cargo build; quick when nothing changed):");
+        let release = bin_dir.ends_with("release");
+        if let Err(e) = stack::build_binaries(release).await {
+            infra.stop().await;
+            return Err(e.to_string());
+        }
+    }
+    println!("Services:");
+    let config = StackConfig::local(
+        bin_dir,
+        database_url,
+        infra.redis_url.clone(),
+        infra.amqp_url.clone(),
+        sink,
+    );
+    match RunningStack::start(config, &say).await {
+        Ok(stack) => Ok((infra, stack)),
+        Err(e) => {
+            infra.stop().await;
+            Err(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("minipay").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_subcommand() {
+        let help = parse(&["--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        let text = help.to_string();
+        for name in ["up", "demo", "status", "DATABASE_URL"] {
+            assert!(text.contains(name), "{name} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn each_subcommand_has_its_own_help() {
+        let help = parse(&["up", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("--no-build"), "{help}");
+        let help = parse(&["help", "demo"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        assert!(help.to_string().contains("--no-build"), "{help}");
+        let help = parse(&["status", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), ErrorKind::DisplayHelp);
+        assert!(!help.to_string().contains("--no-build"), "{help}");
+    }
+
+    #[test]
+    fn no_build_is_read_by_up_and_demo() {
+        let cli = parse(&["up", "--no-build"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Up(a)) if a.build.no_build));
+        let cli = parse(&["demo"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Demo(a)) if !a.build.no_build));
+    }
+
+    #[test]
+    fn no_subcommand_means_help() {
+        assert!(parse(&[]).unwrap().command.is_none());
+    }
+
+    #[test]
+    fn an_unknown_flag_is_refused_by_name() {
+        let error = parse(&["up", "--no-buidl"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+        let text = error.to_string();
+        assert!(text.contains("--no-buidl"), "{text}");
+        assert!(
+            text.contains("--no-build"),
+            "suggests the near miss: {text}"
+        );
+    }
+
+    #[test]
+    fn a_flag_of_another_subcommand_is_refused_by_name() {
+        let error = parse(&["status", "--no-build"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::UnknownArgument);
+        assert!(error.to_string().contains("--no-build"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_subcommand_is_refused_by_name() {
+        let error = parse(&["upp"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::InvalidSubcommand);
+        assert!(error.to_string().contains("upp"), "{error}");
+    }
+}

@@ -1,0 +1,137 @@
+//! `minipay up`: the whole stack, a self-check purchase, then its logs until Ctrl-C.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use super::{BuildArgs, Interrupt, interrupted, start};
+use crate::process::LogSink;
+use crate::purchase::Shop;
+use crate::stack::RunningStack;
+
+/// `minipay up`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub(super) build: BuildArgs,
+}
+
+pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
+    println!("Minipay: starting the whole stack\n");
+    let sink = LogSink::gated();
+    // Interrupted while starting: dropping the start drops every process it started (each
+    // dropped service kills its process group), so nothing is left behind.
+    let started = tokio::select! {
+        s = start(args.build, sink.clone()) => s,
+        () = interrupted(interrupt.clone()) => Err("interrupted while starting; everything started so far was stopped".to_owned()),
+    };
+    let (infra, mut running) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("\nminipay up failed: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("\nready. Self-check: one real purchase through the HTTP API");
+    let shop = Shop::new(running.order_url(), running.sim_url());
+    match shop.purchase("selfcheck", &|_, _| {}).await {
+        Ok(receipt) => println!(
+            "{}\n  self-check passed: order {} is PAID\n",
+            receipt.timeline.render(),
+            receipt.out_trade_no
+        ),
+        Err(e) => {
+            eprintln!("  self-check FAILED: {e}");
+            for name in [
+                "order-svc",
+                "notify-svc",
+                "pay-gateway-svc",
+                "wechatpay-sim",
+            ] {
+                for line in sink.tail(name, 5) {
+                    eprintln!("    {line}");
+                }
+            }
+            running.stop().await;
+            infra.stop().await;
+            return ExitCode::from(1);
+        }
+    }
+    print_guide(&running);
+    println!("Streaming logs (Ctrl-C stops everything):\n");
+    sink.open();
+    let exited = loop {
+        tokio::select! {
+            () = interrupted(interrupt.clone()) => break None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                let gone = running.exited();
+                if !gone.is_empty() {
+                    break Some(gone);
+                }
+            }
+        }
+    };
+    println!("\nstopping ...");
+    let unclean = running.stop().await;
+    infra.stop().await;
+    match (exited, unclean.is_empty()) {
+        (None, true) => {
+            println!("stopped cleanly; nothing left running");
+            ExitCode::SUCCESS
+        }
+        (Some(gone), _) => {
+            eprintln!("stopped because these exited: {}", gone.join(", "));
+            ExitCode::from(1)
+        }
+        (None, false) => {
+            eprintln!("these had to be killed: {}", unclean.join(", "));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_guide(running: &RunningStack) {
+    let p = running.config.ports;
+    println!("Listening:");
+    println!(
+        "  order-svc        HTTP http://127.0.0.1:{}  (API /api/v1, OpenAPI /api/v1/openapi.json)   gRPC 127.0.0.1:{}",
+        p.order_http, p.order_grpc
+    );
+    println!(
+        "  notify-svc       HTTP http://127.0.0.1:{}  (WeChat callbacks: POST /wechat/pay/notify)",
+        p.notify_http
+    );
+    println!(
+        "  pay-gateway-svc  gRPC 127.0.0.1:{}   HTTP http://127.0.0.1:{} (health, metrics)",
+        p.gateway_grpc, p.gateway_http
+    );
+    println!(
+        "  wechatpay-sim    HTTP http://127.0.0.1:{}  (control API /sim/v1)",
+        p.sim
+    );
+    println!("  every service: /healthz /readyz /metrics\n");
+    println!("Try it (each step is one curl):");
+    println!(
+        "  TOKEN=$(curl -s -X POST localhost:{}/api/v1/sessions -d '{{\"code\":\"test-alice\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')",
+        p.order_http
+    );
+    println!("  curl -s localhost:{}/api/v1/products", p.order_http);
+    println!(
+        "  curl -s -X POST localhost:{}/api/v1/orders -H \"Authorization: Bearer $TOKEN\" -d '{{\"items\":[{{\"sku\":\"TEA-JASMINE\",\"quantity\":2}}]}}'",
+        p.order_http
+    );
+    println!(
+        "  curl -s -X POST localhost:{}/api/v1/orders/<id>/payment -H \"Authorization: Bearer $TOKEN\"",
+        p.order_http
+    );
+    println!(
+        "  curl -s -X POST localhost:{}/sim/v1/orders/<out_trade_no>/pay        # the user pays in WeChat",
+        p.sim
+    );
+    println!(
+        "  curl -s localhost:{}/api/v1/orders/<id> -H \"Authorization: Bearer $TOKEN\"   # PAID",
+        p.order_http
+    );
+    println!(
+        "  (a `test-<name>` code logs in user <name>; use `test-<name>.2`, `.3`, ... for more logins: each code works once)\n"
+    );
+}

@@ -1,0 +1,40 @@
+//! The `minipay` binary's command line, as a user meets it.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::process::{Command, Output};
+
+fn minipay(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_minipay"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_names_every_subcommand() {
+    let out = minipay(&["--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = text(&out.stdout);
+    for name in ["up", "demo", "status"] {
+        assert!(help.contains(name), "{help}");
+    }
+}
+
+#[test]
+fn up_has_its_own_help() {
+    let out = minipay(&["up", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("--no-build"), "{out:?}");
+}
+
+#[test]
+fn an_unknown_flag_is_refused_naming_it() {
+    let out = minipay(&["up", "--no-biuld"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("'--no-biuld'"), "{out:?}");
+}
