@@ -43,7 +43,9 @@ async fn the_served_openapi_document_matches_what_the_service_does() {
             .args(["run", &format!("{base}/api/v1/openapi.json")])
             .args(["--checks", "all"])
             .args(["--header", &format!("Authorization: Bearer {token}")])
-            .args(["--max-examples", "30", "--seed", "1", "--workers", "2"])
+            // One worker: under Python 3.11, two threads parsing source at once (hypothesis
+            // describing its strategies) can trip CPython's AST recursion check.
+            .args(["--max-examples", "30", "--seed", "1", "--workers", "1"])
             .args(["--generation-database", "none"])
             .args(["--no-color", "--output-truncate", "false"])
             .env("SCHEMATHESIS_REPORTS", "")
