@@ -63,7 +63,6 @@ impl Gateway {
         })
     }
 
-    #[tracing::instrument(skip_all, fields(trace_id = current_trace_id().as_deref()))]
     async fn code2session(
         &self,
         request: pb::Code2SessionRequest,
