@@ -2,7 +2,8 @@
 //! (`crate::convert`), calls WeChat, converts the answer.
 //!
 //! The JSON log line shows only the innermost span, so each call's span repeats the trace id
-//! next to the order number.
+//! next to the order number; and the methods answer `Status` so that a failure is mapped,
+//! and logged, inside that span.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,13 +67,14 @@ impl Gateway {
     async fn code2session(
         &self,
         request: pb::Code2SessionRequest,
-    ) -> Result<pb::Code2SessionResponse, GatewayError> {
+    ) -> Result<pb::Code2SessionResponse, Status> {
         let session = observe(
             "jscode2session",
             self.login.code2session(&request.js_code),
             login_result,
         )
-        .await?;
+        .await
+        .map_err(GatewayError::Login)?;
         tracing::info!("user logged in");
         Ok(convert::login_answer(session))
     }
@@ -81,7 +83,7 @@ impl Gateway {
     async fn create_prepay(
         &self,
         request: pb::CreatePrepayRequest,
-    ) -> Result<pb::CreatePrepayResponse, GatewayError> {
+    ) -> Result<pb::CreatePrepayResponse, Status> {
         let request = PrepayRequest::try_from(request)?;
         tracing::Span::current().record("out_trade_no", display(request.out_trade_no()));
         let (prepay_id, expires_at_unix) = match request {
@@ -108,7 +110,7 @@ impl Gateway {
     async fn query_payment(
         &self,
         request: pb::QueryPaymentRequest,
-    ) -> Result<pb::QueryPaymentResponse, GatewayError> {
+    ) -> Result<pb::QueryPaymentResponse, Status> {
         let out_trade_no = convert::out_trade_no(request.out_trade_no)?;
         tracing::Span::current().record("out_trade_no", display(&out_trade_no));
         let query = OrderQueryRequest::by_out_trade_no(out_trade_no);
@@ -122,7 +124,7 @@ impl Gateway {
     async fn close_payment(
         &self,
         request: pb::ClosePaymentRequest,
-    ) -> Result<pb::ClosePaymentResponse, GatewayError> {
+    ) -> Result<pb::ClosePaymentResponse, Status> {
         let out_trade_no = convert::out_trade_no(request.out_trade_no)?;
         tracing::Span::current().record("out_trade_no", display(&out_trade_no));
         let close = CloseOrderRequest { out_trade_no };
@@ -134,7 +136,7 @@ impl Gateway {
                     code: ErrCode::OrderClosed,
                     ..
                 }) => true,
-                Err(source) => return Err(wechat("closeorder")(source)),
+                Err(source) => return Err(wechat("closeorder")(source).into()),
             };
         Ok(pb::ClosePaymentResponse { already_closed })
     }
@@ -197,9 +199,9 @@ impl PayGateway for Gateway {
         request: Request<pb::Code2SessionRequest>,
     ) -> Result<Response<pb::Code2SessionResponse>, Status> {
         grpc_call(SERVICE, "Code2Session", &request, async {
-            Ok(Response::new(
-                self.code2session(request.get_ref().clone()).await?,
-            ))
+            self.code2session(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
@@ -209,9 +211,9 @@ impl PayGateway for Gateway {
         request: Request<pb::CreatePrepayRequest>,
     ) -> Result<Response<pb::CreatePrepayResponse>, Status> {
         grpc_call(SERVICE, "CreatePrepay", &request, async {
-            Ok(Response::new(
-                self.create_prepay(request.get_ref().clone()).await?,
-            ))
+            self.create_prepay(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
@@ -221,9 +223,9 @@ impl PayGateway for Gateway {
         request: Request<pb::QueryPaymentRequest>,
     ) -> Result<Response<pb::QueryPaymentResponse>, Status> {
         grpc_call(SERVICE, "QueryPayment", &request, async {
-            Ok(Response::new(
-                self.query_payment(request.get_ref().clone()).await?,
-            ))
+            self.query_payment(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
@@ -233,9 +235,9 @@ impl PayGateway for Gateway {
         request: Request<pb::ClosePaymentRequest>,
     ) -> Result<Response<pb::ClosePaymentResponse>, Status> {
         grpc_call(SERVICE, "ClosePayment", &request, async {
-            Ok(Response::new(
-                self.close_payment(request.get_ref().clone()).await?,
-            ))
+            self.close_payment(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
