@@ -109,7 +109,7 @@ async fn main() {
             publisher
                 .publish(
                     &exchange,
-                    "payment.succeeded",
+                    messaging::PAYMENT_SUCCEEDED,
                     &payload,
                     &i.to_string(),
                     &[],

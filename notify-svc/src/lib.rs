@@ -2,6 +2,7 @@
 //! durable RabbitMQ events. It never touches the order database; the success ack goes out
 //! only after the broker confirmed the event.
 
+mod convert;
 mod notify;
 mod settings;
 
@@ -16,11 +17,11 @@ use service_runtime::server::{BindError, ServeError, bind, local_addr, serve_htt
 use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
-pub use self::notify::NotifyState;
+use self::notify::NotifyState;
 pub use self::settings::Settings;
 
 /// The service's name in logs and metrics.
-pub const SERVICE: &str = "notify-svc";
+const SERVICE: &str = "notify-svc";
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +85,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let stop = Shutdown::after(shutdown);
-        tracing::info!(http = %self.http_addr(), "notify-svc listening");
+        tracing::info!(http = %self.http_addr(), "{SERVICE} listening");
         let publisher = self.state.publisher.clone();
         publisher.spawn_keepalive(stop.wait());
         let ready = readiness(self.state.publisher.clone());
@@ -99,7 +100,7 @@ impl Application {
         // Only after every in-flight notification was answered.
         publisher.close().await;
         served?;
-        tracing::info!("notify-svc stopped");
+        tracing::info!("{SERVICE} stopped");
         Ok(())
     }
 }

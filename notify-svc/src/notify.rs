@@ -1,32 +1,124 @@
-//! `POST /wechat/pay/notify`: size limit, parse and signature check, merchant check, publish
-//! a persistent event and wait for the broker's confirm, and only then the success ack.
-//! Every failure before the confirm answers the failure ack, so WeChat retries.
+//! `POST /wechat/pay/notify`, in named steps: size cap → parse + signature → merchant →
+//! publish with confirm → ack. Every failure before the confirm answers the failure ack, so
+//! WeChat sends the notification again.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use messaging::{EVENT_TYPE_HEADER, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Publisher, Topology};
-use prost::Message as _;
-use proto::events::v1::{PaymentFailed, PaymentSucceeded};
-use service_runtime::telemetry::{TRACE_ID_HEADER, current_trace_id};
+use messaging::{EVENT_TYPE_HEADER, PublishError, Publisher, Topology};
+use service_runtime::telemetry::{TRACE_ID_HEADER, current_trace_id, error_chain};
 use sha2::{Digest, Sha256};
-use wechat_pay::v2::{self, NotifyError, PaymentNotification, PaymentOutcome, xml::XmlError};
+use tracing::field::display;
+use wechat_pay::v2::{self, NotifyError, xml::XmlError};
 
+use crate::convert::PaymentEvent;
 use crate::settings::Settings;
 
-/// What the handler needs.
 #[derive(Debug, Clone)]
-pub struct NotifyState {
-    /// Expected merchant and key, limits.
-    pub settings: Arc<Settings>,
-    /// The confirming publisher.
-    pub publisher: Publisher,
-    /// Exchange names.
-    pub topology: Topology,
+pub(crate) struct NotifyState {
+    /// The merchant and key notifications must match, and the body limit.
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) publisher: Publisher,
+    pub(crate) topology: Topology,
+}
+
+/// Why a notification was not accepted. Each is answered with the failure ack.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("notification body over the size limit")]
+    TooLarge(#[source] axum::Error),
+    /// Not a well-formed, correctly signed notification for our merchant.
+    #[error("notification refused")]
+    Invalid(#[from] NotifyError),
+    /// The broker did not confirm the event: it may not exist, so WeChat must send again.
+    #[error("payment event not published")]
+    Publish(#[from] PublishError),
+}
+
+impl Refusal {
+    /// The `reason` label of `notifications_total` and the text of the failure ack.
+    fn reason(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge(_)
+            | Refusal::Invalid(NotifyError::Xml(XmlError::TooLarge { .. })) => "body_too_large",
+            Refusal::Invalid(NotifyError::Xml(
+                XmlError::Doctype
+                | XmlError::EntityDeclaration
+                | XmlError::ExternalEntity
+                | XmlError::UnknownEntity,
+            )) => "hostile_xml",
+            Refusal::Invalid(NotifyError::Xml(_)) => "malformed_xml",
+            Refusal::Invalid(NotifyError::NotSuccess) => "return_code_fail",
+            Refusal::Invalid(NotifyError::Signature(v2::SignatureError::Missing)) => "unsigned",
+            Refusal::Invalid(NotifyError::Signature(v2::SignatureError::UnknownSignType)) => {
+                "unknown_sign_type"
+            }
+            Refusal::Invalid(NotifyError::Signature(v2::SignatureError::Mismatch)) => {
+                "bad_signature"
+            }
+            Refusal::Invalid(NotifyError::Field(_)) => "invalid_field",
+            Refusal::Invalid(NotifyError::MerchantMismatch(_)) => "wrong_merchant",
+            Refusal::Publish(_) => "publish_failed",
+        }
+    }
+}
+
+#[tracing::instrument(
+    skip_all,
+    // The JSON log line shows only the innermost span: repeat the request's trace id here.
+    fields(out_trade_no, trace_id = current_trace_id().as_deref())
+)]
+pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> Response {
+    // Step 1: the size cap, before a byte is parsed.
+    let body = match axum::body::to_bytes(body, state.settings.max_body).await {
+        Ok(body) => body,
+        Err(e) => return refuse(&Refusal::TooLarge(e), &[]),
+    };
+    match accept(&state, &body).await {
+        // Step 5: the success ack, only once the broker has the event.
+        Ok(event) => {
+            tracing::info!(
+                event_id = event.id,
+                routing_key = event.routing_key,
+                "notification accepted and published"
+            );
+            metrics::counter!("notifications_total", "outcome" => "accepted", "reason" => event.routing_key)
+                .increment(1);
+            ack(v2::ACK_SUCCESS.to_owned())
+        }
+        Err(refusal) => refuse(&refusal, &body),
+    }
+}
+
+async fn accept(state: &NotifyState, body: &Bytes) -> Result<PaymentEvent, Refusal> {
+    let settings = &state.settings;
+    // Step 2: parse safely and verify the signature; no field is read before that.
+    let notification = v2::parse_payment_notification(body, &settings.api_key)?;
+    tracing::Span::current().record("out_trade_no", display(&notification.out_trade_no));
+    // Step 3: for our Mini Program and merchant.
+    notification.check_merchant(&settings.appid, &settings.mch_id)?;
+    // Step 4: a persistent event, mandatory (some queue must take it), confirmed.
+    let trace_id = current_trace_id().unwrap_or_default();
+    let event = PaymentEvent::of(&notification, &trace_id, now_ms());
+    state
+        .publisher
+        .publish(
+            &state.topology.payments_exchange(),
+            event.routing_key,
+            &event.body,
+            &event.id,
+            &[
+                (TRACE_ID_HEADER, &trace_id),
+                (EVENT_TYPE_HEADER, event.routing_key),
+            ],
+            true,
+        )
+        .await?;
+    Ok(event)
 }
 
 fn ack(body: String) -> Response {
@@ -38,76 +130,15 @@ fn ack(body: String) -> Response {
         .into_response()
 }
 
-/// Answers the failure ack, counts it by reason, logs the body's hash (never the body).
-fn refuse(reason: &'static str, body: &[u8], detail: &dyn std::fmt::Display) -> Response {
+/// The one place a refusal is logged and counted. The log names the body by a hash prefix:
+/// the body itself may be anyone's, and is never logged.
+fn refuse(refusal: &Refusal, body: &[u8]) -> Response {
+    let reason = refusal.reason();
     let digest = hex::encode(&Sha256::digest(body)[..8]);
-    tracing::warn!(reason, body_sha256_prefix = %digest, %detail, "notification refused");
+    tracing::warn!(reason, body_sha256_prefix = %digest, error = %error_chain(refusal), "notification refused");
     metrics::counter!("notifications_total", "outcome" => "refused", "reason" => reason)
         .increment(1);
     ack(v2::ack_failure(reason))
-}
-
-fn reason_of(e: &NotifyError) -> &'static str {
-    match e {
-        NotifyError::Xml(XmlError::TooLarge { .. }) => "body_too_large",
-        NotifyError::Xml(
-            XmlError::Doctype
-            | XmlError::EntityDeclaration
-            | XmlError::ExternalEntity
-            | XmlError::UnknownEntity,
-        ) => "hostile_xml",
-        NotifyError::Xml(_) => "malformed_xml",
-        NotifyError::NotSuccess => "return_code_fail",
-        NotifyError::Signature(v2::SignatureError::Missing) => "unsigned",
-        NotifyError::Signature(v2::SignatureError::UnknownSignType) => "unknown_sign_type",
-        NotifyError::Signature(v2::SignatureError::Mismatch) => "bad_signature",
-        NotifyError::Field(_) => "invalid_field",
-        NotifyError::MerchantMismatch(_) => "wrong_merchant",
-    }
-}
-
-/// The handler.
-pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> Response {
-    let limit = state.settings.max_body;
-    // Step 1: the size limit, before anything is parsed.
-    let body = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) => return refuse("body_too_large", &[], &e),
-    };
-    // Steps 2 and 3: parse safely, verify the signature, check the merchant.
-    let notification = match v2::parse_payment_notification(&body, &state.settings.api_key)
-        .and_then(|n| {
-            n.check_merchant(&state.settings.appid, &state.settings.mch_id)
-                .map(|()| n)
-        }) {
-        Ok(n) => n,
-        Err(e) => return refuse(reason_of(&e), &body, &e),
-    };
-    // Step 4: a durable event, confirmed by the broker.
-    let trace_id = current_trace_id().unwrap_or_default();
-    let (routing_key, event_id, payload) = event(&notification, &trace_id);
-    let published = state
-        .publisher
-        .publish(
-            &state.topology.payments_exchange(),
-            routing_key,
-            &payload,
-            &event_id,
-            &[
-                (TRACE_ID_HEADER, &trace_id),
-                (EVENT_TYPE_HEADER, routing_key),
-            ],
-            true,
-        )
-        .await;
-    if let Err(e) = published {
-        return refuse("publish_failed", &body, &e);
-    }
-    // Step 5: only now, the success ack.
-    tracing::info!(out_trade_no = %notification.out_trade_no, event_id, routing_key, "notification accepted and published");
-    metrics::counter!("notifications_total", "outcome" => "accepted", "reason" => routing_key)
-        .increment(1);
-    ack(v2::ACK_SUCCESS.to_owned())
 }
 
 fn now_ms() -> i64 {
@@ -116,43 +147,31 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The event for a verified notification: routing key, event id (stable across WeChat's
-/// repeats of the same notification), protobuf body.
-fn event(n: &PaymentNotification, trace_id: &str) -> (&'static str, String, Vec<u8>) {
-    match &n.outcome {
-        PaymentOutcome::Paid(paid) => {
-            let event_id = format!("wxpay:{}", paid.transaction_id);
-            let e = PaymentSucceeded {
-                event_id: event_id.clone(),
-                out_trade_no: n.out_trade_no.to_string(),
-                transaction_id: paid.transaction_id.to_string(),
-                amount_fen: paid.total_fee.as_i64(),
-                appid: n.appid.clone(),
-                mch_id: n.mch_id.clone(),
-                openid: paid.openid.to_string(),
-                paid_at_unix: paid.time_end.unix_seconds(),
-                received_at_unix_ms: now_ms(),
-                trace_id: trace_id.to_owned(),
-            };
-            (PAYMENT_SUCCEEDED, event_id, e.encode_to_vec())
-        }
-        PaymentOutcome::Failed {
-            err_code,
-            err_code_des,
-        } => {
-            let nonce = n.fields.get("nonce_str").unwrap_or_default();
-            let event_id = format!("wxpay-failed:{}:{nonce}", n.out_trade_no);
-            let e = PaymentFailed {
-                event_id: event_id.clone(),
-                out_trade_no: n.out_trade_no.to_string(),
-                appid: n.appid.clone(),
-                mch_id: n.mch_id.clone(),
-                err_code: err_code.clone().unwrap_or_default(),
-                err_code_des: err_code_des.clone().unwrap_or_default(),
-                received_at_unix_ms: now_ms(),
-                trace_id: trace_id.to_owned(),
-            };
-            (PAYMENT_FAILED, event_id, e.encode_to_vec())
+#[cfg(test)]
+mod tests {
+    use wechat_pay::v2::SignatureError;
+
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_by_cause() {
+        let cases = [
+            (
+                Refusal::Invalid(NotifyError::NotSuccess),
+                "return_code_fail",
+            ),
+            (
+                Refusal::Invalid(NotifyError::Signature(SignatureError::Mismatch)),
+                "bad_signature",
+            ),
+            (
+                Refusal::Invalid(NotifyError::MerchantMismatch("mch_id")),
+                "wrong_merchant",
+            ),
+            (Refusal::Publish(PublishError::Nacked), "publish_failed"),
+        ];
+        for (refusal, reason) in cases {
+            assert_eq!(refusal.reason(), reason, "{refusal:?}");
         }
     }
 }

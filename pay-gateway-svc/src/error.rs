@@ -2,34 +2,33 @@
 //!
 //! Every status carries a `google.rpc.ErrorInfo` detail whose `reason` is a stable code
 //! (`ORDER_PAID`, `OUT_TRADE_NO_USED`, `WECHAT_UNAVAILABLE`, ...) that callers act on.
-//! Internal details are logged with their cause, never returned.
+//! Internal failures are logged here, once, with their cause chain; callers never see them.
 
 use std::collections::HashMap;
 
 use proto::paygateway::v1::reason;
+use service_runtime::telemetry::error_chain;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use wechat_pay::TransportError;
 use wechat_pay::login::LoginError;
 use wechat_pay::v2::{self, ErrCode};
 
-/// What went wrong.
+/// Why a call to the gateway failed.
 #[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    /// The caller's request is invalid.
+pub(crate) enum GatewayError {
+    /// The caller's request is invalid; the message says which field and why.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// A merchant API call failed.
-    #[error("WeChat Pay {endpoint} failed: {source}")]
+    /// A merchant API call failed (after its retries).
+    #[error("WeChat Pay {endpoint} failed")]
     WeChat {
-        /// Which call.
         endpoint: &'static str,
-        /// Why.
         #[source]
         source: v2::Error,
     },
-    /// The login call failed.
-    #[error("WeChat login failed: {0}")]
+    /// The login call failed (after its retries).
+    #[error("WeChat login failed")]
     Login(#[from] LoginError),
 }
 
@@ -41,19 +40,27 @@ fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
 
 impl From<GatewayError> for Status {
     fn from(error: GatewayError) -> Self {
-        match error {
-            GatewayError::InvalidArgument(message) => {
-                status(Code::InvalidArgument, reason::INVALID_ARGUMENT, message)
-            }
-            GatewayError::WeChat { endpoint, source } => wechat_status(endpoint, source),
+        let status = match &error {
+            GatewayError::InvalidArgument(message) => status(
+                Code::InvalidArgument,
+                reason::INVALID_ARGUMENT,
+                message.clone(),
+            ),
+            GatewayError::WeChat { source, .. } => wechat_status(source),
             GatewayError::Login(source) => login_status(source),
+        };
+        // What the caller can act on (its own mistake, WeChat busy, an order already paid)
+        // is in the status; what only we can fix is logged, here and nowhere else.
+        if status.code() == Code::Internal {
+            tracing::error!(reason = %status.message(), error = %error_chain(&error), "WeChat call failed");
         }
+        status
     }
 }
 
-fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
+fn wechat_status(error: &v2::Error) -> Status {
     use v2::Error as E;
-    match &error {
+    match error {
         E::Business { code, description } => {
             let (grpc, message) = match code {
                 ErrCode::OrderPaid => (Code::FailedPrecondition, "the order is already paid"),
@@ -70,10 +77,7 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
                 ErrCode::SystemError | ErrCode::BizErrNeedRetry | ErrCode::FrequencyLimited => {
                     (Code::Unavailable, "WeChat Pay is busy; retries exhausted")
                 }
-                _ => {
-                    tracing::error!(endpoint, err_code = %code, %description, "WeChat Pay refused the call");
-                    (Code::Internal, "WeChat Pay refused the call")
-                }
+                _ => (Code::Internal, "WeChat Pay refused the call"),
             };
             // The three outcomes callers act on have reasons of their own; every other
             // business error carries WeChat's err_code.
@@ -110,19 +114,16 @@ fn wechat_status(endpoint: &'static str, error: v2::Error) -> Status {
             reason::INVALID_ARGUMENT,
             message.clone(),
         ),
-        _ => {
-            tracing::error!(endpoint, error = %error, "WeChat Pay answer unusable");
-            status(
-                Code::Internal,
-                reason::WECHAT_PROTOCOL_ERROR,
-                "WeChat Pay's answer could not be trusted",
-            )
-        }
+        _ => status(
+            Code::Internal,
+            reason::WECHAT_PROTOCOL_ERROR,
+            "WeChat Pay's answer could not be trusted",
+        ),
     }
 }
 
-fn login_status(error: LoginError) -> Status {
-    match &error {
+fn login_status(error: &LoginError) -> Status {
+    match error {
         LoginError::InvalidCode => status(
             Code::InvalidArgument,
             reason::INVALID_CODE,
@@ -153,10 +154,7 @@ fn login_status(error: LoginError) -> Status {
             reason::WECHAT_UNAVAILABLE,
             "WeChat login is unavailable",
         ),
-        _ => {
-            tracing::error!(error = %error, "WeChat login failed");
-            status(Code::Internal, reason::LOGIN_FAILED, "WeChat login failed")
-        }
+        _ => status(Code::Internal, reason::LOGIN_FAILED, "WeChat login failed"),
     }
 }
 

@@ -1,35 +1,38 @@
-//! The `PayGateway` gRPC service over the protocol library.
+//! The `PayGateway` gRPC service over the protocol library: each call converts the request
+//! (`crate::convert`), calls WeChat, converts the answer.
+//!
+//! The JSON log line shows only the innermost span, so each call's span repeats the trace id
+//! next to the order number; and the methods answer `Status` so that a failure is mapped,
+//! and logged, inside that span.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_server::PayGateway;
-use service_runtime::telemetry::grpc_call;
+use service_runtime::telemetry::{current_trace_id, grpc_call};
 use tonic::{Request, Response, Status};
+use tracing::field::display;
 use wechat_pay::login::{LoginClient, LoginError};
 use wechat_pay::v2::{
     self, Client, ClientConfig, CloseOrderRequest, ErrCode, Merchant, OrderQueryRequest,
-    RequestPayment, RetryPolicy, TradeState, UnifiedOrderRequest,
+    RequestPayment, RetryPolicy,
 };
-use wechat_pay::{Fen, OutTradeNo, WeChatTime};
 
+use crate::convert::{self, PrepayRequest};
 use crate::error::GatewayError;
 use crate::settings::WeChatSettings;
+use crate::{SERVICE, StartError};
 
-const SERVICE: &str = "pay-gateway-svc";
-
-/// The gateway: one merchant, its v2 client and its login client.
+/// One merchant, its v2 client and its login client.
 #[derive(Debug, Clone)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     pay: Client,
     login: LoginClient,
     settings: WeChatSettings,
 }
 
 impl Gateway {
-    /// Builds the clients from the settings.
-    pub fn new(settings: WeChatSettings) -> Result<Self, GatewayError> {
+    pub(crate) fn new(settings: WeChatSettings) -> Result<Self, StartError> {
         let merchant = Merchant {
             appid: settings.appid.clone(),
             mch_id: settings.mch_id.clone(),
@@ -45,16 +48,14 @@ impl Gateway {
             deadline: settings.retry_deadline,
         };
         config.retry = retry;
-        let pay = Client::new(merchant, config).map_err(|source| GatewayError::WeChat {
-            endpoint: "client",
-            source,
-        })?;
+        let pay = Client::new(merchant, config).map_err(StartError::PayClient)?;
         let login = LoginClient::new(
             settings.login_base_url.clone(),
             settings.appid.clone(),
             settings.app_secret.clone(),
             settings.timeout,
-        )?
+        )
+        .map_err(StartError::LoginClient)?
         .with_retry(retry);
         Ok(Gateway {
             pay,
@@ -66,192 +67,98 @@ impl Gateway {
     async fn code2session(
         &self,
         request: pb::Code2SessionRequest,
-    ) -> Result<pb::Code2SessionResponse, GatewayError> {
+    ) -> Result<pb::Code2SessionResponse, Status> {
         let session = observe(
             "jscode2session",
             self.login.code2session(&request.js_code),
-            |e: &LoginError| match e {
-                LoginError::Busy => "busy",
-                LoginError::Transport(_) => "transport",
-                _ => "refused",
-            },
+            login_result,
         )
-        .await?;
+        .await
+        .map_err(GatewayError::Login)?;
         tracing::info!("user logged in");
-        Ok(pb::Code2SessionResponse {
-            openid: session.openid,
-            unionid: session.unionid.unwrap_or_default(),
-        })
+        Ok(convert::login_answer(session))
     }
 
+    #[tracing::instrument(skip_all, fields(out_trade_no, trace_id = current_trace_id().as_deref()))]
     async fn create_prepay(
         &self,
         request: pb::CreatePrepayRequest,
-    ) -> Result<pb::CreatePrepayResponse, GatewayError> {
-        let invalid = |m: &str| GatewayError::InvalidArgument(m.to_owned());
-        let out_trade_no = OutTradeNo::parse(request.out_trade_no)
-            .map_err(|e| GatewayError::InvalidArgument(e.to_string()))?;
-        let amount = Fen::from_i64(request.amount_fen)
-            .map_err(|_| invalid("amount_fen must be positive"))?;
-        if amount.is_zero() {
-            return Err(invalid("amount_fen must be positive"));
-        }
-        if !request.reuse_prepay_id.is_empty() {
-            let reuse = &request.reuse_prepay_id;
-            if reuse.len() > 64 || !reuse.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                return Err(invalid("reuse_prepay_id is not a prepay_id"));
+    ) -> Result<pb::CreatePrepayResponse, Status> {
+        let request = PrepayRequest::try_from(request)?;
+        tracing::Span::current().record("out_trade_no", display(request.out_trade_no()));
+        let (prepay_id, expires_at_unix) = match request {
+            PrepayRequest::Reuse { prepay_id, .. } => (prepay_id, 0),
+            PrepayRequest::New(order) => {
+                let order = order.unified_order(&self.settings.notify_url);
+                let answer = observe("unifiedorder", self.pay.unified_order(&order), v2_result)
+                    .await
+                    .map_err(wechat("unifiedorder"))?;
+                tracing::info!("prepay created");
+                (answer.prepay_id, self.prepay_expiry())
             }
-            let payment = RequestPayment::new(
-                &self.settings.appid,
-                reuse,
-                self.settings.sign_type,
-                &self.settings.api_key,
-            );
-            return Ok(pb::CreatePrepayResponse {
-                prepay_id: reuse.clone(),
-                payment: Some(to_pb(payment)),
-                prepay_expires_at_unix: 0,
-            });
-        }
-        let description = request.description.trim();
-        if description.is_empty() || description.chars().count() > 127 {
-            return Err(invalid("description must be 1 to 127 characters"));
-        }
-        if request.openid.is_empty() || request.openid.len() > 128 {
-            return Err(invalid("openid must be 1 to 128 characters"));
-        }
-        let client_ip: IpAddr = if request.client_ip.is_empty() {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            request
-                .client_ip
-                .parse()
-                .map_err(|_| invalid("client_ip is not an IP address"))?
         };
-        let time = |secs: i64| {
-            (secs > 0)
-                .then(|| WeChatTime::from_unix(secs))
-                .transpose()
-                .map_err(|_| invalid("time out of range"))
-        };
-        let mut order = UnifiedOrderRequest::jsapi(
-            out_trade_no.clone(),
-            description,
-            amount,
-            request.openid,
-            self.settings.notify_url.clone(),
-            client_ip.to_string(),
-        );
-        order.time_start = time(request.time_start_unix)?;
-        order.time_expire = time(request.time_expire_unix)?;
-        let answer = observe("unifiedorder", self.pay.unified_order(&order), v2_result)
-            .await
-            .map_err(|source| GatewayError::WeChat {
-                endpoint: "unifiedorder",
-                source,
-            })?;
-        tracing::info!(out_trade_no = %out_trade_no, "prepay created");
         let payment = RequestPayment::new(
             &self.settings.appid,
-            &answer.prepay_id,
+            &prepay_id,
             self.settings.sign_type,
             &self.settings.api_key,
         );
-        let expires = unix_now()
-            .saturating_add(i64::try_from(self.settings.prepay_ttl.as_secs()).unwrap_or(i64::MAX));
-        Ok(pb::CreatePrepayResponse {
-            prepay_id: answer.prepay_id,
-            payment: Some(to_pb(payment)),
-            prepay_expires_at_unix: expires,
-        })
+        Ok(convert::prepay_answer(prepay_id, payment, expires_at_unix))
     }
 
+    #[tracing::instrument(skip_all, fields(out_trade_no, trace_id = current_trace_id().as_deref()))]
     async fn query_payment(
         &self,
         request: pb::QueryPaymentRequest,
-    ) -> Result<pb::QueryPaymentResponse, GatewayError> {
-        let out_trade_no = OutTradeNo::parse(request.out_trade_no)
-            .map_err(|e| GatewayError::InvalidArgument(e.to_string()))?;
-        let answer = observe(
-            "orderquery",
-            self.pay
-                .order_query(&OrderQueryRequest::by_out_trade_no(out_trade_no)),
-            v2_result,
-        )
-        .await
-        .map_err(|source| GatewayError::WeChat {
-            endpoint: "orderquery",
-            source,
-        })?;
-        Ok(pb::QueryPaymentResponse {
-            state: trade_state(answer.trade_state) as i32,
-            out_trade_no: answer.out_trade_no.to_string(),
-            transaction_id: answer.transaction_id.unwrap_or_default(),
-            amount_fen: answer.total_fee.map_or(0, Fen::as_i64),
-            appid: answer.appid,
-            mch_id: answer.mch_id,
-            openid: answer.openid.unwrap_or_default(),
-            paid_at_unix: answer.time_end.map_or(0, WeChatTime::unix_seconds),
-        })
+    ) -> Result<pb::QueryPaymentResponse, Status> {
+        let out_trade_no = convert::out_trade_no(request.out_trade_no)?;
+        tracing::Span::current().record("out_trade_no", display(&out_trade_no));
+        let query = OrderQueryRequest::by_out_trade_no(out_trade_no);
+        let answer = observe("orderquery", self.pay.order_query(&query), v2_result)
+            .await
+            .map_err(wechat("orderquery"))?;
+        Ok(convert::query_answer(answer))
     }
 
+    #[tracing::instrument(skip_all, fields(out_trade_no, trace_id = current_trace_id().as_deref()))]
     async fn close_payment(
         &self,
         request: pb::ClosePaymentRequest,
-    ) -> Result<pb::ClosePaymentResponse, GatewayError> {
-        let out_trade_no = OutTradeNo::parse(request.out_trade_no)
-            .map_err(|e| GatewayError::InvalidArgument(e.to_string()))?;
-        match observe(
-            "closeorder",
-            self.pay.close_order(&CloseOrderRequest { out_trade_no }),
-            v2_result,
-        )
-        .await
-        {
-            Ok(_) => Ok(pb::ClosePaymentResponse {
-                already_closed: false,
-            }),
-            Err(v2::Error::Business {
-                code: ErrCode::OrderClosed,
-                ..
-            }) => Ok(pb::ClosePaymentResponse {
-                already_closed: true,
-            }),
-            Err(source) => Err(GatewayError::WeChat {
-                endpoint: "closeorder",
-                source,
-            }),
-        }
+    ) -> Result<pb::ClosePaymentResponse, Status> {
+        let out_trade_no = convert::out_trade_no(request.out_trade_no)?;
+        tracing::Span::current().record("out_trade_no", display(&out_trade_no));
+        let close = CloseOrderRequest { out_trade_no };
+        let already_closed =
+            match observe("closeorder", self.pay.close_order(&close), v2_result).await {
+                Ok(_) => false,
+                // Closing twice is not an error for the caller: the order is closed either way.
+                Err(v2::Error::Business {
+                    code: ErrCode::OrderClosed,
+                    ..
+                }) => true,
+                Err(source) => return Err(wechat("closeorder")(source).into()),
+            };
+        Ok(pb::ClosePaymentResponse { already_closed })
+    }
+
+    /// When a prepay_id issued now stops being valid (WeChat says 2 hours by default).
+    fn prepay_expiry(&self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        now.saturating_add(i64::try_from(self.settings.prepay_ttl.as_secs()).unwrap_or(i64::MAX))
     }
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+fn wechat(endpoint: &'static str) -> impl FnOnce(v2::Error) -> GatewayError {
+    move |source| GatewayError::WeChat { endpoint, source }
 }
 
-fn to_pb(p: RequestPayment) -> pb::RequestPayment {
-    pb::RequestPayment {
-        app_id: p.app_id,
-        time_stamp: p.time_stamp,
-        nonce_str: p.nonce_str,
-        package: p.package,
-        sign_type: p.sign_type,
-        pay_sign: p.pay_sign,
-    }
-}
-
-fn trade_state(s: TradeState) -> pb::TradeState {
-    match s {
-        TradeState::Notpay => pb::TradeState::Notpay,
-        TradeState::Success => pb::TradeState::Success,
-        TradeState::Refund => pb::TradeState::Refund,
-        TradeState::Closed => pb::TradeState::Closed,
-        TradeState::Revoked => pb::TradeState::Revoked,
-        TradeState::Userpaying => pb::TradeState::Userpaying,
-        TradeState::Payerror => pb::TradeState::Payerror,
-        TradeState::Accept => pb::TradeState::Accept,
+fn login_result(e: &LoginError) -> &str {
+    match e {
+        LoginError::Busy => "busy",
+        LoginError::Transport(_) => "transport",
+        _ => "refused",
     }
 }
 
@@ -292,9 +199,9 @@ impl PayGateway for Gateway {
         request: Request<pb::Code2SessionRequest>,
     ) -> Result<Response<pb::Code2SessionResponse>, Status> {
         grpc_call(SERVICE, "Code2Session", &request, async {
-            Ok(Response::new(
-                self.code2session(request.get_ref().clone()).await?,
-            ))
+            self.code2session(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
@@ -304,9 +211,9 @@ impl PayGateway for Gateway {
         request: Request<pb::CreatePrepayRequest>,
     ) -> Result<Response<pb::CreatePrepayResponse>, Status> {
         grpc_call(SERVICE, "CreatePrepay", &request, async {
-            Ok(Response::new(
-                self.create_prepay(request.get_ref().clone()).await?,
-            ))
+            self.create_prepay(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
@@ -316,9 +223,9 @@ impl PayGateway for Gateway {
         request: Request<pb::QueryPaymentRequest>,
     ) -> Result<Response<pb::QueryPaymentResponse>, Status> {
         grpc_call(SERVICE, "QueryPayment", &request, async {
-            Ok(Response::new(
-                self.query_payment(request.get_ref().clone()).await?,
-            ))
+            self.query_payment(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }
@@ -328,9 +235,9 @@ impl PayGateway for Gateway {
         request: Request<pb::ClosePaymentRequest>,
     ) -> Result<Response<pb::ClosePaymentResponse>, Status> {
         grpc_call(SERVICE, "ClosePayment", &request, async {
-            Ok(Response::new(
-                self.close_payment(request.get_ref().clone()).await?,
-            ))
+            self.close_payment(request.get_ref().clone())
+                .await
+                .map(Response::new)
         })
         .await
     }

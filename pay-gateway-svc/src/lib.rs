@@ -5,6 +5,7 @@
 //! `main` only loads [`Settings`], builds the [`Application`] and runs it until SIGTERM;
 //! tests build settings as values with port 0 and read the real ports back.
 
+mod convert;
 mod error;
 mod gateway;
 mod settings;
@@ -19,13 +20,13 @@ use service_runtime::server::{BindError, ServeError, bind, local_addr, serve_grp
 use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 use url::Url;
+use wechat_pay::login::LoginError;
 
-pub use self::error::GatewayError;
-pub use self::gateway::Gateway;
-pub use self::settings::{SIMULATOR_BASE_URL, Settings, WeChatSettings};
+use self::gateway::Gateway;
+pub use self::settings::{Settings, WeChatSettings};
 
 /// The service's name in logs and metrics.
-pub const SERVICE: &str = "pay-gateway-svc";
+const SERVICE: &str = "pay-gateway-svc";
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -33,9 +34,12 @@ pub enum StartError {
     /// A port could not be bound.
     #[error(transparent)]
     Bind(#[from] BindError),
-    /// The WeChat clients could not be built.
-    #[error("cannot build the WeChat clients: {0}")]
-    Gateway(#[from] GatewayError),
+    /// The merchant API client could not be built.
+    #[error("cannot build the WeChat Pay client")]
+    PayClient(#[source] wechat_pay::v2::Error),
+    /// The login client could not be built.
+    #[error("cannot build the WeChat login client")]
+    LoginClient(#[source] LoginError),
     /// A server failed while running.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -84,7 +88,7 @@ impl Application {
     ) -> Result<(), StartError> {
         let stop = Shutdown::after(shutdown);
 
-        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "pay-gateway-svc listening");
+        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "{SERVICE} listening");
         let grpc = serve_grpc(
             self.grpc,
             tonic::service::Routes::new(PayGatewayServer::new(self.gateway)),
@@ -98,7 +102,7 @@ impl Application {
         let (grpc, http) = tokio::join!(grpc, http);
         grpc?;
         http?;
-        tracing::info!("pay-gateway-svc stopped");
+        tracing::info!("{SERVICE} stopped");
         Ok(())
     }
 }

@@ -9,7 +9,7 @@ use url::Url;
 use wechat_pay::v2::{ApiKey, PRODUCTION_BASE_URL, SignType};
 
 /// The simulator's default address: the target when no merchant is configured.
-pub const SIMULATOR_BASE_URL: &str = "http://127.0.0.1:8090";
+const SIMULATOR_BASE_URL: &str = "http://127.0.0.1:8090";
 
 /// Everything pay-gateway-svc needs to run.
 #[derive(Debug, Clone)]

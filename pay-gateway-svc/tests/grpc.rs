@@ -6,6 +6,7 @@ use pay_gateway_svc::{Application, Settings};
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_client::PayGatewayClient;
 use service_runtime::settings::MapEnv;
+use service_runtime::telemetry::TRACE_ID_HEADER;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -289,7 +290,7 @@ async fn health_readiness_metrics_and_grpc_health() {
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), 200);
-    assert!(ready.headers().contains_key("x-trace-id"));
+    assert!(ready.headers().contains_key(TRACE_ID_HEADER));
     login(&mut client, "metrics").await;
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");

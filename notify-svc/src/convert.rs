@@ -1,0 +1,138 @@
+//! A verified payment notification as the protobuf event notify-svc publishes: the one place
+//! that knows both wechat-pay's `PaymentNotification` and `proto::events::v1`.
+
+use messaging::{PAYMENT_FAILED, PAYMENT_SUCCEEDED};
+use prost::Message as _;
+use proto::events::v1::{PaymentFailed, PaymentSucceeded};
+use wechat_pay::v2::{PaidDetails, PaymentNotification, PaymentOutcome};
+
+/// An event ready to publish.
+#[derive(Debug)]
+pub(crate) struct PaymentEvent {
+    /// `payment.succeeded` or `payment.failed`; also the `event-type` header.
+    pub(crate) routing_key: &'static str,
+    /// The same for every repeat of one notification, so consumers can drop duplicates.
+    pub(crate) id: String,
+    /// The encoded `PaymentSucceeded` or `PaymentFailed`.
+    pub(crate) body: Vec<u8>,
+}
+
+impl PaymentEvent {
+    /// The event of `n`, received at `received_at_unix_ms` while handling `trace_id`.
+    pub(crate) fn of(n: &PaymentNotification, trace_id: &str, received_at_unix_ms: i64) -> Self {
+        match &n.outcome {
+            PaymentOutcome::Paid(paid) => {
+                let e = payment_succeeded(n, paid, trace_id, received_at_unix_ms);
+                PaymentEvent {
+                    routing_key: PAYMENT_SUCCEEDED,
+                    body: e.encode_to_vec(),
+                    id: e.event_id,
+                }
+            }
+            PaymentOutcome::Failed {
+                err_code,
+                err_code_des,
+            } => {
+                // A failure has no transaction id; WeChat repeats a notification with the
+                // same nonce, so the nonce tells repeats from a second failure.
+                let nonce = n.fields.get("nonce_str").unwrap_or_default();
+                let e = PaymentFailed {
+                    event_id: format!("wxpay-failed:{}:{nonce}", n.out_trade_no),
+                    out_trade_no: n.out_trade_no.to_string(),
+                    appid: n.appid.clone(),
+                    mch_id: n.mch_id.clone(),
+                    err_code: err_code.clone().unwrap_or_default(),
+                    err_code_des: err_code_des.clone().unwrap_or_default(),
+                    received_at_unix_ms,
+                    trace_id: trace_id.to_owned(),
+                };
+                PaymentEvent {
+                    routing_key: PAYMENT_FAILED,
+                    body: e.encode_to_vec(),
+                    id: e.event_id,
+                }
+            }
+        }
+    }
+}
+
+fn payment_succeeded(
+    n: &PaymentNotification,
+    paid: &PaidDetails,
+    trace_id: &str,
+    received_at_unix_ms: i64,
+) -> PaymentSucceeded {
+    PaymentSucceeded {
+        event_id: format!("wxpay:{}", paid.transaction_id),
+        out_trade_no: n.out_trade_no.to_string(),
+        transaction_id: paid.transaction_id.to_string(),
+        amount_fen: paid.total_fee.as_i64(),
+        appid: n.appid.clone(),
+        mch_id: n.mch_id.clone(),
+        openid: paid.openid.to_string(),
+        paid_at_unix: paid.time_end.unix_seconds(),
+        received_at_unix_ms,
+        trace_id: trace_id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wechat_pay::v2::SignType;
+    use wechat_pay::{Fen, OpenId, OutTradeNo, TransactionId, WeChatTime};
+
+    use super::*;
+
+    fn notification(outcome: PaymentOutcome) -> PaymentNotification {
+        PaymentNotification {
+            appid: "wxd930ea5d5a258f4f".into(),
+            mch_id: "10000100".into(),
+            out_trade_no: OutTradeNo::parse("MP20261201000000ABCDEFGHIJKL").unwrap(),
+            sign_type: SignType::Md5,
+            outcome,
+            attach: None,
+            fields: [("nonce_str", "n0nce")].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn a_payment_becomes_payment_succeeded_keyed_by_its_transaction() {
+        let paid = PaidDetails {
+            transaction_id: TransactionId::parse("4200000000000000000000000001").unwrap(),
+            total_fee: Fen::new(1999).unwrap(),
+            cash_fee: Fen::new(1999).unwrap(),
+            fee_type: "CNY".into(),
+            openid: OpenId::parse("oUser0000000000000000000000A").unwrap(),
+            trade_type: "JSAPI".into(),
+            bank_type: "OTHERS".into(),
+            time_end: WeChatTime::from_unix(1_800_000_000).unwrap(),
+        };
+        let event = PaymentEvent::of(&notification(PaymentOutcome::Paid(paid)), "t1", 7);
+        assert_eq!(event.routing_key, PAYMENT_SUCCEEDED);
+        assert_eq!(event.id, "wxpay:4200000000000000000000000001");
+        let e = PaymentSucceeded::decode(event.body.as_slice()).unwrap();
+        assert_eq!(e.event_id, event.id);
+        assert_eq!(e.out_trade_no, "MP20261201000000ABCDEFGHIJKL");
+        assert_eq!(e.amount_fen, 1999);
+        assert_eq!(e.openid, "oUser0000000000000000000000A");
+        assert_eq!(e.paid_at_unix, 1_800_000_000);
+        assert_eq!((e.received_at_unix_ms, e.trace_id.as_str()), (7, "t1"));
+    }
+
+    #[test]
+    fn a_failure_becomes_payment_failed_keyed_by_order_and_nonce() {
+        let failed = PaymentOutcome::Failed {
+            err_code: Some("NOTENOUGH".into()),
+            err_code_des: None,
+        };
+        let event = PaymentEvent::of(&notification(failed), "t2", 8);
+        assert_eq!(event.routing_key, PAYMENT_FAILED);
+        assert_eq!(event.id, "wxpay-failed:MP20261201000000ABCDEFGHIJKL:n0nce");
+        let e = PaymentFailed::decode(event.body.as_slice()).unwrap();
+        assert_eq!(e.event_id, event.id);
+        assert_eq!(
+            (e.err_code.as_str(), e.err_code_des.as_str()),
+            ("NOTENOUGH", "")
+        );
+    }
+}

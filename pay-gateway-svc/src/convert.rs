@@ -1,0 +1,304 @@
+//! Every conversion between pay-gateway-svc's protobuf messages and wechat-pay's typed values,
+//! in one place. Requests are validated here, before anything reaches WeChat: a refusal is a
+//! `GatewayError::InvalidArgument` whose message the caller sees.
+
+use std::net::IpAddr;
+
+use proto::paygateway::v1 as pb;
+use wechat_pay::login::MiniSession;
+use wechat_pay::v2::{OrderQueryResponse, RequestPayment, TradeState, UnifiedOrderRequest};
+use wechat_pay::{Fen, IdError, OpenId, OutTradeNo, WeChatTime};
+
+use crate::error::GatewayError;
+
+fn invalid(message: &str) -> GatewayError {
+    GatewayError::InvalidArgument(message.to_owned())
+}
+
+/// The order number of any request, refused with the identifier's own message.
+pub(crate) fn out_trade_no(text: String) -> Result<OutTradeNo, GatewayError> {
+    OutTradeNo::parse(text).map_err(|e| GatewayError::InvalidArgument(e.to_string()))
+}
+
+/// A validated `CreatePrepayRequest`.
+#[derive(Debug)]
+pub(crate) enum PrepayRequest {
+    /// A prepay_id WeChat issued earlier for this order, still valid: it is signed again for
+    /// the client without calling WeChat.
+    Reuse {
+        out_trade_no: OutTradeNo,
+        prepay_id: String,
+    },
+    /// A unified order to place.
+    New(NewPrepay),
+}
+
+/// A unified order's fields, each already its WeChat type.
+#[derive(Debug)]
+pub(crate) struct NewPrepay {
+    pub(crate) out_trade_no: OutTradeNo,
+    amount: Fen,
+    description: String,
+    openid: OpenId,
+    client_ip: IpAddr,
+    time_start: Option<WeChatTime>,
+    time_expire: Option<WeChatTime>,
+}
+
+impl PrepayRequest {
+    pub(crate) fn out_trade_no(&self) -> &OutTradeNo {
+        match self {
+            PrepayRequest::Reuse { out_trade_no, .. } => out_trade_no,
+            PrepayRequest::New(order) => &order.out_trade_no,
+        }
+    }
+}
+
+impl TryFrom<pb::CreatePrepayRequest> for PrepayRequest {
+    type Error = GatewayError;
+
+    // The checks run in this order, and a reuse skips those of the order's own fields: the
+    // caller resends them, but only the prepay_id is used.
+    fn try_from(request: pb::CreatePrepayRequest) -> Result<Self, GatewayError> {
+        let out_trade_no = out_trade_no(request.out_trade_no)?;
+        let amount = Fen::from_i64(request.amount_fen)
+            .ok()
+            .filter(|a| !a.is_zero())
+            .ok_or_else(|| invalid("amount_fen must be positive"))?;
+        if !request.reuse_prepay_id.is_empty() {
+            let prepay_id = request.reuse_prepay_id;
+            if prepay_id.len() > 64 || !prepay_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(invalid("reuse_prepay_id is not a prepay_id"));
+            }
+            return Ok(PrepayRequest::Reuse {
+                out_trade_no,
+                prepay_id,
+            });
+        }
+        let description = request.description.trim();
+        if description.is_empty() || description.chars().count() > 127 {
+            return Err(invalid("description must be 1 to 127 characters"));
+        }
+        let openid = OpenId::parse(request.openid).map_err(|e| match e {
+            IdError::Length { .. } => invalid("openid must be 1 to 128 characters"),
+            IdError::Charset { .. } => GatewayError::InvalidArgument(e.to_string()),
+        })?;
+        let client_ip = if request.client_ip.is_empty() {
+            IpAddr::from([127, 0, 0, 1])
+        } else {
+            request
+                .client_ip
+                .parse()
+                .map_err(|_| invalid("client_ip is not an IP address"))?
+        };
+        Ok(PrepayRequest::New(NewPrepay {
+            out_trade_no,
+            amount,
+            description: description.to_owned(),
+            openid,
+            client_ip,
+            time_start: unix_time(request.time_start_unix)?,
+            time_expire: unix_time(request.time_expire_unix)?,
+        }))
+    }
+}
+
+/// proto3 has no "absent": 0 (or less) means no time.
+fn unix_time(secs: i64) -> Result<Option<WeChatTime>, GatewayError> {
+    (secs > 0)
+        .then(|| WeChatTime::from_unix(secs))
+        .transpose()
+        .map_err(|_| invalid("time out of range"))
+}
+
+impl NewPrepay {
+    /// The JSAPI unified order, with WeChat calling `notify_url` once the user paid.
+    pub(crate) fn unified_order(self, notify_url: &str) -> UnifiedOrderRequest {
+        let mut order = UnifiedOrderRequest::jsapi(
+            self.out_trade_no,
+            self.description,
+            self.amount,
+            self.openid.as_str(),
+            notify_url,
+            self.client_ip.to_string(),
+        );
+        order.time_start = self.time_start;
+        order.time_expire = self.time_expire;
+        order
+    }
+}
+
+/// The answer to `CreatePrepay`; `expires_at_unix` is 0 when unknown (a reused prepay_id).
+pub(crate) fn prepay_answer(
+    prepay_id: String,
+    payment: RequestPayment,
+    expires_at_unix: i64,
+) -> pb::CreatePrepayResponse {
+    pb::CreatePrepayResponse {
+        prepay_id,
+        payment: Some(to_pb(payment)),
+        prepay_expires_at_unix: expires_at_unix,
+    }
+}
+
+fn to_pb(p: RequestPayment) -> pb::RequestPayment {
+    pb::RequestPayment {
+        app_id: p.app_id,
+        time_stamp: p.time_stamp,
+        nonce_str: p.nonce_str,
+        package: p.package,
+        sign_type: p.sign_type,
+        pay_sign: p.pay_sign,
+    }
+}
+
+/// The answer to `QueryPayment`; fields WeChat gives only once paid are empty or 0 before.
+pub(crate) fn query_answer(answer: OrderQueryResponse) -> pb::QueryPaymentResponse {
+    pb::QueryPaymentResponse {
+        state: trade_state(answer.trade_state).into(),
+        out_trade_no: answer.out_trade_no.to_string(),
+        transaction_id: answer.transaction_id.unwrap_or_default(),
+        amount_fen: answer.total_fee.map_or(0, Fen::as_i64),
+        appid: answer.appid,
+        mch_id: answer.mch_id,
+        openid: answer.openid.unwrap_or_default(),
+        paid_at_unix: answer.time_end.map_or(0, WeChatTime::unix_seconds),
+    }
+}
+
+fn trade_state(s: TradeState) -> pb::TradeState {
+    match s {
+        TradeState::Notpay => pb::TradeState::Notpay,
+        TradeState::Success => pb::TradeState::Success,
+        TradeState::Refund => pb::TradeState::Refund,
+        TradeState::Closed => pb::TradeState::Closed,
+        TradeState::Revoked => pb::TradeState::Revoked,
+        TradeState::Userpaying => pb::TradeState::Userpaying,
+        TradeState::Payerror => pb::TradeState::Payerror,
+        TradeState::Accept => pb::TradeState::Accept,
+    }
+}
+
+/// The answer to `Code2Session`: the user's ids, never the session key.
+pub(crate) fn login_answer(session: MiniSession) -> pb::Code2SessionResponse {
+    pb::Code2SessionResponse {
+        openid: session.openid,
+        unionid: session.unionid.unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> pb::CreatePrepayRequest {
+        pb::CreatePrepayRequest {
+            out_trade_no: "GW0000000001".into(),
+            amount_fen: 1999,
+            description: " Minipay-Tea ".into(),
+            openid: "oUser0000000000000000000000A".into(),
+            time_start_unix: 1_800_000_000,
+            ..Default::default()
+        }
+    }
+
+    fn refusal(r: pb::CreatePrepayRequest) -> String {
+        match PrepayRequest::try_from(r) {
+            Err(GatewayError::InvalidArgument(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_request_becomes_a_unified_order() {
+        let PrepayRequest::New(order) = PrepayRequest::try_from(request()).unwrap() else {
+            panic!("expected a new order")
+        };
+        let order = order.unified_order("http://notify.example/wechat/pay/notify");
+        assert_eq!(order.body, "Minipay-Tea");
+        assert_eq!(order.total_fee, Fen::new(1999).unwrap());
+        assert_eq!(
+            order.openid.as_deref(),
+            Some("oUser0000000000000000000000A")
+        );
+        assert_eq!(order.spbill_create_ip, "127.0.0.1");
+        assert_eq!(
+            order.time_start.map(WeChatTime::unix_seconds),
+            Some(1_800_000_000)
+        );
+        assert_eq!(order.time_expire, None);
+    }
+
+    #[test]
+    fn invalid_fields_are_refused_with_their_message() {
+        type Change = fn(&mut pb::CreatePrepayRequest);
+        let cases: [(Change, &str); 6] = [
+            (|r| r.amount_fen = 0, "amount_fen must be positive"),
+            (|r| r.amount_fen = -5, "amount_fen must be positive"),
+            (
+                |r| r.description = "  ".into(),
+                "description must be 1 to 127 characters",
+            ),
+            (
+                |r| r.openid = String::new(),
+                "openid must be 1 to 128 characters",
+            ),
+            (
+                |r| r.client_ip = "nowhere".into(),
+                "client_ip is not an IP address",
+            ),
+            (
+                |r| r.reuse_prepay_id = "wx/../x".into(),
+                "reuse_prepay_id is not a prepay_id",
+            ),
+        ];
+        for (change, message) in cases {
+            let mut r = request();
+            change(&mut r);
+            assert_eq!(refusal(r), message);
+        }
+        let mut r = request();
+        r.out_trade_no = "bad no".into();
+        assert!(refusal(r).contains("out_trade_no"));
+    }
+
+    #[test]
+    fn a_reuse_checks_only_the_number_the_amount_and_the_prepay_id() {
+        let r = pb::CreatePrepayRequest {
+            reuse_prepay_id: "wx2017033010242291fcfe0db70013231072".into(),
+            description: String::new(),
+            openid: String::new(),
+            ..request()
+        };
+        let PrepayRequest::Reuse { prepay_id, .. } = PrepayRequest::try_from(r).unwrap() else {
+            panic!("expected a reuse")
+        };
+        assert_eq!(prepay_id, "wx2017033010242291fcfe0db70013231072");
+    }
+
+    #[test]
+    fn a_paid_query_answer_keeps_its_facts() {
+        let answer = OrderQueryResponse {
+            appid: "wxd930ea5d5a258f4f".into(),
+            mch_id: "10000100".into(),
+            trade_state: TradeState::Success,
+            trade_state_desc: None,
+            out_trade_no: OutTradeNo::parse("GW0000000001").unwrap(),
+            attach: None,
+            transaction_id: Some("4200000000000000000000000001".into()),
+            total_fee: Some(Fen::new(1999).unwrap()),
+            cash_fee: None,
+            fee_type: None,
+            openid: Some("oUser0000000000000000000000A".into()),
+            trade_type: None,
+            bank_type: None,
+            time_end: Some(WeChatTime::from_unix(1_800_000_000).unwrap()),
+            extra: Default::default(),
+        };
+        let q = query_answer(answer);
+        assert_eq!(q.state(), pb::TradeState::Success);
+        assert_eq!(q.amount_fen, 1999);
+        assert_eq!(q.transaction_id, "4200000000000000000000000001");
+        assert_eq!(q.paid_at_unix, 1_800_000_000);
+    }
+}
