@@ -67,11 +67,7 @@ impl Refusal {
     }
 }
 
-#[tracing::instrument(
-    skip_all,
-    // The JSON log line shows only the innermost span: repeat the request's trace id here.
-    fields(out_trade_no, trace_id = current_trace_id().as_deref())
-)]
+#[tracing::instrument(skip_all, fields(out_trade_no))]
 pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> Response {
     // Step 1: the size cap, before a byte is parsed.
     let body = match axum::body::to_bytes(body, state.settings.max_body).await {

@@ -1,15 +1,15 @@
 //! The `PayGateway` gRPC service over the protocol library: each call converts the request
 //! (`crate::convert`), calls WeChat, converts the answer.
 //!
-//! The JSON log line shows only the innermost span, so each call's span repeats the trace id
-//! next to the order number; and the methods answer `Status` so that a failure is mapped,
-//! and logged, inside that span.
+//! Each call has a span with the order number (the log line lists every enclosing span, so
+//! the request's trace id is there too); the methods answer `Status` so that a failure is
+//! mapped, and logged, inside that span.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_server::PayGateway;
-use service_runtime::telemetry::{current_trace_id, grpc_call};
+use service_runtime::telemetry::grpc_call;
 use tonic::{Request, Response, Status};
 use tracing::field::display;
 use wechat_pay::login::{LoginClient, LoginError};
@@ -79,7 +79,7 @@ impl Gateway {
         Ok(convert::login_answer(session))
     }
 
-    #[tracing::instrument(skip_all, fields(out_trade_no, trace_id = current_trace_id().as_deref()))]
+    #[tracing::instrument(skip_all, fields(out_trade_no))]
     async fn create_prepay(
         &self,
         request: pb::CreatePrepayRequest,
@@ -106,7 +106,7 @@ impl Gateway {
         Ok(convert::prepay_answer(prepay_id, payment, expires_at_unix))
     }
 
-    #[tracing::instrument(skip_all, fields(out_trade_no, trace_id = current_trace_id().as_deref()))]
+    #[tracing::instrument(skip_all, fields(out_trade_no))]
     async fn query_payment(
         &self,
         request: pb::QueryPaymentRequest,
@@ -120,7 +120,7 @@ impl Gateway {
         Ok(convert::query_answer(answer))
     }
 
-    #[tracing::instrument(skip_all, fields(out_trade_no, trace_id = current_trace_id().as_deref()))]
+    #[tracing::instrument(skip_all, fields(out_trade_no))]
     async fn close_payment(
         &self,
         request: pb::ClosePaymentRequest,

@@ -23,8 +23,9 @@ tokio::task_local! {
     static TRACE_ID: String;
 }
 
-/// The one log format: JSON lines with the current span, filtered by `RUST_LOG` (default
-/// `info`).
+/// The one log format: JSON lines with the current span (`span`) and every span it is in
+/// (`spans`, outermost first: the request's span with its `trace_id`, then the use case's
+/// with `order_id`, `out_trade_no`), filtered by `RUST_LOG` (default `info`).
 fn json_logs() -> tracing_subscriber::fmt::SubscriberBuilder<
     tracing_subscriber::fmt::format::JsonFields,
     tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
@@ -35,7 +36,7 @@ fn json_logs() -> tracing_subscriber::fmt::SubscriberBuilder<
     tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
-        .with_span_list(false)
+        .with_span_list(true)
         .with_env_filter(filter)
 }
 
