@@ -21,9 +21,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // WeChat's stand-in speaks only the protocol library: no service plumbing in it.
     ("wechatpay-sim", &["wechat-pay"]),
     // No service depends on another service: they meet over gRPC and RabbitMQ only.
-    ("pay-gateway-svc", &["proto", "service-runtime", "wechat-pay"]),
-    ("notify-svc", &["proto", "service-runtime", "wechat-pay", "messaging"]),
-    ("order-svc", &["proto", "service-runtime", "wechat-pay", "messaging"]),
+    (
+        "pay-gateway-svc",
+        &["proto", "service-runtime", "wechat-pay"],
+    ),
+    (
+        "notify-svc",
+        &["proto", "service-runtime", "wechat-pay", "messaging"],
+    ),
+    (
+        "order-svc",
+        &["proto", "service-runtime", "wechat-pay", "messaging"],
+    ),
     // The CLI runs the services as processes; it links none of them.
     ("minipay", &["service-runtime"]),
     // Shared by tests only (a dev-dependency everywhere it is used).
@@ -33,7 +42,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
 fn workspace_dependencies() -> BTreeMap<String, BTreeSet<String>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
@@ -73,7 +88,9 @@ fn every_crate_depends_only_on_what_the_architecture_allows() {
         .collect();
     for (name, deps) in &actual {
         let Some(ok) = allowed.get(name.as_str()) else {
-            panic!("{name} is not in ALLOWED: add it, with the crates it may use, and to ARCHITECTURE.md");
+            panic!(
+                "{name} is not in ALLOWED: add it, with the crates it may use, and to ARCHITECTURE.md"
+            );
         };
         let extra: Vec<&String> = deps.iter().filter(|d| !ok.contains(d.as_str())).collect();
         assert!(
@@ -91,7 +108,12 @@ fn every_crate_depends_only_on_what_the_architecture_allows() {
 #[test]
 fn no_service_is_used_by_another_crate_at_run_time() {
     let actual = workspace_dependencies();
-    for service in ["order-svc", "pay-gateway-svc", "notify-svc", "wechatpay-sim"] {
+    for service in [
+        "order-svc",
+        "pay-gateway-svc",
+        "notify-svc",
+        "wechatpay-sim",
+    ] {
         let users: Vec<&String> = actual
             .iter()
             .filter(|(_, deps)| deps.contains(service))
