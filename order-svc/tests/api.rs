@@ -11,14 +11,32 @@ use redis::AsyncCommands;
 use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
 use support::*;
+use test_support::Answer;
 use wechat_pay::v2::{ApiKey, RequestPayment};
 
 const TEA: &str =
     r#"{"items":[{"sku":"TEA-JASMINE","quantity":2},{"sku":"SNACK-SESAME","quantity":1}]}"#;
 const TEA_TOTAL: i64 = 2 * 1999 + 650;
 
+/// A stack and one logged-in user.
+async fn stack_and_user(name: &str) -> (Stack, String) {
+    let s = stack().await;
+    let token = s.api.login(name).await;
+    (s, token)
+}
+
+/// The ids of a list answer's orders, in order.
+fn order_ids(list: &Answer) -> Vec<&str> {
+    list.body["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
-async fn two_users_order_from_the_price_list_and_see_only_their_own() {
+async fn the_price_list_gives_each_sku_its_price() {
     let s = stack().await;
     let products = s
         .api
@@ -32,8 +50,11 @@ async fn two_users_order_from_the_price_list_and_see_only_their_own() {
         "{}",
         products.body
     );
+}
 
-    let (alice, bob) = (s.api.login("alice").await, s.api.login("bob").await);
+#[tokio::test]
+async fn a_new_order_is_pending_and_priced_from_the_price_list() {
+    let (s, alice) = stack_and_user("alice").await;
     let a1 = s.api.create(&alice, TEA).await;
     assert_eq!(a1.status, StatusCode::CREATED, "{}", a1.body);
     assert_eq!(a1.body["amount_fen"], TEA_TOTAL);
@@ -47,24 +68,34 @@ async fn two_users_order_from_the_price_list_and_see_only_their_own() {
         .create(&alice, r#"{"items":[{"sku":"CUP-CELADON","quantity":1}]}"#)
         .await;
     assert_eq!(a2.body["amount_fen"], 4500);
+    let a3 = s
+        .api
+        .create(&alice, r#"{"items":[{"sku":"TEA-OOLONG","quantity":3}]}"#)
+        .await;
+    assert_eq!(a3.body["amount_fen"], 3 * 2999);
+}
+
+#[tokio::test]
+async fn a_users_list_holds_only_their_orders_newest_first() {
+    let (s, alice) = stack_and_user("alice").await;
+    let bob = s.api.login("bob").await;
+    let a1 = s.api.create(&alice, TEA).await;
+    let a2 = s
+        .api
+        .create(&alice, r#"{"items":[{"sku":"CUP-CELADON","quantity":1}]}"#)
+        .await;
     let b1 = s
         .api
         .create(&bob, r#"{"items":[{"sku":"TEA-OOLONG","quantity":3}]}"#)
         .await;
-    assert_eq!(b1.body["amount_fen"], 3 * 2999);
+    assert_eq!(b1.status, StatusCode::CREATED, "{}", b1.body);
 
     let mine = s
         .api
         .call(Method::GET, "/api/v1/orders", Some(&alice), None, &[])
         .await;
-    let ids: Vec<&str> = mine.body["orders"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["id"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        ids,
+        order_ids(&mine),
         [
             a2.body["id"].as_str().unwrap(),
             a1.body["id"].as_str().unwrap()
@@ -72,7 +103,13 @@ async fn two_users_order_from_the_price_list_and_see_only_their_own() {
         "newest first, only alice's"
     );
     assert!(mine.body["next_cursor"].is_null());
+}
 
+#[tokio::test]
+async fn another_users_order_is_not_found_and_cannot_be_paid() {
+    let (s, alice) = stack_and_user("alice").await;
+    let bob = s.api.login("bob").await;
+    let a1 = s.api.create(&alice, TEA).await;
     // 404, never 403, for another user's order, and no way to pay it.
     let a1_id = a1.body["id"].as_str().unwrap();
     assert_eq!(s.api.get(&bob, a1_id).await.code(), "order_not_found");
@@ -111,59 +148,73 @@ async fn amounts_in_the_body_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
-    let s = stack().await;
-    let t = s.api.login("dan").await;
-    let key = [("Idempotency-Key", "checkout-42")];
-    let first = s
-        .api
-        .call(Method::POST, "/api/v1/orders", Some(&t), Some(TEA), &key)
-        .await;
-    assert_eq!(first.status, StatusCode::CREATED);
-    let again = s
-        .api
-        .call(Method::POST, "/api/v1/orders", Some(&t), Some(TEA), &key)
-        .await;
-    assert_eq!(again.status, StatusCode::CREATED);
-    assert_eq!(again.body["id"], first.body["id"]);
-    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
-    let other = s
-        .api
+const CHECKOUT_KEY: [(&str, &str); 1] = [("Idempotency-Key", "checkout-42")];
+
+/// `token`'s order with [`CHECKOUT_KEY`].
+async fn create_with_key(s: &Stack, token: &str, body: &str) -> Answer {
+    s.api
         .call(
             Method::POST,
             "/api/v1/orders",
-            Some(&t),
-            Some(r#"{"items":[{"sku":"PIN-1FEN","quantity":1}]}"#),
-            &key,
+            Some(token),
+            Some(body),
+            &CHECKOUT_KEY,
         )
-        .await;
-    assert_eq!(
-        (other.status, other.code()),
-        (StatusCode::CONFLICT, "idempotency_key_reused")
-    );
-    // Another user's identical key is independent.
-    let u = s.api.login("erin").await;
-    let theirs = s
-        .api
-        .call(Method::POST, "/api/v1/orders", Some(&u), Some(TEA), &key)
-        .await;
-    assert_ne!(theirs.body["id"], first.body["id"]);
-    let list = s
-        .api
-        .call(Method::GET, "/api/v1/orders", Some(&t), None, &[])
-        .await;
+        .await
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_same_order() {
+    let (s, t) = stack_and_user("dan").await;
+    let first = create_with_key(&s, &t, TEA).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let again = create_with_key(&s, &t, TEA).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.body["id"], first.body["id"]);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    let list = s.api.list(&t).await;
     assert_eq!(list.body["orders"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
-async fn payment_object_verifies_and_the_prepay_is_reused() {
-    let s = stack().await;
-    let t = s.api.login("fay").await;
-    let order = s.api.create(&t, TEA).await;
-    let id = order.body["id"].as_str().unwrap();
-    let first = s.api.pay(&t, id).await;
+async fn an_idempotency_key_reused_with_another_body_is_refused() {
+    let (s, t) = stack_and_user("dan").await;
+    let first = create_with_key(&s, &t, TEA).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let other = create_with_key(&s, &t, r#"{"items":[{"sku":"PIN-1FEN","quantity":1}]}"#).await;
+    assert_eq!(
+        (other.status, other.code()),
+        (StatusCode::CONFLICT, "idempotency_key_reused")
+    );
+    let list = s.api.list(&t).await;
+    assert_eq!(list.body["orders"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn another_users_identical_idempotency_key_is_independent() {
+    let (s, t) = stack_and_user("dan").await;
+    let first = create_with_key(&s, &t, TEA).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let u = s.api.login("erin").await;
+    let theirs = create_with_key(&s, &u, TEA).await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    assert_ne!(theirs.body["id"], first.body["id"]);
+    let list = s.api.list(&t).await;
+    assert_eq!(list.body["orders"].as_array().unwrap().len(), 1);
+}
+
+/// A new order of [`TEA`] and its first payment object: (order, payment answer).
+async fn order_with_payment(s: &Stack, token: &str) -> (Answer, Answer) {
+    let order = s.api.create(token, TEA).await;
+    let first = s.api.pay(token, order.body["id"].as_str().unwrap()).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    (order, first)
+}
+
+#[tokio::test]
+async fn the_payment_object_is_signed_with_the_merchant_key_for_the_app() {
+    let (s, t) = stack_and_user("fay").await;
+    let (_, first) = order_with_payment(&s, &t).await;
     let payment: RequestPayment = serde_json::from_value(first.body.clone()).unwrap();
     assert_eq!(
         payment.verify(&ApiKey::new(wechatpay_sim::DEFAULT_API_KEY).unwrap()),
@@ -171,11 +222,24 @@ async fn payment_object_verifies_and_the_prepay_is_reused() {
     );
     assert_eq!(payment.app_id, wechatpay_sim::DEFAULT_APPID);
     assert!(payment.package.starts_with("prepay_id=wx"));
-    let second = s.api.pay(&t, id).await;
+}
+
+#[tokio::test]
+async fn a_second_payment_request_reuses_the_prepay() {
+    let (s, t) = stack_and_user("fay").await;
+    let (order, first) = order_with_payment(&s, &t).await;
+    let second = s.api.pay(&t, order.body["id"].as_str().unwrap()).await;
     assert_eq!(
         second.body["package"], first.body["package"],
         "the same prepay_id while it is valid"
     );
+}
+
+#[tokio::test]
+async fn wechat_holds_the_order_with_our_amount_and_prepay_id() {
+    let (s, t) = stack_and_user("fay").await;
+    let (order, first) = order_with_payment(&s, &t).await;
+    let payment: RequestPayment = serde_json::from_value(first.body).unwrap();
     // The simulator saw one order with our amount.
     let out_trade_no = order.body["out_trade_no"].as_str().unwrap();
     let key = s.sim.sim().find(out_trade_no, None).unwrap();
@@ -317,48 +381,96 @@ async fn readiness_needs_postgres_not_redis() {
     );
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_4xx_with_its_code() {
-    let s = stack().await;
-    let t = s.api.login("lee").await;
-    let cases: &[(&str, StatusCode, &str)] = &[
-        ("{not json", StatusCode::BAD_REQUEST, "invalid_json"),
-        (
-            r#"{"items":[{"sku":"NOPE","quantity":1}]}"#,
-            StatusCode::BAD_REQUEST,
-            "unknown_sku",
-        ),
-        (
-            r#"{"items":[{"sku":"TEA-JASMINE","quantity":0}]}"#,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        ),
-        (
-            r#"{"items":[{"sku":"TEA-JASMINE","quantity":100000}]}"#,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        ),
-        (
-            r#"{"items":[{"sku":"TEA-JASMINE","quantity":-1}]}"#,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        ),
-        (
-            r#"{"items":[]}"#,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        ),
-        (
-            r#"{"items":"TEA"}"#,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-        ),
-    ];
-    for (body, status, code) in cases {
+/// Each body is refused by order creation with `status` and `code`, and a message.
+async fn order_bodies_are_refused(bodies: &[&str], status: StatusCode, code: &str) {
+    let (s, t) = stack_and_user("lee").await;
+    for body in bodies {
         let a = s.api.create(&t, body).await;
-        assert_eq!((a.status, a.code()), (*status, *code), "{body}: {}", a.body);
+        assert_eq!((a.status, a.code()), (status, code), "{body}: {}", a.body);
         assert!(a.body["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+}
+
+/// A login with this request body.
+async fn login_with(s: &Stack, body: &str) -> Answer {
+    s.api
+        .call(Method::POST, "/api/v1/sessions", None, Some(body), &[])
+        .await
+}
+
+#[tokio::test]
+async fn an_order_body_that_is_not_json_gets_invalid_json() {
+    order_bodies_are_refused(&["{not json"], StatusCode::BAD_REQUEST, "invalid_json").await;
+}
+
+#[tokio::test]
+async fn a_login_body_that_is_not_json_gets_invalid_json() {
+    let s = stack().await;
+    let not_json = login_with(&s, "{\"code\":").await;
+    assert_eq!(
+        (not_json.status, not_json.code()),
+        (StatusCode::BAD_REQUEST, "invalid_json")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_sku_gets_unknown_sku() {
+    order_bodies_are_refused(
+        &[r#"{"items":[{"sku":"NOPE","quantity":1}]}"#],
+        StatusCode::BAD_REQUEST,
+        "unknown_sku",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_quantity_out_of_range_is_invalid_request() {
+    order_bodies_are_refused(
+        &[
+            r#"{"items":[{"sku":"TEA-JASMINE","quantity":0}]}"#,
+            r#"{"items":[{"sku":"TEA-JASMINE","quantity":100000}]}"#,
+            r#"{"items":[{"sku":"TEA-JASMINE","quantity":-1}]}"#,
+        ],
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_order_without_items_is_invalid_request() {
+    order_bodies_are_refused(
+        &[r#"{"items":[]}"#],
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_order_body_of_the_wrong_shape_is_invalid_request() {
+    order_bodies_are_refused(
+        &[r#"{"items":"TEA"}"#],
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_login_body_of_the_wrong_shape_is_invalid_request() {
+    let s = stack().await;
+    let no_code = login_with(&s, r#"{"js":"x"}"#).await;
+    assert_eq!(
+        (no_code.status, no_code.code()),
+        (StatusCode::BAD_REQUEST, "invalid_request"),
+        "well-formed JSON of the wrong shape is invalid_request on every endpoint"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_order_body_gets_413() {
+    let (s, t) = stack_and_user("lee").await;
     let huge = format!(
         r#"{{"items":[{{"sku":"{}","quantity":1}}]}}"#,
         "x".repeat(20_000)
@@ -367,7 +479,11 @@ async fn bad_input_gets_a_4xx_with_its_code() {
         s.api.create(&t, &huge).await.status,
         StatusCode::PAYLOAD_TOO_LARGE
     );
+}
 
+#[tokio::test]
+async fn a_missing_expired_forged_or_garbage_token_gets_401() {
+    let s = stack().await;
     let expired = order_svc::session::Sessions::new(SecretString::from(SESSION_SECRET.to_owned()))
         .issue(&wechat_pay::OpenId::parse("oSomeone").unwrap(), 1);
     let forged = order_svc::session::Sessions::new(SecretString::from(
@@ -395,49 +511,21 @@ async fn bad_input_gets_a_4xx_with_its_code() {
             .await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{label}");
     }
-    let bad_code = s
-        .api
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            None,
-            Some(r#"{"code":"nonsense"}"#),
-            &[],
-        )
-        .await;
+}
+
+#[tokio::test]
+async fn a_login_code_wechat_refuses_gets_login_failed() {
+    let s = stack().await;
+    let bad_code = login_with(&s, r#"{"code":"nonsense"}"#).await;
     assert_eq!(
         (bad_code.status, bad_code.code()),
         (StatusCode::UNAUTHORIZED, "login_failed")
     );
-    let no_code = s
-        .api
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            None,
-            Some(r#"{"js":"x"}"#),
-            &[],
-        )
-        .await;
-    assert_eq!(
-        (no_code.status, no_code.code()),
-        (StatusCode::BAD_REQUEST, "invalid_request"),
-        "well-formed JSON of the wrong shape is invalid_request on every endpoint"
-    );
-    let not_json = s
-        .api
-        .call(
-            Method::POST,
-            "/api/v1/sessions",
-            None,
-            Some("{\"code\":"),
-            &[],
-        )
-        .await;
-    assert_eq!(
-        (not_json.status, not_json.code()),
-        (StatusCode::BAD_REQUEST, "invalid_json")
-    );
+}
+
+#[tokio::test]
+async fn an_order_id_that_is_malformed_or_unknown_is_not_found() {
+    let (s, t) = stack_and_user("lee").await;
     assert_eq!(s.api.get(&t, "not-a-uuid").await.code(), "order_not_found");
     assert_eq!(
         s.api
@@ -446,6 +534,11 @@ async fn bad_input_gets_a_4xx_with_its_code() {
             .status,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn a_page_limit_above_the_maximum_is_invalid_request() {
+    let (s, t) = stack_and_user("lee").await;
     assert_eq!(
         s.api
             .call(
@@ -459,6 +552,11 @@ async fn bad_input_gets_a_4xx_with_its_code() {
             .code(),
         "invalid_request"
     );
+}
+
+#[tokio::test]
+async fn a_malformed_page_cursor_gets_400() {
+    let (s, t) = stack_and_user("lee").await;
     assert_eq!(
         s.api
             .call(
@@ -472,6 +570,11 @@ async fn bad_input_gets_a_4xx_with_its_code() {
             .status,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn an_unknown_path_gets_not_found() {
+    let s = stack().await;
     assert_eq!(
         s.api
             .call(Method::GET, "/api/v1/nope", None, None, &[])
@@ -519,7 +622,7 @@ async fn pagination_walks_every_order_once() {
 }
 
 #[tokio::test]
-async fn ops_endpoints_and_trace_ids() {
+async fn health_and_readiness_answer_200() {
     let s = stack().await;
     assert_eq!(
         s.api
@@ -535,6 +638,11 @@ async fn ops_endpoints_and_trace_ids() {
             .status,
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_callers_trace_id_is_answered_back() {
+    let s = stack().await;
     let traced = s
         .api
         .call(
@@ -549,11 +657,26 @@ async fn ops_endpoints_and_trace_ids() {
         traced.headers.get("x-trace-id").unwrap(),
         "trace-0123456789"
     );
+}
+
+#[tokio::test]
+async fn a_request_without_a_trace_id_gets_a_fresh_one() {
+    let s = stack().await;
     let fresh = s
         .api
         .call(Method::GET, "/api/v1/products", None, None, &[])
         .await;
     assert_eq!(fresh.headers.get("x-trace-id").unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn metrics_count_http_requests_by_route() {
+    let s = stack().await;
+    let products = s
+        .api
+        .call(Method::GET, "/api/v1/products", None, None, &[])
+        .await;
+    assert_eq!(products.status, StatusCode::OK);
     let metrics = s
         .api
         .http
@@ -568,6 +691,11 @@ async fn ops_endpoints_and_trace_ids() {
         metrics.contains("http_requests_total") && metrics.contains("route=\"/api/v1/products\""),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn the_openapi_document_has_every_route() {
+    let s = stack().await;
     let spec = s
         .api
         .call(Method::GET, "/api/v1/openapi.json", None, None, &[])
@@ -579,52 +707,80 @@ async fn ops_endpoints_and_trace_ids() {
     );
 }
 
-#[tokio::test]
-async fn grpc_order_service_reads_orders() {
+mod grpc {
+    //! order-svc's gRPC `OrderService`, read side.
+
     use proto::order::v1::order_service_client::OrderServiceClient;
-    use proto::order::v1::{GetOrderRequest, ListOrdersRequest, OrderStatus};
-    let s = stack().await;
-    let t = s.api.login("ned").await;
-    let order = s.api.create(&t, TEA).await;
-    let mut client = OrderServiceClient::connect(format!("http://{}", s.grpc))
-        .await
-        .unwrap();
-    let by_id = client
-        .get_order(GetOrderRequest {
-            order_id: order.body["id"].as_str().unwrap().into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(by_id.amount_fen, TEA_TOTAL);
-    assert_eq!(by_id.status(), OrderStatus::Pending);
-    assert_eq!(by_id.items.len(), 2);
-    let by_number = client
-        .get_order(GetOrderRequest {
-            out_trade_no: order.body["out_trade_no"].as_str().unwrap().into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(by_number.id, by_id.id);
-    let missing = client
-        .get_order(GetOrderRequest {
-            order_id: "nope".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(missing.code(), tonic::Code::NotFound);
-    let list = client
-        .list_orders(ListOrdersRequest {
-            openid: by_id.openid.clone(),
-            limit: 10,
-            cursor: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(list.orders.len(), 1);
+    use proto::order::v1::{GetOrderRequest, ListOrdersRequest, Order, OrderStatus};
+    use tonic::transport::Channel;
+
+    use super::*;
+
+    /// A stack with one order of [`TEA`], a gRPC client, and that order as gRPC gives it by id.
+    async fn one_order() -> (Stack, Answer, OrderServiceClient<Channel>, Order) {
+        let (s, t) = stack_and_user("ned").await;
+        let order = s.api.create(&t, TEA).await;
+        let mut client = OrderServiceClient::connect(format!("http://{}", s.grpc))
+            .await
+            .unwrap();
+        let by_id = client
+            .get_order(GetOrderRequest {
+                order_id: order.body["id"].as_str().unwrap().into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        (s, order, client, by_id)
+    }
+
+    #[tokio::test]
+    async fn get_order_by_id_gives_its_amount_status_and_items() {
+        let (_s, _, _, by_id) = one_order().await;
+        assert_eq!(by_id.amount_fen, TEA_TOTAL);
+        assert_eq!(by_id.status(), OrderStatus::Pending);
+        assert_eq!(by_id.items.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn get_order_by_out_trade_no_finds_the_same_order() {
+        let (_s, order, mut client, by_id) = one_order().await;
+        let by_number = client
+            .get_order(GetOrderRequest {
+                out_trade_no: order.body["out_trade_no"].as_str().unwrap().into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(by_number.id, by_id.id);
+    }
+
+    #[tokio::test]
+    async fn get_order_of_an_unknown_id_is_not_found() {
+        let (_s, _, mut client, _) = one_order().await;
+        let missing = client
+            .get_order(GetOrderRequest {
+                order_id: "nope".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), tonic::Code::NotFound);
+    }
+
+    #[tokio::test]
+    async fn list_orders_gives_the_users_orders() {
+        let (_s, _, mut client, by_id) = one_order().await;
+        let list = client
+            .list_orders(ListOrdersRequest {
+                openid: by_id.openid.clone(),
+                limit: 10,
+                cursor: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(list.orders.len(), 1);
+    }
 }

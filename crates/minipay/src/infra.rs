@@ -77,9 +77,57 @@ pub enum InfraError {
         /// Its data directory.
         data: String,
     },
-    /// A command failed.
-    #[error("{0}")]
-    Command(String),
+    /// A setup command could not be run.
+    #[error("cannot run {program}")]
+    Run {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A setup command ran and failed.
+    #[error("{program} failed: {stderr}")]
+    Failed {
+        /// The program.
+        program: String,
+        /// What it said.
+        stderr: String,
+    },
+    /// A private instance's data folder or file could not be written.
+    #[error("cannot write {path}")]
+    Write {
+        /// The folder or file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A private instance's server could not be started.
+    #[error("cannot start {service}")]
+    Spawn {
+        /// Which.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `create_dir_all`, its error naming the folder.
+fn create_dir(path: &Path) -> Result<(), InfraError> {
+    std::fs::create_dir_all(path).map_err(|source| InfraError::Write {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// `fs::write`, its error naming the file.
+fn write_file(path: &Path, contents: &str) -> Result<(), InfraError> {
+    std::fs::write(path, contents).map_err(|source| InfraError::Write {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// `host:port` of a URL, with a default port.
@@ -153,13 +201,15 @@ async fn run(program: &Path, args: &[&str], as_postgres: bool) -> Result<(), Inf
         .args(args)
         .output()
         .await
-        .map_err(|e| InfraError::Command(format!("{}: {e}", program.display())))?;
+        .map_err(|source| InfraError::Run {
+            program: program.display().to_string(),
+            source,
+        })?;
     if !out.status.success() {
-        return Err(InfraError::Command(format!(
-            "{} failed: {}",
-            program.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(InfraError::Failed {
+            program: program.display().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        });
     }
     Ok(())
 }
@@ -245,7 +295,7 @@ async fn start_postgres(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
     let data = state.join("postgres");
     let root = is_root().await;
     if !data.join("PG_VERSION").exists() {
-        std::fs::create_dir_all(&data).map_err(|e| InfraError::Command(e.to_string()))?;
+        create_dir(&data)?;
         if root {
             run(
                 Path::new("chown"),
@@ -288,8 +338,13 @@ async fn start_postgres(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
         c.args(args);
         c
     };
-    let service = Service::spawn_with_signal("postgres", command, sink, "INT")
-        .map_err(|e| InfraError::Command(e.to_string()))?;
+    let service =
+        Service::spawn_with_signal("postgres", command, sink, "INT").map_err(|source| {
+            InfraError::Spawn {
+                service: "PostgreSQL",
+                source,
+            }
+        })?;
     if !wait_reachable("127.0.0.1", port, Duration::from_secs(30)).await {
         return Err(InfraError::DidNotStart {
             service: "PostgreSQL",
@@ -311,7 +366,7 @@ async fn start_redis(state: &Path, port: u16, sink: &LogSink) -> Result<Service,
         });
     };
     let data = state.join("redis");
-    std::fs::create_dir_all(&data).map_err(|e| InfraError::Command(e.to_string()))?;
+    create_dir(&data)?;
     let mut command = Command::new(&redis);
     command.args([
         "--port",
@@ -325,8 +380,10 @@ async fn start_redis(state: &Path, port: u16, sink: &LogSink) -> Result<Service,
         "--dir",
         &data.to_string_lossy(),
     ]);
-    let service =
-        Service::spawn("redis", command, sink).map_err(|e| InfraError::Command(e.to_string()))?;
+    let service = Service::spawn("redis", command, sink).map_err(|source| InfraError::Spawn {
+        service: "Redis",
+        source,
+    })?;
     if !wait_reachable("127.0.0.1", port, Duration::from_secs(15)).await {
         return Err(InfraError::DidNotStart {
             service: "Redis",
@@ -354,19 +411,18 @@ async fn start_rabbitmq(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
         });
     };
     let data = state.join("rabbitmq");
-    std::fs::create_dir_all(data.join("log")).map_err(|e| InfraError::Command(e.to_string()))?;
+    create_dir(&data.join("log"))?;
     let plugins = data.join("enabled_plugins");
-    std::fs::write(&plugins, "[].\n").map_err(|e| InfraError::Command(e.to_string()))?;
+    write_file(&plugins, "[].\n")?;
     // Our own config and env files, so a system-wide /etc/rabbitmq cannot move the listener
     // or the node name.
     let config = data.join("minipay.conf");
-    std::fs::write(
+    write_file(
         &config,
-        format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users.guest = true\n"),
-    )
-    .map_err(|e| InfraError::Command(e.to_string()))?;
+        &format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users.guest = true\n"),
+    )?;
     let env_file = data.join("rabbitmq-env.conf");
-    std::fs::write(&env_file, "").map_err(|e| InfraError::Command(e.to_string()))?;
+    write_file(&env_file, "")?;
     // As root, Debian's rabbitmq-server drops to the `rabbitmq` user: its data must be theirs.
     if is_root().await {
         run(
@@ -387,8 +443,11 @@ async fn start_rabbitmq(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
         .env("RABBITMQ_LOG_BASE", data.join("log"))
         .env("RABBITMQ_ENABLED_PLUGINS_FILE", &plugins)
         .env("RABBITMQ_PID_FILE", data.join("rabbitmq.pid"));
-    let service = Service::spawn("rabbitmq", command, sink)
-        .map_err(|e| InfraError::Command(e.to_string()))?;
+    let service =
+        Service::spawn("rabbitmq", command, sink).map_err(|source| InfraError::Spawn {
+            service: "RabbitMQ",
+            source,
+        })?;
     if !wait_reachable("127.0.0.1", port, Duration::from_secs(90)).await {
         return Err(InfraError::DidNotStart {
             service: "RabbitMQ",

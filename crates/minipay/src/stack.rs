@@ -134,12 +134,23 @@ pub fn random_secret() -> String {
 pub enum StackError {
     /// A binary is missing.
     #[error(
-        "{0} is not built in {1}; run `cargo build --workspace --bins` (add --release for a release run)"
+        "{binary} is not built in {dir}; run `cargo build --workspace --bins` (add --release for a release run)"
     )]
-    MissingBinary(String, String),
+    MissingBinary {
+        /// Which.
+        binary: &'static str,
+        /// Where it was looked for.
+        dir: String,
+    },
     /// A process could not be started.
-    #[error("cannot start {0}: {1}")]
-    Spawn(String, String),
+    #[error("cannot start {name}")]
+    Spawn {
+        /// Which.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A port is taken.
     #[error(
         "port {port} ({what}) is already in use: stop what uses it, or is a stack already running?"
@@ -150,19 +161,66 @@ pub enum StackError {
         /// Its role.
         what: &'static str,
     },
-    /// A service exited or never became ready.
-    #[error("{name} did not become ready: {why}{tail}")]
-    NotReady {
+    /// A service exited while it was being awaited.
+    #[error("{name} did not become ready: it exited with {status}{tail}")]
+    Exited {
         /// Which.
         name: String,
-        /// Why.
-        why: String,
+        /// How it exited.
+        status: std::process::ExitStatus,
         /// Its last log lines.
         tail: String,
     },
-    /// Building the binaries failed.
-    #[error("building the services failed: {0}")]
-    Build(String),
+    /// A service did not answer its readiness endpoint in time.
+    #[error("{name} did not become ready: {url} did not answer 200 within {waited:?}{tail}")]
+    NotReady {
+        /// Which.
+        name: String,
+        /// Its readiness endpoint.
+        url: String,
+        /// How long it was given.
+        waited: Duration,
+        /// Its last log lines.
+        tail: String,
+    },
+    /// cargo could not be run.
+    #[error("building the services failed: cannot run cargo")]
+    BuildCommand(#[source] std::io::Error),
+    /// cargo ran and failed (its output went to the terminal).
+    #[error("building the services failed: cargo exited with {0}")]
+    BuildFailed(std::process::ExitStatus),
+}
+
+/// Why the stack's database could not be prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    /// The server does not answer or refuses the admin URL.
+    #[error("cannot connect to PostgreSQL at {url}")]
+    Connect {
+        /// The admin URL, redacted.
+        url: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Looking the database up failed.
+    #[error("cannot look up database {name:?}")]
+    Lookup {
+        /// The database.
+        name: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Creating it failed.
+    #[error("cannot create database {name:?}")]
+    Create {
+        /// The database.
+        name: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 /// The four binaries.
@@ -198,16 +256,16 @@ pub async fn build_binaries(release: bool) -> Result<(), StackError> {
     for (package, bin) in BINARIES {
         command.args(["-p", package, "--bin", bin]);
     }
-    let status = command
-        .status()
-        .await
-        .map_err(|e| StackError::Build(e.to_string()))?;
+    let status = command.status().await.map_err(StackError::BuildCommand)?;
     if status.success() {
         Ok(())
     } else {
-        Err(StackError::Build(format!("cargo exited with {status}")))
+        Err(StackError::BuildFailed(status))
     }
 }
+
+/// How long a service is given to answer its readiness endpoint.
+const READY_WITHIN: Duration = Duration::from_secs(60);
 
 /// A running stack.
 #[derive(Debug)]
@@ -230,10 +288,10 @@ impl RunningStack {
     ) -> Result<RunningStack, StackError> {
         for (_, bin) in BINARIES {
             if !config.bin_dir.join(bin).is_file() {
-                return Err(StackError::MissingBinary(
-                    bin.to_owned(),
-                    config.bin_dir.display().to_string(),
-                ));
+                return Err(StackError::MissingBinary {
+                    binary: bin,
+                    dir: config.bin_dir.display().to_string(),
+                });
             }
         }
         let p = config.ports;
@@ -351,13 +409,21 @@ impl RunningStack {
     ) -> Result<(), StackError> {
         let started = Instant::now();
         progress(&format!("starting {name} ..."));
-        let mut service = Service::spawn(name, command, &self.config.sink)
-            .map_err(|e| StackError::Spawn(name.to_owned(), e.to_string()))?;
+        let mut service = Service::spawn(name, command, &self.config.sink).map_err(|source| {
+            StackError::Spawn {
+                name: name.to_owned(),
+                source,
+            }
+        })?;
         let client = reqwest::Client::new();
-        let deadline = started + Duration::from_secs(60);
+        let deadline = started + READY_WITHIN;
         loop {
             if let Some(status) = service.exited() {
-                return Err(self.not_ready(name, format!("it exited with {status}")));
+                return Err(StackError::Exited {
+                    name: name.to_owned(),
+                    status,
+                    tail: self.tail(name),
+                });
             }
             if let Ok(r) = client
                 .get(ready_url)
@@ -370,9 +436,12 @@ impl RunningStack {
             }
             if Instant::now() > deadline {
                 self.services.push(service);
-                return Err(
-                    self.not_ready(name, format!("{ready_url} did not answer 200 within 60 s"))
-                );
+                return Err(StackError::NotReady {
+                    name: name.to_owned(),
+                    url: ready_url.to_owned(),
+                    waited: READY_WITHIN,
+                    tail: self.tail(name),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -384,17 +453,13 @@ impl RunningStack {
         Ok(())
     }
 
-    fn not_ready(&self, name: &str, why: String) -> StackError {
+    /// `name`'s last log lines, as the end of an error message.
+    fn tail(&self, name: &str) -> String {
         let tail = self.config.sink.tail(name, 15);
-        let tail = if tail.is_empty() {
+        if tail.is_empty() {
             String::new()
         } else {
             format!("\n  its last log lines:\n    {}", tail.join("\n    "))
-        };
-        StackError::NotReady {
-            name: name.to_owned(),
-            why,
-            tail,
         }
     }
 
@@ -440,21 +505,30 @@ impl RunningStack {
 }
 
 /// Creates database `name` on the server of `admin_url` if it does not exist; returns its URL.
-pub async fn ensure_database(admin_url: &str, name: &str) -> Result<String, String> {
+pub async fn ensure_database(admin_url: &str, name: &str) -> Result<String, DatabaseError> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(admin_url)
         .await
-        .map_err(|e| format!("PostgreSQL at {}: {e}", redact(admin_url)))?;
+        .map_err(|source| DatabaseError::Connect {
+            url: redact(admin_url),
+            source,
+        })?;
     let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
         .bind(name)
         .fetch_optional(&mut conn)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|source| DatabaseError::Lookup {
+            name: name.to_owned(),
+            source,
+        })?;
     if exists.is_none() {
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut conn)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| DatabaseError::Create {
+                name: name.to_owned(),
+                source,
+            })?;
     }
     let base = admin_url.split('?').next().unwrap_or(admin_url);
     let base = base.rsplit_once('/').map_or(base, |(b, _)| b);

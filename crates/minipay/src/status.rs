@@ -55,14 +55,25 @@ pub async fn services(ports: &Ports) -> Vec<ServiceState> {
     out
 }
 
+/// Why the orders could not be counted.
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    /// The database does not answer.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// The count failed (e.g. no `orders` table: order-svc never ran against it).
+    #[error("cannot count the orders")]
+    Count(#[source] sqlx::Error),
+}
+
 /// Orders per status in the database at `database_url`.
-pub async fn orders_by_status(database_url: &str) -> Result<Vec<(String, i64)>, String> {
+pub async fn orders_by_status(database_url: &str) -> Result<Vec<(String, i64)>, OrdersError> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(database_url)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(OrdersError::Connect)?;
     sqlx::query_as("SELECT status, count(*) FROM orders GROUP BY status ORDER BY status")
         .fetch_all(&mut conn)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(OrdersError::Count)
 }

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use service_runtime::telemetry::error_chain;
+
 use super::{BuildArgs, start};
 use crate::infra::reachable;
 use crate::process::LogSink;
@@ -26,7 +28,7 @@ pub(super) async fn run(args: Args) -> ExitCode {
         match start(args.build, LogSink::keep()).await {
             Ok(s) => started = Some(s),
             Err(e) => {
-                eprintln!("minipay demo: cannot start the stack: {e}");
+                eprintln!("minipay demo: cannot start the stack: {}", error_chain(&e));
                 return ExitCode::from(1);
             }
         }
@@ -59,7 +61,7 @@ pub(super) async fn run(args: Args) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("\ndemo failed at {:?}: {}", e.step, e.detail);
+            eprintln!("\ndemo failed at {}", error_chain(&e));
             ExitCode::from(1)
         }
     }

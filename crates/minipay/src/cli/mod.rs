@@ -10,9 +10,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::infra::Infra;
+use crate::infra::{Infra, InfraError};
 use crate::process::LogSink;
-use crate::stack::{self, RunningStack, StackConfig};
+use crate::stack::{self, DatabaseError, RunningStack, StackConfig, StackError};
 
 const ENVIRONMENT: &str = "\
 Environment: DATABASE_URL (admin database; default postgres://postgres@127.0.0.1:5432/postgres),
@@ -86,18 +86,36 @@ async fn interrupted(mut rx: Interrupt) {
     let _ = rx.wait_for(|&stop| stop).await;
 }
 
+/// Why `minipay up` or `minipay demo` could not start the stack.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// PostgreSQL, Redis or RabbitMQ is neither there nor startable.
+    #[error(transparent)]
+    Infra(#[from] InfraError),
+    /// The `minipay` database could not be prepared.
+    #[error("cannot prepare the minipay database")]
+    Database(#[source] DatabaseError),
+    /// `cargo build` of the services failed.
+    #[error(transparent)]
+    Build(StackError),
+    /// A service did not start or become ready.
+    #[error(transparent)]
+    Stack(StackError),
+    /// Ctrl-C or SIGTERM arrived first.
+    #[error("interrupted while starting; everything started so far was stopped")]
+    Interrupted,
+}
+
 /// Infrastructure, the `minipay` database, fresh binaries, and the four processes.
-async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack), String> {
+async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack), StartError> {
     let state = PathBuf::from(".minipay");
     println!("Infrastructure:");
-    let infra = Infra::ensure(&state, &sink, &say)
-        .await
-        .map_err(|e| e.to_string())?;
+    let infra = Infra::ensure(&state, &sink, &say).await?;
     let database_url = match stack::ensure_database(&infra.database_url, "minipay").await {
         Ok(url) => url,
         Err(e) => {
             infra.stop().await;
-            return Err(e);
+            return Err(StartError::Database(e));
         }
     };
     say(&format!("database: {}", stack::redact(&database_url)));
@@ -107,7 +125,7 @@ async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack),
         let release = bin_dir.ends_with("release");
         if let Err(e) = stack::build_binaries(release).await {
             infra.stop().await;
-            return Err(e.to_string());
+            return Err(StartError::Build(e));
         }
     }
     println!("Services:");
@@ -122,7 +140,7 @@ async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack),
         Ok(stack) => Ok((infra, stack)),
         Err(e) => {
             infra.stop().await;
-            Err(e.to_string())
+            Err(StartError::Stack(e))
         }
     }
 }

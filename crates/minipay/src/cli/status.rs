@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use service_runtime::telemetry::error_chain;
+
 use crate::stack::{self, Ports};
 
 /// `minipay status`'s flags (none yet).
@@ -28,7 +30,7 @@ pub(super) async fn run(_args: Args) -> ExitCode {
                 println!("  {status:<20} {n}");
             }
         }
-        Err(e) => println!("  unavailable: {e}"),
+        Err(e) => println!("  unavailable: {}", error_chain(&e)),
     }
     if all_ready {
         ExitCode::SUCCESS

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{BuildArgs, Interrupt, interrupted, start};
+use service_runtime::telemetry::error_chain;
+
+use super::{BuildArgs, Interrupt, StartError, interrupted, start};
 use crate::process::LogSink;
 use crate::purchase::Shop;
 use crate::stack::RunningStack;
@@ -22,12 +24,12 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
     // dropped service kills its process group), so nothing is left behind.
     let started = tokio::select! {
         s = start(args.build, sink.clone()) => s,
-        () = interrupted(interrupt.clone()) => Err("interrupted while starting; everything started so far was stopped".to_owned()),
+        () = interrupted(interrupt.clone()) => Err(StartError::Interrupted),
     };
     let (infra, mut running) = match started {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("\nminipay up failed: {e}");
+            eprintln!("\nminipay up failed: {}", error_chain(&e));
             return ExitCode::from(1);
         }
     };
@@ -40,7 +42,7 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
             receipt.out_trade_no
         ),
         Err(e) => {
-            eprintln!("  self-check FAILED: {e}");
+            eprintln!("  self-check FAILED: {}", error_chain(&e));
             for name in [
                 "order-svc",
                 "notify-svc",
