@@ -38,8 +38,13 @@ async fn the_served_openapi_document_matches_what_the_service_does() {
     let s = support::stack().await;
     let token = s.api.login("contract").await;
     let base = s.api.base.clone();
+    // schemathesis keeps a cache in its working directory: give it one outside the clone.
+    let workdir = std::env::temp_dir().join(format!("minipay-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).unwrap();
+    let cwd = workdir.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(executable)
+            .current_dir(cwd)
             .args(["run", &format!("{base}/api/v1/openapi.json")])
             .args(["--checks", "all"])
             .args(["--header", &format!("Authorization: Bearer {token}")])
@@ -54,6 +59,7 @@ async fn the_served_openapi_document_matches_what_the_service_does() {
     })
     .await
     .unwrap();
+    let _ = std::fs::remove_dir_all(&workdir);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
