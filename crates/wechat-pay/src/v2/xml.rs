@@ -526,7 +526,10 @@ mod tests {
                 "<xml><a>1 & 2</a></xml>",
                 XmlError::Malformed("'&' without ';'"),
             ),
-            ("<xml><a>&#0;</a></xml>", XmlError::ForbiddenChar { code: 0 }),
+            (
+                "<xml><a>&#0;</a></xml>",
+                XmlError::ForbiddenChar { code: 0 },
+            ),
         ];
         for (doc, expected) in cases {
             assert_eq!(decode(doc.as_bytes()).as_ref(), Err(expected), "{doc}");
