@@ -101,8 +101,10 @@ impl LoginLimits {
         if let Some(key) = refused {
             metrics::counter!("logins_rate_limited_total", "by" => key.label()).increment(1);
             let left = WINDOW.saturating_sub(now.saturating_duration_since(window.started));
+            // Rounded up: a client that waits this long finds a new window.
+            let retry_after_secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
             return Err(AppError::TooManyLogins {
-                retry_after_secs: left.as_secs().max(1),
+                retry_after_secs: retry_after_secs.max(1),
             });
         }
         for key in keys {
