@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use service_runtime::settings::{SettingsError, Source};
+use service_runtime::settings::{SettingsError, Source, WeChatMode};
 use wechat_pay::example::{API_KEY as SIM_API_KEY, APPID as SIM_APPID, MCH_ID as SIM_MCH_ID};
 use wechat_pay::v2::ApiKey;
 
@@ -30,24 +30,14 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Reads the settings; a missing or invalid variable fails with its name. With
-    /// `WECHAT_MCH_ID` unset the simulator's default merchant is expected; with it set,
-    /// `WECHAT_APPID` and `WECHAT_API_KEY` are required.
+    /// Reads the settings; a missing or invalid variable fails with its name. The merchant
+    /// (`WECHAT_APPID`, `WECHAT_MCH_ID`, `WECHAT_API_KEY`) is required unless
+    /// `WECHAT_MODE=simulator`, where each defaults to the simulator's example merchant.
     pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
-        let simulator = env.get("WECHAT_MCH_ID").is_none();
-        let (appid, mch_id, key): (String, String, String) = if simulator {
-            (
-                SIM_APPID.into(),
-                SIM_MCH_ID.into(),
-                env.or("WECHAT_API_KEY", SIM_API_KEY.to_owned())?,
-            )
-        } else {
-            (
-                env.required("WECHAT_APPID")?,
-                env.required("WECHAT_MCH_ID")?,
-                env.required("WECHAT_API_KEY")?,
-            )
-        };
+        let mode = WeChatMode::from_source(env)?;
+        let appid = mode.merchant(env, "WECHAT_APPID", SIM_APPID)?;
+        let mch_id = mode.merchant(env, "WECHAT_MCH_ID", SIM_MCH_ID)?;
+        let key = mode.merchant(env, "WECHAT_API_KEY", SIM_API_KEY)?;
         let api_key = ApiKey::new(key).map_err(|e| SettingsError::Invalid {
             name: "WECHAT_API_KEY".into(),
             reason: e.to_string(),
@@ -81,20 +71,48 @@ mod tests {
 
     use super::*;
 
+    fn simulator() -> MapEnv {
+        MapEnv::from_pairs([("WECHAT_MODE", "simulator")])
+    }
+
     #[test]
     fn defaults_and_required() {
-        let s = Settings::from_source(&MapEnv::default()).unwrap();
+        let s = Settings::from_source(&simulator()).unwrap();
         assert_eq!(s.http_addr.port(), 8081);
-        assert_eq!(s.mch_id, SIM_MCH_ID);
-        let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")]))
-            .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "environment variable WECHAT_APPID is required but not set"
-        );
-        let err =
-            Settings::from_source(&MapEnv::from_pairs([("AMQP_URL", "http://x")])).unwrap_err();
+        let mut production = MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")]);
+        let err = Settings::from_source(&production).unwrap_err();
+        assert!(err.to_string().contains("WECHAT_APPID"), "{err}");
+        production.0.insert("WECHAT_APPID".into(), "wx1".into());
+        let err = Settings::from_source(&production).unwrap_err();
+        assert!(err.to_string().contains("WECHAT_API_KEY"), "{err}");
+        let mut bad_amqp = simulator();
+        bad_amqp.0.insert("AMQP_URL".into(), "http://x".into());
+        let err = Settings::from_source(&bad_amqp).unwrap_err();
         assert!(err.to_string().contains("AMQP_URL"));
         assert!(!format!("{s:?}").contains(SIM_API_KEY));
+    }
+
+    #[test]
+    fn without_a_mode_or_a_merchant_the_start_is_refused_naming_the_variable() {
+        for env in [
+            MapEnv::default(),
+            MapEnv::from_pairs([("WECHAT_MODE", "production")]),
+        ] {
+            let err = Settings::from_source(&env).unwrap_err();
+            assert!(
+                err.to_string().contains("WECHAT_APPID")
+                    && err.to_string().contains("WECHAT_MODE=simulator"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn simulator_mode_expects_the_example_merchant() {
+        let s = Settings::from_source(&simulator()).unwrap();
+        assert_eq!(
+            (s.appid.as_str(), s.mch_id.as_str(), s.api_key.expose()),
+            (SIM_APPID, SIM_MCH_ID, SIM_API_KEY)
+        );
     }
 }

@@ -11,11 +11,23 @@ const BIN: &str = env!("CARGO_BIN_EXE_notify-svc");
 fn a_bad_setting_is_named() {
     let out = Command::new(BIN)
         .env_clear()
+        .env("WECHAT_MODE", "simulator")
         .env("AMQP_URL", "http://not-amqp")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("AMQP_URL"));
+}
+
+#[test]
+fn without_a_merchant_or_simulator_mode_the_start_is_refused() {
+    let out = Command::new(BIN).env_clear().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WECHAT_APPID") && stderr.contains("WECHAT_MODE=simulator"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -31,6 +43,7 @@ async fn serves_health_and_stops_on_sigterm() {
         let mut child = Command::new(BIN)
             .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("AMQP_PREFIX", "binary-test.")
+            .env("WECHAT_MODE", "simulator")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -46,73 +46,145 @@ fn header(delivery: &lapin::message::BasicGetMessage, name: &str) -> Option<Stri
     }
 }
 
-#[tokio::test]
-async fn a_verified_notification_is_published_before_the_success_ack() {
-    let prefix = format!("notify-test{}.", std::process::id());
-    let conn = messaging::connect(AMQP_URL, "notify-test")
-        .await
-        .expect("RabbitMQ at 127.0.0.1:5672 (start it with scripts/ensure-services.sh)");
-    let ch = conn.create_channel().await.unwrap();
-    let topology = Topology::new(prefix.clone());
-    topology.declare_payments_exchange(&ch).await.unwrap();
-    let queue = format!("{prefix}sink");
-    let options = QueueDeclareOptions {
-        exclusive: true,
-        ..Default::default()
-    };
-    ch.queue_declare(&queue, options, FieldTable::default())
-        .await
-        .unwrap();
-    let exchange = topology.payments_exchange();
-    ch.queue_bind(
-        &queue,
-        &exchange,
-        "#",
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+/// notify-svc running against the real RabbitMQ with its own exchange prefix, and an
+/// exclusive queue bound to every routing key of its payments exchange.
+struct Harness {
+    ch: lapin::Channel,
+    queue: String,
+    exchange: String,
+    url: String,
+    http: reqwest::Client,
+}
 
-    let env = MapEnv::from_pairs([
-        ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
-        ("AMQP_URL", AMQP_URL),
-        ("AMQP_PREFIX", prefix.as_str()),
-    ]);
-    let app = notify_svc::Application::build(notify_svc::Settings::from_source(&env).unwrap())
+impl Harness {
+    async fn start() -> Harness {
+        let prefix = format!("notify-test{}-{:08x}.", std::process::id(), rand_id());
+        let conn = messaging::connect(AMQP_URL, "notify-test")
+            .await
+            .expect("RabbitMQ at 127.0.0.1:5672 (start it with scripts/ensure-services.sh)");
+        let ch = conn.create_channel().await.unwrap();
+        let topology = Topology::new(prefix.clone());
+        topology.declare_payments_exchange(&ch).await.unwrap();
+        let queue = format!("{prefix}sink");
+        let options = QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        };
+        ch.queue_declare(&queue, options, FieldTable::default())
+            .await
+            .unwrap();
+        let exchange = topology.payments_exchange();
+        ch.queue_bind(
+            &queue,
+            &exchange,
+            "#",
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .unwrap();
-    let url = format!("http://{}/wechat/pay/notify", app.http_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let http = reqwest::Client::new();
-    let post = |body: String| {
-        http.post(&url)
+
+        let env = MapEnv::from_pairs([
+            ("WECHAT_MODE", "simulator"),
+            ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+            ("AMQP_URL", AMQP_URL),
+            ("AMQP_PREFIX", prefix.as_str()),
+        ]);
+        let app = notify_svc::Application::build(notify_svc::Settings::from_source(&env).unwrap())
+            .await
+            .unwrap();
+        let url = format!("http://{}/wechat/pay/notify", app.http_addr());
+        tokio::spawn(app.run_until_stopped(std::future::pending()));
+        Harness {
+            ch,
+            queue,
+            exchange,
+            url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Posts a notification body; the answer's text.
+    async fn post(&self, body: impl Into<reqwest::Body>) -> String {
+        self.http
+            .post(&self.url)
             .header(TRACE_ID_HEADER, TRACE_ID)
             .body(body)
             .send()
-    };
-    let next = || ch.basic_get(&queue, BasicGetOptions { no_ack: true });
-
-    // Refused: another merchant, a wrong key. The answer comes after the handler is done, so
-    // an empty queue then means nothing was published.
-    let key = "0123456789abcdef0123456789abcdef";
-    for (body, reason) in [
-        (notification("1900000109", API_KEY), "wrong_merchant"),
-        (notification(MCH_ID, key), "bad_signature"),
-    ] {
-        let answer = post(body).await.unwrap().text().await.unwrap();
-        assert!(
-            answer.contains("FAIL") && answer.contains(reason),
-            "{answer}"
-        );
-        assert!(next().await.unwrap().is_none(), "{reason} published");
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
-    let answer = post(notification(MCH_ID, API_KEY)).await.unwrap();
-    assert_eq!(answer.text().await.unwrap(), v2::ACK_SUCCESS);
-    let delivery = next()
+    /// The next published event, if any.
+    async fn next(&self) -> Option<lapin::message::BasicGetMessage> {
+        self.ch
+            .basic_get(&self.queue, BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+    }
+
+    /// The body is refused with the failure ack naming `reason`, and nothing is published.
+    /// The answer comes after the handler is done, so an empty queue then means nothing was
+    /// published.
+    async fn assert_refused(&self, body: impl Into<reqwest::Body>, reason: &str) {
+        let answer = self.post(body).await;
+        assert!(
+            answer.contains("<return_code><![CDATA[FAIL]]></return_code>")
+                && answer.contains(reason),
+            "expected a FAIL ack with {reason}: {answer}"
+        );
+        assert!(self.next().await.is_none(), "{reason} published");
+    }
+
+    async fn cleanup(self) {
+        self.ch
+            .queue_delete(&self.queue, QueueDeleteOptions::default())
+            .await
+            .unwrap();
+        self.ch
+            .exchange_delete(&self.exchange, Default::default())
+            .await
+            .unwrap();
+    }
+}
+
+fn rand_id() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos())
+}
+
+/// A correctly signed notification whose `field` holds `value` as is, even a character
+/// `xml::encode` refuses to write (a NUL): the body WeChat's key would sign.
+fn signed_with_raw(field: &str, value: &str) -> String {
+    const MARK: &str = "MARKxMARK";
+    let mut p = xml::decode(notification(MCH_ID, API_KEY).as_bytes()).unwrap();
+    p.remove("sign");
+    p.insert(field, value);
+    v2::sign_params(&mut p, &ApiKey::new(API_KEY).unwrap(), SignType::Md5);
+    p.insert(field, MARK);
+    xml::encode(&p).unwrap().replace(MARK, value)
+}
+
+#[tokio::test]
+async fn a_verified_notification_is_published_before_the_success_ack() {
+    let h = Harness::start().await;
+
+    // Refused: another merchant, a wrong key.
+    let key = "0123456789abcdef0123456789abcdef";
+    h.assert_refused(notification("1900000109", API_KEY), "wrong_merchant")
+        .await;
+    h.assert_refused(notification(MCH_ID, key), "bad_signature")
+        .await;
+
+    let answer = h.post(notification(MCH_ID, API_KEY)).await;
+    assert_eq!(answer, v2::ACK_SUCCESS);
+    let delivery = h
+        .next()
         .await
-        .unwrap()
         .expect("the event was confirmed before the ack");
     assert_eq!(delivery.delivery.routing_key.as_str(), PAYMENT_SUCCEEDED);
     assert_eq!(
@@ -129,11 +201,41 @@ async fn a_verified_notification_is_published_before_the_success_ack() {
         (event.amount_fen, event.trace_id.as_str()),
         (1999, TRACE_ID)
     );
+    h.cleanup().await;
+}
 
-    ch.queue_delete(&queue, QueueDeleteOptions::default())
-        .await
-        .unwrap();
-    ch.exchange_delete(&exchange, Default::default())
-        .await
-        .unwrap();
+#[tokio::test]
+async fn a_signed_notification_with_a_nul_in_attach_gets_the_failure_ack() {
+    let h = Harness::start().await;
+    h.assert_refused(signed_with_raw("attach", "gift\u{0}wrap"), "malformed_xml")
+        .await;
+    // Also as a character reference, and another control character.
+    let referenced = signed_with_raw("attach", "MARK2").replace(
+        "<attach><![CDATA[MARK2]]></attach>",
+        "<attach>&#0;</attach>",
+    );
+    h.assert_refused(referenced, "malformed_xml").await;
+    h.assert_refused(signed_with_raw("attach", "\u{1b}[2J"), "malformed_xml")
+        .await;
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_signed_notification_with_a_2_7_kb_transaction_id_gets_the_failure_ack() {
+    let h = Harness::start().await;
+    let long = "4".repeat(2700);
+    h.assert_refused(signed_with_raw("transaction_id", &long), "invalid_field")
+        .await;
+    h.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_signed_notification_with_a_nul_in_transaction_id_gets_the_failure_ack() {
+    let h = Harness::start().await;
+    h.assert_refused(
+        signed_with_raw("transaction_id", "42000000000000\u{0}0000000042"),
+        "malformed_xml",
+    )
+    .await;
+    h.cleanup().await;
 }

@@ -41,6 +41,12 @@ pub enum AppError {
     /// Too many requests.
     #[error("{0}")]
     RateLimited(String),
+    /// Too many logins from this client address or with this code prefix.
+    #[error("too many logins; try again in {retry_after_secs} s")]
+    TooManyLogins {
+        /// Seconds until the limit's window ends.
+        retry_after_secs: u64,
+    },
     /// No such order for this caller (also for another user's order).
     #[error("order not found")]
     OrderNotFound,
@@ -99,7 +105,7 @@ impl AppError {
             AppError::UnknownSku(_) => "unknown_sku",
             AppError::Unauthenticated(_) => "unauthenticated",
             AppError::LoginFailed(_) => "login_failed",
-            AppError::RateLimited(_) => "rate_limited",
+            AppError::RateLimited(_) | AppError::TooManyLogins { .. } => "rate_limited",
             AppError::OrderNotFound => "order_not_found",
             AppError::IdempotencyKeyReused => "idempotency_key_reused",
             AppError::OrderNotPayable(_) => "order_not_payable",
@@ -117,7 +123,9 @@ impl AppError {
             | AppError::AmountNotAccepted(_)
             | AppError::UnknownSku(_) => StatusCode::BAD_REQUEST,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => StatusCode::UNAUTHORIZED,
-            AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RateLimited(_) | AppError::TooManyLogins { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::OrderNotFound | AppError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::IdempotencyKeyReused => StatusCode::CONFLICT,
@@ -137,7 +145,7 @@ impl AppError {
             | AppError::UnknownSku(_)
             | AppError::BodyTooLarge(_) => Code::InvalidArgument,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
-            AppError::RateLimited(_) => Code::ResourceExhausted,
+            AppError::RateLimited(_) | AppError::TooManyLogins { .. } => Code::ResourceExhausted,
             AppError::OrderNotFound | AppError::NoSuchEndpoint => Code::NotFound,
             AppError::IdempotencyKeyReused => Code::AlreadyExists,
             AppError::OrderNotPayable(_) => Code::FailedPrecondition,
@@ -168,10 +176,18 @@ impl IntoResponse for AppError {
         let status = self.http_status();
         let body = Json(json!({ "code": self.code(), "message": self.to_string() }));
         let mut response = (status, body).into_response();
-        if matches!(self, AppError::PaymentUnavailable(_)) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        match self {
+            AppError::PaymentUnavailable(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            AppError::TooManyLogins { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }

@@ -105,7 +105,14 @@ impl Application {
         Ok(Application {
             http,
             grpc,
-            state: http::AppState { orders, checkout },
+            state: http::AppState {
+                orders,
+                checkout,
+                login_limits: Arc::new(http::LoginLimits::new(
+                    settings.login_rate_per_minute,
+                    settings.trusted_proxy,
+                )),
+            },
             store,
             cache,
             workers,

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use service_runtime::settings::{SettingsError, Source};
+use service_runtime::settings::{SettingsError, Source, WeChatMode};
 
 /// Everything order-svc needs to run.
 #[derive(Debug, Clone)]
@@ -47,9 +47,11 @@ pub struct Settings {
     pub amqp_delivery_limit: i32,
     /// Pause before a failed event is given back for redelivery (`AMQP_RETRY_DELAY`, default 2s).
     pub amqp_retry_delay: Duration,
-    /// The Mini Program payments must be for (`WECHAT_APPID`, default the simulator's).
+    /// The Mini Program payments must be for (`WECHAT_APPID`; required unless
+    /// `WECHAT_MODE=simulator`, which defaults it to the simulator's).
     pub wechat_appid: String,
-    /// The merchant payments must be for (`WECHAT_MCH_ID`, default the simulator's).
+    /// The merchant payments must be for (`WECHAT_MCH_ID`; required unless
+    /// `WECHAT_MODE=simulator`, which defaults it to the simulator's).
     pub wechat_mch_id: String,
     /// First order query this long after a prepay without notification (`PAYMENT_QUERY_AFTER`, default 10s).
     pub payment_query_after: Duration,
@@ -57,6 +59,12 @@ pub struct Settings {
     pub payment_query_max_interval: Duration,
     /// How often expired orders are swept (`SWEEP_INTERVAL`, default 5s).
     pub sweep_interval: Duration,
+    /// Logins allowed per minute from one client address, and with codes sharing their
+    /// first 8 characters (`LOGIN_RATE_PER_MINUTE`, default 60).
+    pub login_rate_per_minute: u32,
+    /// A trusted reverse proxy is in front: the client address is the last hop of
+    /// `X-Forwarded-For`, not the peer (`TRUSTED_PROXY`, `on` or `off`, default `off`).
+    pub trusted_proxy: bool,
     /// Run the background workers (consumer, outbox relay, sweeper, active query) in this
     /// process (`WORKERS`, `on` or `off`, default `on`).
     pub workers: bool,
@@ -79,6 +87,9 @@ impl Settings {
                 reason: "must be a postgres:// URL".into(),
             });
         }
+        let mode = WeChatMode::from_source(env)?;
+        let wechat_appid = mode.merchant(env, "WECHAT_APPID", wechat_pay::example::APPID)?;
+        let wechat_mch_id = mode.merchant(env, "WECHAT_MCH_ID", wechat_pay::example::MCH_ID)?;
         let order_ttl = env.duration_or("ORDER_TTL", Duration::from_secs(15 * 60))?;
         if order_ttl < Duration::from_secs(61) {
             return Err(SettingsError::Invalid {
@@ -111,28 +122,42 @@ impl Settings {
             amqp_prefetch: env.or("AMQP_PREFETCH", 32u16)?.max(1),
             amqp_delivery_limit: env.or("AMQP_DELIVERY_LIMIT", 5i32)?.max(1),
             amqp_retry_delay: env.duration_or("AMQP_RETRY_DELAY", Duration::from_secs(2))?,
-            wechat_appid: env.or("WECHAT_APPID", wechat_pay::example::APPID.to_owned())?,
-            wechat_mch_id: env.or("WECHAT_MCH_ID", wechat_pay::example::MCH_ID.to_owned())?,
+            wechat_appid,
+            wechat_mch_id,
             payment_query_after: env.duration_or("PAYMENT_QUERY_AFTER", Duration::from_secs(10))?,
             payment_query_max_interval: env
                 .duration_or("PAYMENT_QUERY_MAX_INTERVAL", Duration::from_secs(300))?,
             sweep_interval: env.duration_or("SWEEP_INTERVAL", Duration::from_secs(5))?,
-            workers: match env.get("WORKERS").as_deref() {
-                None | Some("on") => true,
-                Some("off") => false,
-                Some(_) => {
+            login_rate_per_minute: match env.or("LOGIN_RATE_PER_MINUTE", 60u32)? {
+                0 => {
                     return Err(SettingsError::Invalid {
-                        name: "WORKERS".into(),
-                        reason: "expected on or off".into(),
+                        name: "LOGIN_RATE_PER_MINUTE".into(),
+                        reason: "must be at least 1".into(),
                     });
                 }
+                n => n,
             },
+            trusted_proxy: on_off(env, "TRUSTED_PROXY", false)?,
+            workers: on_off(env, "WORKERS", true)?,
         })
     }
 
     /// The database URL (to connect; never log it).
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
+    }
+}
+
+/// An `on` / `off` switch.
+fn on_off(env: &impl Source, name: &str, default: bool) -> Result<bool, SettingsError> {
+    match env.get(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(_) => Err(SettingsError::Invalid {
+            name: name.into(),
+            reason: "expected on or off".into(),
+        }),
     }
 }
 
@@ -165,6 +190,7 @@ mod tests {
         let ok = MapEnv::from_pairs([
             ("SESSION_SECRET", secret.as_str()),
             ("DATABASE_URL", "postgres://u:pw@db/x"),
+            ("WECHAT_MODE", "simulator"),
         ]);
         let s = Settings::from_source(&ok).unwrap();
         assert_eq!(s.http_addr.port(), 8080);
@@ -181,5 +207,59 @@ mod tests {
                 .to_string()
                 .contains("ORDER_TTL")
         );
+    }
+
+    fn base() -> MapEnv {
+        MapEnv::from_pairs([
+            ("SESSION_SECRET", "s".repeat(32).as_str()),
+            ("DATABASE_URL", "postgres://db/x"),
+        ])
+    }
+
+    #[test]
+    fn without_a_mode_or_a_merchant_the_start_is_refused_naming_the_variable() {
+        let err = Settings::from_source(&base()).unwrap_err();
+        assert!(
+            err.to_string().contains("WECHAT_APPID")
+                && err.to_string().contains("WECHAT_MODE=simulator"),
+            "{err}"
+        );
+        let mut only_appid = base();
+        only_appid.0.insert("WECHAT_APPID".into(), "wx1".into());
+        let err = Settings::from_source(&only_appid).unwrap_err();
+        assert!(err.to_string().contains("WECHAT_MCH_ID"), "{err}");
+        only_appid
+            .0
+            .insert("WECHAT_MCH_ID".into(), "1900000109".into());
+        let s = Settings::from_source(&only_appid).unwrap();
+        assert_eq!(
+            (s.wechat_appid.as_str(), s.wechat_mch_id.as_str()),
+            ("wx1", "1900000109")
+        );
+    }
+
+    #[test]
+    fn simulator_mode_expects_the_example_merchant() {
+        let mut env = base();
+        env.0.insert("WECHAT_MODE".into(), "simulator".into());
+        let s = Settings::from_source(&env).unwrap();
+        assert_eq!(
+            (s.wechat_appid.as_str(), s.wechat_mch_id.as_str()),
+            (wechat_pay::example::APPID, wechat_pay::example::MCH_ID)
+        );
+    }
+
+    #[test]
+    fn login_limits_have_a_default_and_refuse_nonsense() {
+        let mut env = base();
+        env.0.insert("WECHAT_MODE".into(), "simulator".into());
+        let s = Settings::from_source(&env).unwrap();
+        assert_eq!((s.login_rate_per_minute, s.trusted_proxy), (60, false));
+        for (name, value) in [("LOGIN_RATE_PER_MINUTE", "0"), ("TRUSTED_PROXY", "yes")] {
+            let mut bad = env.clone();
+            bad.0.insert(name.into(), value.into());
+            let err = Settings::from_source(&bad).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

@@ -297,6 +297,7 @@ async fn a_down_pay_gateway_fails_payment_with_503_not_a_hang() {
     let t = s.api.login("ida").await;
     let order = s.api.create(&t, TEA).await;
     let env = service_runtime::settings::MapEnv::from_pairs([
+        SIMULATOR_MODE,
         ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
         ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
         ("DATABASE_URL", s.database_url.as_str()),

@@ -76,6 +76,7 @@ async fn order_svc_serves_and_stops_on_sigterm() {
             .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
             .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
             .env("REDIS_URL", support::redis_url())
+            .env(support::SIMULATOR_MODE.0, support::SIMULATOR_MODE.1)
             .env("WORKERS", "off")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

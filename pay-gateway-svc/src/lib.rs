@@ -58,7 +58,7 @@ impl Application {
     /// Binds both ports and builds the WeChat clients.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         if settings.wechat.simulator {
-            tracing::warn!(base_url = %settings.wechat.pay_base_url, "no merchant configured (WECHAT_MCH_ID unset): using the WeChat Pay simulator's default merchant");
+            tracing::warn!(base_url = %settings.wechat.pay_base_url, "simulator mode (WECHAT_MODE=simulator): not for real payments");
         }
         let gateway = Gateway::new(settings.wechat.clone())?;
         let grpc = bind(settings.grpc_addr).await?;

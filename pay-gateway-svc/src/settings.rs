@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use service_runtime::settings::{SettingsError, Source};
+use service_runtime::settings::{SettingsError, Source, WeChatMode};
 use url::Url;
+use wechat_pay::example;
 use wechat_pay::v2::{ApiKey, PRODUCTION_BASE_URL, SignType};
 
-/// The simulator's default address: the target when no merchant is configured.
+/// The simulator's default address: the target in simulator mode.
 const SIMULATOR_BASE_URL: &str = "http://127.0.0.1:8090";
 
 /// Everything pay-gateway-svc needs to run.
@@ -49,37 +50,28 @@ pub struct WeChatSettings {
     pub retry_deadline: Duration,
     /// How long a prepay_id is valid (`WECHAT_PREPAY_TTL`, default 2h).
     pub prepay_ttl: Duration,
-    /// True when no merchant was configured and the simulator's default merchant is used.
+    /// True in simulator mode (`WECHAT_MODE=simulator`).
     pub simulator: bool,
 }
 
 impl Settings {
     /// Reads the settings; a missing or invalid variable fails with its name.
     ///
-    /// With `WECHAT_MCH_ID` unset, the simulator's default merchant and address are used (the
-    /// embedded default). With it set, `WECHAT_APPID`, `WECHAT_API_KEY` and `WECHAT_APP_SECRET`
-    /// are required and the base URL defaults to WeChat's production host.
+    /// The merchant (`WECHAT_APPID`, `WECHAT_MCH_ID`, `WECHAT_API_KEY`, `WECHAT_APP_SECRET`)
+    /// is required and the base URLs default to WeChat's production hosts, unless
+    /// `WECHAT_MODE=simulator`: then each defaults to the simulator's example merchant and
+    /// address.
     pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
-        let simulator = env.get("WECHAT_MCH_ID").is_none();
-        let (appid, mch_id, api_key, app_secret, default_base) = if simulator {
-            (
-                env.or("WECHAT_APPID", wechat_pay::example::APPID.to_owned())?,
-                wechat_pay::example::MCH_ID.to_owned(),
-                env.or("WECHAT_API_KEY", wechat_pay::example::API_KEY.to_owned())?,
-                env.or(
-                    "WECHAT_APP_SECRET",
-                    wechat_pay::example::APP_SECRET.to_owned(),
-                )?,
-                SIMULATOR_BASE_URL,
-            )
+        let mode = WeChatMode::from_source(env)?;
+        let simulator = mode == WeChatMode::Simulator;
+        let appid = mode.merchant(env, "WECHAT_APPID", example::APPID)?;
+        let mch_id = mode.merchant(env, "WECHAT_MCH_ID", example::MCH_ID)?;
+        let api_key = mode.merchant(env, "WECHAT_API_KEY", example::API_KEY)?;
+        let app_secret = mode.merchant(env, "WECHAT_APP_SECRET", example::APP_SECRET)?;
+        let default_base = if simulator {
+            SIMULATOR_BASE_URL
         } else {
-            (
-                env.required("WECHAT_APPID")?,
-                env.required("WECHAT_MCH_ID")?,
-                env.required("WECHAT_API_KEY")?,
-                env.required("WECHAT_APP_SECRET")?,
-                PRODUCTION_BASE_URL,
-            )
+            PRODUCTION_BASE_URL
         };
         let api_key = ApiKey::new(api_key).map_err(|e| SettingsError::Invalid {
             name: "WECHAT_API_KEY".into(),
@@ -143,24 +135,44 @@ mod tests {
 
     use super::*;
 
+    fn simulator() -> MapEnv {
+        MapEnv::from_pairs([("WECHAT_MODE", "simulator")])
+    }
+
     #[test]
-    fn defaults_target_the_simulator() {
-        let s = Settings::from_source(&MapEnv::default()).unwrap();
+    fn simulator_mode_targets_the_simulator_with_the_example_merchant() {
+        let s = Settings::from_source(&simulator()).unwrap();
         assert!(s.wechat.simulator);
         assert_eq!(s.wechat.pay_base_url.as_str(), "http://127.0.0.1:8090/");
         assert_eq!(s.wechat.mch_id, "10000100");
+        assert_eq!(s.wechat.appid, example::APPID);
         assert_eq!(s.grpc_addr.port(), 50052);
         assert_eq!(s.http_addr.port(), 8082);
+    }
+
+    #[test]
+    fn without_a_mode_or_a_merchant_the_start_is_refused_naming_the_variable() {
+        for env in [
+            MapEnv::default(),
+            MapEnv::from_pairs([("WECHAT_MODE", "production")]),
+        ] {
+            let err = Settings::from_source(&env).unwrap_err();
+            assert!(
+                err.to_string().contains("WECHAT_APPID")
+                    && err.to_string().contains("WECHAT_MODE=simulator"),
+                "{err}"
+            );
+        }
+        let err =
+            Settings::from_source(&MapEnv::from_pairs([("WECHAT_MODE", "live")])).unwrap_err();
+        assert!(err.to_string().contains("WECHAT_MODE"), "{err}");
     }
 
     #[test]
     fn a_configured_merchant_needs_all_its_credentials() {
         let err = Settings::from_source(&MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")]))
             .unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "environment variable WECHAT_APPID is required but not set"
-        );
+        assert!(err.to_string().contains("WECHAT_APPID"), "{err}");
         let err = Settings::from_source(&MapEnv::from_pairs([
             ("WECHAT_MCH_ID", "1900000109"),
             ("WECHAT_APPID", "wx1"),
@@ -191,12 +203,14 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        let err =
-            Settings::from_source(&MapEnv::from_pairs([("WECHAT_SIGN_TYPE", "SHA1")])).unwrap_err();
+        let with = |name: &str, value: &str| {
+            let mut env = simulator();
+            env.0.insert(name.into(), value.into());
+            env
+        };
+        let err = Settings::from_source(&with("WECHAT_SIGN_TYPE", "SHA1")).unwrap_err();
         assert!(err.to_string().contains("WECHAT_SIGN_TYPE"));
-        let err =
-            Settings::from_source(&MapEnv::from_pairs([("PAY_GATEWAY_GRPC_ADDR", "nowhere")]))
-                .unwrap_err();
+        let err = Settings::from_source(&with("PAY_GATEWAY_GRPC_ADDR", "nowhere")).unwrap_err();
         assert!(err.to_string().contains("PAY_GATEWAY_GRPC_ADDR"));
     }
 }

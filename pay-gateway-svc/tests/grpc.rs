@@ -30,6 +30,7 @@ async fn stack() -> Stack {
     .unwrap();
     let base = sim.base_url();
     let env = MapEnv::from_pairs([
+        ("WECHAT_MODE", "simulator"),
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
         ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
         ("WECHAT_PAY_BASE_URL", base.as_str()),
@@ -349,6 +350,7 @@ async fn readiness_fails_when_wechat_is_unreachable() {
         format!("http://{}", l.local_addr().unwrap())
     };
     let env = MapEnv::from_pairs([
+        ("WECHAT_MODE", "simulator"),
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
         ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
         ("WECHAT_PAY_BASE_URL", dead.as_str()),

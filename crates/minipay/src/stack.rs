@@ -332,6 +332,7 @@ impl RunningStack {
 
         let mut notify = stack.command("notify-svc");
         notify
+            .env("WECHAT_MODE", "simulator")
             .env("NOTIFY_HTTP_ADDR", addr(p.notify_http))
             .env("AMQP_URL", &c.amqp_url)
             .env("AMQP_PREFIX", &c.amqp_prefix);
@@ -346,6 +347,7 @@ impl RunningStack {
 
         let mut gateway = stack.command("pay-gateway-svc");
         gateway
+            .env("WECHAT_MODE", "simulator")
             .env("PAY_GATEWAY_GRPC_ADDR", addr(p.gateway_grpc))
             .env("PAY_GATEWAY_HTTP_ADDR", addr(p.gateway_http))
             .env("WECHAT_PAY_BASE_URL", url(p.sim))
@@ -364,6 +366,7 @@ impl RunningStack {
 
         let mut order = stack.command("order-svc");
         order
+            .env("WECHAT_MODE", "simulator")
             .env("ORDER_HTTP_ADDR", addr(p.order_http))
             .env("ORDER_GRPC_ADDR", addr(p.order_grpc))
             .env("DATABASE_URL", &c.database_url)

@@ -54,10 +54,14 @@ pub async fn serve_http(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let app = router.layer(axum::middleware::from_fn_with_state(service, http_layer));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(ServeError::Http)
+    // With connect info: handlers may read the peer's address (`ConnectInfo<SocketAddr>`).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(ServeError::Http)
 }
 
 /// Serves `routes` (the service's own gRPC service, named `name` for the health service)

@@ -15,6 +15,14 @@ pub enum SettingsError {
         /// The variable.
         name: String,
     },
+    /// A merchant setting is missing and simulator mode was not asked for.
+    #[error(
+        "environment variable {name} is required: set the merchant's settings, or WECHAT_MODE=simulator to use the WeChat Pay simulator's example merchant"
+    )]
+    MerchantMissing {
+        /// The variable.
+        name: String,
+    },
     /// A variable is set to something unusable.
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid {
@@ -73,6 +81,49 @@ pub trait Source {
                     reason: format!("expected a duration such as 500ms, 15s, 15m or 2h ({e})"),
                 })
             }
+        }
+    }
+}
+
+/// Whose merchant a service works for (`WECHAT_MODE`). Fail closed: without an explicit
+/// `simulator`, the merchant's own settings are required, so a deployment that forgets them
+/// does not start trusting the simulator's published example key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeChatMode {
+    /// `WECHAT_MODE=simulator`: the WeChat Pay simulator's example merchant, each value
+    /// overridable.
+    Simulator,
+    /// `WECHAT_MODE=production`, or unset: every merchant setting is required.
+    Production,
+}
+
+impl WeChatMode {
+    /// Reads `WECHAT_MODE` (`simulator` or `production`; unset is `production`).
+    pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
+        match env.get("WECHAT_MODE").as_deref().map(str::trim) {
+            None | Some("production") => Ok(WeChatMode::Production),
+            Some("simulator") => Ok(WeChatMode::Simulator),
+            Some(_) => Err(SettingsError::Invalid {
+                name: "WECHAT_MODE".into(),
+                reason: "expected simulator or production".into(),
+            }),
+        }
+    }
+
+    /// A merchant setting: in simulator mode `name` or else `example` (the simulator's
+    /// value); otherwise `name` is required.
+    pub fn merchant(
+        self,
+        env: &impl Source,
+        name: &str,
+        example: &str,
+    ) -> Result<String, SettingsError> {
+        match (self, env.get(name)) {
+            (_, Some(value)) => Ok(value.trim().to_owned()),
+            (WeChatMode::Simulator, None) => Ok(example.to_owned()),
+            (WeChatMode::Production, None) => Err(SettingsError::MerchantMissing {
+                name: name.to_owned(),
+            }),
         }
     }
 }
@@ -153,6 +204,41 @@ mod tests {
         assert_eq!(
             env.duration_or("ABSENT", Duration::from_secs(3)),
             Ok(Duration::from_secs(3))
+        );
+    }
+
+    #[test]
+    fn merchant_settings_are_required_unless_simulator_mode_is_asked_for() {
+        let none = MapEnv::default();
+        let mode = WeChatMode::from_source(&none).unwrap();
+        assert_eq!(mode, WeChatMode::Production);
+        let err = mode
+            .merchant(&none, "WECHAT_MCH_ID", "10000100")
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("WECHAT_MCH_ID")
+                && err.to_string().contains("WECHAT_MODE=simulator"),
+            "{err}"
+        );
+        let sim = MapEnv::from_pairs([("WECHAT_MODE", "simulator")]);
+        let mode = WeChatMode::from_source(&sim).unwrap();
+        assert_eq!(mode, WeChatMode::Simulator);
+        assert_eq!(
+            mode.merchant(&sim, "WECHAT_MCH_ID", "10000100").unwrap(),
+            "10000100"
+        );
+        let own = MapEnv::from_pairs([("WECHAT_MODE", "production"), ("WECHAT_MCH_ID", "19")]);
+        let mode = WeChatMode::from_source(&own).unwrap();
+        assert_eq!(
+            mode.merchant(&own, "WECHAT_MCH_ID", "10000100").unwrap(),
+            "19"
+        );
+        let bad = MapEnv::from_pairs([("WECHAT_MODE", "sandbox")]);
+        assert!(
+            WeChatMode::from_source(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("WECHAT_MODE")
         );
     }
 

@@ -22,6 +22,7 @@ pub mod wait;
 pub use self::amqp::{AmqpCleanup, OrderEvents, Proxy, QueueState, queue_state};
 pub use self::api::{Answer, OrderApi};
 pub use self::services::{
-    amqp_url, dead_addr, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
+    SIMULATOR_MODE, amqp_url, dead_addr, fresh_database, redis_url, require_rabbitmq,
+    require_redis, unique_id,
 };
 pub use self::wait::{Check, wait_until};

@@ -25,6 +25,10 @@ pub fn amqp_url() -> String {
     std::env::var("AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
+/// The setting every service a test starts gets: the simulator's example merchant, asked for
+/// explicitly (without it a service refuses to start).
+pub const SIMULATOR_MODE: (&str, &str) = ("WECHAT_MODE", "simulator");
+
 /// Eight random hex digits, to keep one test's names (prefixes, users) apart from another's.
 pub fn unique_id() -> String {
     format!("{:08x}", rand::rng().random::<u32>())

@@ -53,7 +53,7 @@ pub enum LoginError {
     /// `40163`: the code was already used.
     #[error("login code already used")]
     CodeUsed,
-    /// `45011`: too many logins for this user.
+    /// `45011`: too many logins for this user. Never retried.
     #[error("login rate limit reached")]
     RateLimited,
     /// `40226`: WeChat blocks this high-risk user.
@@ -91,10 +91,11 @@ pub enum LoginError {
 }
 
 impl LoginError {
-    /// Whether trying again later may succeed.
+    /// Whether trying again later may succeed. `45011` is not: WeChat asks us to slow down,
+    /// and another attempt would only count against the same quota.
     pub fn is_retryable(&self) -> bool {
         match self {
-            LoginError::Busy | LoginError::RateLimited | LoginError::Transport(_) => true,
+            LoginError::Busy | LoginError::Transport(_) => true,
             LoginError::HttpStatus { status } => *status >= 500,
             _ => false,
         }
@@ -175,7 +176,7 @@ impl LoginClient {
         })
     }
 
-    /// Retries busy and transport failures under `policy` (default: a single attempt).
+    /// Retries busy, transport and 5xx failures (never `45011`) under `policy` (default: a single attempt).
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self

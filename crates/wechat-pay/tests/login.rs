@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -11,6 +13,7 @@ use axum::extract::Query;
 use axum::routing::get;
 use secrecy::SecretString;
 use support::spawn;
+use wechat_pay::RetryPolicy;
 use wechat_pay::login::{LoginClient, LoginError};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
@@ -152,4 +155,55 @@ async fn wrong_secret_is_a_configuration_error_and_no_error_shows_the_secret() {
     let shown = format!("{err} {err:?} {:?}", std::error::Error::source(&err));
     assert!(!shown.contains(SECRET), "secret leaked: {shown}");
     assert!(err.is_retryable());
+}
+
+/// A login endpoint that answers every call with `body` and counts the calls.
+async fn counting_client(body: &'static str, calls: Arc<AtomicUsize>) -> LoginClient {
+    let answer = move || {
+        let calls = Arc::clone(&calls);
+        async move {
+            calls.fetch_add(1, Ordering::SeqCst);
+            body
+        }
+    };
+    let addr = spawn(Router::new().route("/sns/jscode2session", get(answer))).await;
+    LoginClient::new(
+        format!("http://{addr}").parse().unwrap(),
+        "wxd930ea5d5a258f4f",
+        SecretString::from(SECRET.to_owned()),
+        Duration::from_millis(1000),
+    )
+    .unwrap()
+    .with_retry(RetryPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+        deadline: Duration::from_secs(5),
+    })
+}
+
+#[tokio::test]
+async fn wechats_rate_limit_answer_is_never_retried() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = counting_client(
+        r#"{"errcode":45011,"errmsg":"api minute-quota reach limit"}"#,
+        Arc::clone(&calls),
+    )
+    .await;
+    let err = c.code2session("limited").await.unwrap_err();
+    assert!(matches!(err, LoginError::RateLimited) && !err.is_retryable());
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "45011 was sent again");
+
+    // The same policy does retry a busy answer: the count above is the policy's doing.
+    let busy_calls = Arc::new(AtomicUsize::new(0));
+    let busy = counting_client(
+        r#"{"errcode":-1,"errmsg":"system error"}"#,
+        Arc::clone(&busy_calls),
+    )
+    .await;
+    assert!(matches!(
+        busy.code2session("busy").await,
+        Err(LoginError::Busy)
+    ));
+    assert_eq!(busy_calls.load(Ordering::SeqCst), 3);
 }

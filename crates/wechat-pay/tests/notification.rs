@@ -259,3 +259,46 @@ fn acknowledgement_bodies_are_exact() {
     assert_eq!(parsed.get("return_code"), Some("FAIL"));
     assert_eq!(parsed.get("return_msg"), Some("bad ]]> reason"));
 }
+
+/// A correctly signed body whose `field` holds `value` raw, even a character `xml::encode`
+/// refuses to write.
+fn signed_body_with(field: &str, value: &str) -> Vec<u8> {
+    const MARK: &str = "MARKxMARK";
+    let mut p = fields();
+    p.insert(field, value);
+    v2::sign_params(&mut p, &key(), SignType::Md5);
+    p.insert(field, MARK);
+    xml::encode(&p).unwrap().replace(MARK, value).into_bytes()
+}
+
+#[test]
+fn a_signed_notification_with_a_control_character_is_not_well_formed() {
+    for (field, value, code) in [
+        ("attach", "a\u{0}b", 0),
+        ("attach", "\u{1b}[31m", 0x1B),
+        ("transaction_id", "100440074020140903\u{0}", 0),
+    ] {
+        assert_eq!(
+            parse_payment_notification(&signed_body_with(field, value), &key()),
+            Err(NotifyError::Xml(XmlError::ForbiddenChar { code })),
+            "{field}={value:?}"
+        );
+    }
+    // The same through a character reference.
+    let referenced = String::from_utf8(signed_body_with("attach", "x"))
+        .unwrap()
+        .replace("<attach><![CDATA[x]]></attach>", "<attach>&#0;</attach>");
+    assert_eq!(
+        parse_payment_notification(referenced.as_bytes(), &key()),
+        Err(NotifyError::Xml(XmlError::ForbiddenChar { code: 0 }))
+    );
+}
+
+#[test]
+fn a_signed_notification_with_an_oversized_transaction_id_is_refused() {
+    let long = "4".repeat(2700);
+    assert_eq!(
+        parse_payment_notification(&signed_body_with("transaction_id", &long), &key()),
+        Err(NotifyError::Field("transaction_id"))
+    );
+}

@@ -132,5 +132,5 @@ async fn credentials_and_rate_limit() {
         login.code2session(&format!("test-busy.{i}")).await.unwrap();
     }
     let limited = login.code2session("test-busy.last").await.unwrap_err();
-    assert!(matches!(limited, LoginError::RateLimited) && limited.is_retryable());
+    assert!(matches!(limited, LoginError::RateLimited) && !limited.is_retryable());
 }

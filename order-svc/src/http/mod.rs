@@ -4,6 +4,7 @@
 //! `/api/v1/openapi.json` is generated from these handlers and shapes (`openapi`).
 
 mod extract;
+mod limit;
 mod openapi;
 mod shapes;
 
@@ -16,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use self::extract::{Caller, Idempotency, JsonBody, JsonValue, MAX_BODY, PathOrderId};
+use self::limit::ClientAddr;
 use self::shapes::{
     CreateOrderBody, ErrorBody, ListQuery, LoginBody, OrderView, OrdersPage, PaymentView,
     ProductsView, SessionView,
@@ -26,6 +28,7 @@ use crate::error::AppError;
 use crate::orders::Orders;
 use crate::store::Owner;
 
+pub use self::limit::LoginLimits;
 pub use self::openapi::document;
 
 /// The header that says a create answered an earlier request's order.
@@ -38,6 +41,8 @@ pub struct AppState {
     pub orders: Arc<Orders>,
     /// Paying and cancelling.
     pub checkout: Arc<Checkout>,
+    /// Logins per client address and per code prefix.
+    pub login_limits: Arc<LoginLimits>,
 }
 
 /// The API routes.
@@ -63,15 +68,19 @@ pub fn router(state: AppState) -> Router {
         (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
         (status = 401, description = "`login_failed`: WeChat refused the code", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many logins from this client address or with codes that begin alike (`LOGIN_RATE_PER_MINUTE` each), or WeChat's own limit; try again after `Retry-After`", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before logging in again (with our own limit)"))),
         (status = 502, description = "`payment_refused`", body = ErrorBody),
         (status = 503, description = "`payment_unavailable`: WeChat is unreachable", body = ErrorBody),
     ))]
 async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<Response, AppError> {
     let code = LoginCode::try_from(body)?;
+    // Before the outbound call: a refused login costs WeChat nothing.
+    state.login_limits.check(client, &code)?;
     let session = state.orders.login(&code).await?;
     Ok((StatusCode::CREATED, Json(SessionView::from(session))).into_response())
 }

@@ -14,8 +14,8 @@ use serde_json::Value;
 use service_runtime::settings::MapEnv;
 use sqlx::Connection;
 pub use test_support::{
-    AmqpCleanup, OrderApi, OrderEvents, amqp_url, dead_addr, fresh_database, queue_state,
-    redis_url, require_rabbitmq, require_redis, unique_id, wait_until,
+    AmqpCleanup, OrderApi, OrderEvents, SIMULATOR_MODE, amqp_url, dead_addr, fresh_database,
+    queue_state, redis_url, require_rabbitmq, require_redis, unique_id, wait_until,
 };
 use wechatpay_sim::{RunningSim, SimConfig};
 
@@ -35,6 +35,10 @@ pub struct Options {
     pub notify_amqp_url: Option<String>,
     pub payment_query_after: &'static str,
     pub sweep_interval: &'static str,
+    /// order-svc's `LOGIN_RATE_PER_MINUTE`.
+    pub login_rate_per_minute: &'static str,
+    /// order-svc's `TRUSTED_PROXY`.
+    pub trusted_proxy: bool,
 }
 
 impl Default for Options {
@@ -47,6 +51,8 @@ impl Default for Options {
             notify_amqp_url: None,
             payment_query_after: "10s",
             sweep_interval: "200ms",
+            login_rate_per_minute: "60",
+            trusted_proxy: false,
         }
     }
 }
@@ -79,6 +85,8 @@ struct OrderEnv {
     order_ttl: &'static str,
     payment_query_after: &'static str,
     sweep_interval: &'static str,
+    login_rate_per_minute: &'static str,
+    trusted_proxy: bool,
 }
 
 pub async fn stack() -> Stack {
@@ -102,6 +110,7 @@ pub async fn stack_with(options: Options) -> Stack {
 
     let notify_amqp = options.notify_amqp_url.unwrap_or_else(amqp_url);
     let notify_env = MapEnv::from_pairs([
+        SIMULATOR_MODE,
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
         ("AMQP_URL", notify_amqp.as_str()),
         ("AMQP_PREFIX", amqp_prefix.as_str()),
@@ -116,6 +125,7 @@ pub async fn stack_with(options: Options) -> Stack {
 
     let notify_url = format!("{notify_base}/wechat/pay/notify");
     let gateway_env = MapEnv::from_pairs([
+        SIMULATOR_MODE,
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
         ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
         ("WECHAT_PAY_BASE_URL", sim_base.as_str()),
@@ -156,6 +166,8 @@ pub async fn stack_with(options: Options) -> Stack {
             order_ttl: options.order_ttl,
             payment_query_after: options.payment_query_after,
             sweep_interval: options.sweep_interval,
+            login_rate_per_minute: options.login_rate_per_minute,
+            trusted_proxy: options.trusted_proxy,
         },
         order_run: None,
         _cleanup: cleanup,
@@ -170,6 +182,7 @@ impl Stack {
     pub fn order_settings(&self) -> order_svc::Settings {
         let e = &self.order_env;
         let env = MapEnv::from_pairs([
+            SIMULATOR_MODE,
             ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
             ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
             ("DATABASE_URL", self.database_url.as_str()),
@@ -186,6 +199,8 @@ impl Stack {
             ("PAYMENT_QUERY_AFTER", e.payment_query_after),
             ("SWEEP_INTERVAL", e.sweep_interval),
             ("AMQP_RETRY_DELAY", "100ms"),
+            ("LOGIN_RATE_PER_MINUTE", e.login_rate_per_minute),
+            ("TRUSTED_PROXY", if e.trusted_proxy { "on" } else { "off" }),
         ]);
         order_svc::Settings::from_source(&env).unwrap()
     }

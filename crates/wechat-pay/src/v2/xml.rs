@@ -4,7 +4,9 @@
 //! text is scanned and any DOCTYPE, entity declaration, comment, other `<!` markup or
 //! processing instruction is refused with its own error (§5.1 of the reference: "billion
 //! laughs must be impossible, not merely bounded"). Entity references other than the five
-//! predefined ones and numeric character references are refused too.
+//! predefined ones and numeric character references are refused too, and so is any character
+//! XML 1.0 forbids (U+0000–U+001F but tab, CR and LF; surrogates; U+FFFE, U+FFFF), raw or as
+//! a character reference.
 
 use std::borrow::Cow;
 
@@ -83,6 +85,13 @@ pub enum XmlError {
     /// Content after the root element.
     #[error("content after the root element")]
     TrailingContent,
+    /// A character XML 1.0 forbids (a control character other than tab, CR and LF, a
+    /// surrogate, U+FFFE or U+FFFF), raw or as a character reference: not well-formed.
+    #[error("character U+{code:04X} is not allowed in XML")]
+    ForbiddenChar {
+        /// The code point.
+        code: u32,
+    },
     /// Anything else that is not well-formed.
     #[error("malformed XML: {0}")]
     Malformed(&'static str),
@@ -119,8 +128,18 @@ fn decode_with_limit(body: &[u8], max_bytes: usize) -> Result<Params, XmlError> 
     if text.trim().is_empty() {
         return Err(XmlError::Empty);
     }
+    forbidden_chars(text)?;
     prescan(text)?;
     parse(text)
+}
+
+/// Refuses a raw character XML 1.0 forbids anywhere in the document (text, CDATA, markup):
+/// the parser would pass a NUL in CDATA through as data.
+fn forbidden_chars(text: &str) -> Result<(), XmlError> {
+    match text.chars().find(|&c| !is_xml_char(c)) {
+        Some(c) => Err(XmlError::ForbiddenChar { code: u32::from(c) }),
+        None => Ok(()),
+    }
 }
 
 /// Refuses every `<!` that is not CDATA and every `<?` but a leading XML declaration,
@@ -370,9 +389,7 @@ fn numeric_reference(name: &str) -> Result<char, XmlError> {
     };
     char::from_u32(code)
         .filter(|&c| is_xml_char(c))
-        .ok_or(XmlError::Malformed(
-            "character reference to an invalid character",
-        ))
+        .ok_or(XmlError::ForbiddenChar { code })
 }
 
 /// Whether XML 1.0 can carry `c` (the `Char` production).
@@ -511,7 +528,7 @@ mod tests {
             ),
             (
                 "<xml><a>&#0;</a></xml>",
-                XmlError::Malformed("character reference to an invalid character"),
+                XmlError::ForbiddenChar { code: 0 },
             ),
         ];
         for (doc, expected) in cases {
@@ -535,6 +552,42 @@ mod tests {
             decode(format!("<xml>{many}</xml>").as_bytes()),
             Err(XmlError::TooManyFields)
         );
+    }
+
+    #[test]
+    fn characters_xml_forbids_are_refused_raw_or_referenced() {
+        let cases: &[(&str, u32)] = &[
+            ("<xml><a>x\u{0}y</a></xml>", 0),
+            ("<xml><a><![CDATA[x\u{0}y]]></a></xml>", 0),
+            ("<xml><a><![CDATA[\u{1}]]></a></xml>", 1),
+            ("<xml><a>\u{8}</a></xml>", 8),
+            ("<xml><a>\u{b}</a></xml>", 0xB),
+            ("<xml><a>\u{1f}</a></xml>", 0x1F),
+            ("<xml><a>\u{fffe}</a></xml>", 0xFFFE),
+            ("<xml>\u{0}<a>1</a></xml>", 0),
+            ("<xml><a>&#0;</a></xml>", 0),
+            ("<xml><a>&#1;</a></xml>", 1),
+            ("<xml><a>&#x1F;</a></xml>", 0x1F),
+            ("<xml><a>&#xD800;</a></xml>", 0xD800),
+            ("<xml><a>&#xFFFF;</a></xml>", 0xFFFF),
+            ("<xml><a>&#x110000;</a></xml>", 0x11_0000),
+        ];
+        for (doc, code) in cases {
+            assert_eq!(
+                decode(doc.as_bytes()),
+                Err(XmlError::ForbiddenChar { code: *code }),
+                "{doc:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn tab_cr_and_lf_are_data() {
+        let p = decode(b"<xml><a>x\ty\nz\r</a><b><![CDATA[\t\n]]></b><c>&#9;&#10;&#13;</c></xml>")
+            .unwrap();
+        assert_eq!(p.get("a"), Some("x\ty\nz\r"));
+        assert_eq!(p.get("b"), Some("\t\n"));
+        assert_eq!(p.get("c"), Some("\t\n\r"));
     }
 
     #[test]
