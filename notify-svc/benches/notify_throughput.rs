@@ -131,6 +131,7 @@ async fn main() {
     // notify-svc over HTTP.
     let env = MapEnv::from_pairs([
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+        ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
         ("AMQP_URL", amqp.as_str()),
         ("AMQP_PREFIX", prefix.as_str()),
     ]);

@@ -76,6 +76,7 @@ async fn a_verified_notification_is_published_before_the_success_ack() {
 
     let env = MapEnv::from_pairs([
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+        ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
         ("AMQP_URL", AMQP_URL),
         ("AMQP_PREFIX", prefix.as_str()),
     ]);
