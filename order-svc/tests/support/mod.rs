@@ -21,6 +21,12 @@ use wechatpay_sim::{RunningSim, SimConfig};
 
 pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
 
+/// order-svc's gRPC token in these tests.
+pub const ORDER_GRPC_TOKEN: &str = "order-svc-test-grpc-token-0123456789abcdef";
+
+/// pay-gateway-svc's gRPC token in these tests (order-svc sends it).
+pub const GATEWAY_GRPC_TOKEN: &str = "pay-gateway-test-grpc-token-0123456789abcdef";
+
 /// Longest wait for something the stack does on its own (a notification applied, an event
 /// relayed): far above what it takes, so only a real failure reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -35,6 +41,8 @@ pub struct Options {
     pub notify_amqp_url: Option<String>,
     pub payment_query_after: &'static str,
     pub sweep_interval: &'static str,
+    /// More of order-svc's settings (e.g. short `HTTP_*` timeouts).
+    pub order_env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -47,6 +55,7 @@ impl Default for Options {
             notify_amqp_url: None,
             payment_query_after: "10s",
             sweep_interval: "200ms",
+            order_env: Vec::new(),
         }
     }
 }
@@ -57,11 +66,15 @@ pub struct Stack {
     pub amqp_prefix: String,
     /// notify-svc's base URL.
     pub notify: String,
+    /// notify-svc's ops base URL (`/healthz`, `/readyz`, `/metrics`).
+    pub notify_ops: String,
     pub gateway_url: String,
     pub database_url: String,
     pub redis_prefix: String,
     /// order-svc's HTTP API (of the running instance).
     pub api: OrderApi,
+    /// order-svc's ops port (of the running instance): `/healthz`, `/readyz`, `/metrics`.
+    pub ops: OrderApi,
     /// order-svc's gRPC address (of the running instance).
     pub grpc: SocketAddr,
     pub workers: Option<order_svc::workers::Workers>,
@@ -79,6 +92,7 @@ struct OrderEnv {
     order_ttl: &'static str,
     payment_query_after: &'static str,
     sweep_interval: &'static str,
+    extra: Vec<(&'static str, &'static str)>,
 }
 
 pub async fn stack() -> Stack {
@@ -103,6 +117,7 @@ pub async fn stack_with(options: Options) -> Stack {
     let notify_amqp = options.notify_amqp_url.unwrap_or_else(amqp_url);
     let notify_env = MapEnv::from_pairs([
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+        ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
         ("AMQP_URL", notify_amqp.as_str()),
         ("AMQP_PREFIX", amqp_prefix.as_str()),
         ("PUBLISH_CONFIRM_TIMEOUT", "2s"),
@@ -112,12 +127,14 @@ pub async fn stack_with(options: Options) -> Stack {
             .await
             .unwrap();
     let notify_base = format!("http://{}", notify.http_addr());
+    let notify_ops = format!("http://{}", notify.ops_addr());
     tokio::spawn(notify.run_until_stopped(std::future::pending()));
 
     let notify_url = format!("{notify_base}/wechat/pay/notify");
     let gateway_env = MapEnv::from_pairs([
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
+        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
+        ("GRPC_TOKEN", GATEWAY_GRPC_TOKEN),
         ("WECHAT_PAY_BASE_URL", sim_base.as_str()),
         ("WECHAT_NOTIFY_URL", notify_url.as_str()),
         ("WECHAT_RETRY_ATTEMPTS", "3"),
@@ -144,10 +161,12 @@ pub async fn stack_with(options: Options) -> Stack {
         topology,
         amqp_prefix,
         notify: notify_base,
+        notify_ops,
         gateway_url,
         database_url: fresh_database().await,
         redis_prefix: format!("minipay-test-{}:", unique_id()),
         api: OrderApi::new(String::new()),
+        ops: OrderApi::new(String::new()),
         grpc: dead_addr(),
         workers: None,
         order_env: OrderEnv {
@@ -156,6 +175,7 @@ pub async fn stack_with(options: Options) -> Stack {
             order_ttl: options.order_ttl,
             payment_query_after: options.payment_query_after,
             sweep_interval: options.sweep_interval,
+            extra: options.order_env,
         },
         order_run: None,
         _cleanup: cleanup,
@@ -169,9 +189,12 @@ impl Stack {
     /// every start).
     pub fn order_settings(&self) -> order_svc::Settings {
         let e = &self.order_env;
-        let env = MapEnv::from_pairs([
+        let mut env = MapEnv::from_pairs([
             ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
             ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
+            ("ORDER_OPS_ADDR", "127.0.0.1:0"),
+            ("GRPC_TOKEN", ORDER_GRPC_TOKEN),
+            ("PAY_GATEWAY_TOKEN", GATEWAY_GRPC_TOKEN),
             ("DATABASE_URL", self.database_url.as_str()),
             ("DATABASE_MAX_CONNECTIONS", "4"),
             ("REDIS_URL", e.redis.as_str()),
@@ -187,6 +210,9 @@ impl Stack {
             ("SWEEP_INTERVAL", e.sweep_interval),
             ("AMQP_RETRY_DELAY", "100ms"),
         ]);
+        for (k, v) in &e.extra {
+            env.0.insert((*k).to_owned(), (*v).to_owned());
+        }
         order_svc::Settings::from_source(&env).unwrap()
     }
 
@@ -196,6 +222,7 @@ impl Stack {
             .await
             .unwrap();
         self.api = OrderApi::new(format!("http://{}", app.http_addr()));
+        self.ops = OrderApi::new(format!("http://{}", app.ops_addr()));
         self.grpc = app.grpc_addr();
         self.workers = Some(app.workers());
         let stop = service_runtime::shutdown::Shutdown::new();
