@@ -132,6 +132,7 @@ async fn main() {
     let env = MapEnv::from_pairs([
         ("WECHAT_MODE", "simulator"),
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+        ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
         ("AMQP_URL", amqp.as_str()),
         ("AMQP_PREFIX", prefix.as_str()),
     ]);

@@ -38,6 +38,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Application {
     http: TcpListener,
+    ops: TcpListener,
     state: NotifyState,
 }
 
@@ -46,6 +47,7 @@ impl Application {
     /// exchange, and keeps reconnecting on its own).
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let http = bind(settings.http_addr).await?;
+        let ops = bind(settings.ops_addr).await?;
         let topology = Topology::new(settings.amqp_prefix.clone());
         let declare_topology = topology.clone();
         let publisher = Publisher::new(
@@ -65,6 +67,7 @@ impl Application {
         }
         Ok(Application {
             http,
+            ops,
             state: NotifyState {
                 settings: Arc::new(settings),
                 publisher,
@@ -78,6 +81,11 @@ impl Application {
         local_addr(&self.http, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// The ops address (`/healthz`, `/readyz`, `/metrics`) actually bound.
+    pub fn ops_addr(&self) -> SocketAddr {
+        local_addr(&self.ops, SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     /// Serves until `shutdown` completes; in-flight notifications finish (and are acked or
     /// refused) before it returns.
     pub async fn run_until_stopped(
@@ -85,21 +93,28 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let stop = Shutdown::after(shutdown);
-        tracing::info!(http = %self.http_addr(), "{SERVICE} listening");
+        tracing::info!(http = %self.http_addr(), ops = %self.ops_addr(), "{SERVICE} listening");
         let publisher = self.state.publisher.clone();
         publisher.spawn_keepalive(stop.wait());
         let ready = readiness(self.state.publisher.clone());
+        let http_settings = self.state.settings.http;
         let app = Router::new()
             .route("/wechat/pay/notify", post(notify::pay_notify))
             .layer(axum::extract::DefaultBodyLimit::disable())
-            .with_state(self.state)
-            .merge(ops::router(ready));
-        let served = serve_http(SERVICE, self.http, app, stop.wait())
-            .await
-            .map_err(StartError::Serve);
+            .with_state(self.state);
+        let served = serve_http(SERVICE, self.http, app, &http_settings, stop.wait());
+        let ops = serve_http(
+            SERVICE,
+            self.ops,
+            ops::router(ready),
+            &http_settings,
+            stop.wait(),
+        );
+        let (served, ops) = tokio::join!(served, ops);
         // Only after every in-flight notification was answered.
         publisher.close().await;
         served?;
+        ops?;
         tracing::info!("{SERVICE} stopped");
         Ok(())
     }

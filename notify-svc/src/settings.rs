@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use service_runtime::server::HttpSettings;
 use service_runtime::settings::{SettingsError, Source, WeChatMode};
 use wechat_pay::example::{API_KEY as SIM_API_KEY, APPID as SIM_APPID, MCH_ID as SIM_MCH_ID};
 use wechat_pay::v2::ApiKey;
@@ -12,6 +13,11 @@ use wechat_pay::v2::ApiKey;
 pub struct Settings {
     /// Where WeChat's callbacks arrive (`NOTIFY_HTTP_ADDR`, default `0.0.0.0:8081`).
     pub http_addr: SocketAddr,
+    /// `/healthz`, `/readyz` and `/metrics`, apart from WeChat's port (`NOTIFY_OPS_ADDR`,
+    /// default `0.0.0.0:9081`).
+    pub ops_addr: SocketAddr,
+    /// Timeouts and connection limit of both HTTP servers (`HTTP_*`).
+    pub http: HttpSettings,
     /// RabbitMQ (`AMQP_URL`, default `amqp://guest:guest@127.0.0.1:5672/%2f`; secret: it may
     /// hold a password).
     pub amqp_url: secrecy::SecretString,
@@ -54,6 +60,8 @@ impl Settings {
         }
         Ok(Settings {
             http_addr: env.or("NOTIFY_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8081)))?,
+            ops_addr: env.or("NOTIFY_OPS_ADDR", SocketAddr::from(([0, 0, 0, 0], 9081)))?,
+            http: HttpSettings::from_source(env)?,
             amqp_url: secrecy::SecretString::from(amqp_url),
             amqp_prefix: env.or("AMQP_PREFIX", String::new())?,
             confirm_timeout: env.duration_or("PUBLISH_CONFIRM_TIMEOUT", Duration::from_secs(3))?,
@@ -79,6 +87,7 @@ mod tests {
     fn defaults_and_required() {
         let s = Settings::from_source(&simulator()).unwrap();
         assert_eq!(s.http_addr.port(), 8081);
+        assert_eq!(s.ops_addr.port(), 9081);
         let mut production = MapEnv::from_pairs([("WECHAT_MCH_ID", "1900000109")]);
         let err = Settings::from_source(&production).unwrap_err();
         assert!(err.to_string().contains("WECHAT_APPID"), "{err}");

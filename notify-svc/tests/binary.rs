@@ -35,13 +35,17 @@ async fn serves_health_and_stops_on_sigterm() {
     for attempt in 1..=3 {
         // A free port, released before the child binds it: another process may take it in
         // between, so a child that exits early is started again on a new one.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let (port, ops) = (free(), free());
         let mut child = Command::new(BIN)
             .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env("NOTIFY_OPS_ADDR", format!("127.0.0.1:{ops}"))
             .env("AMQP_PREFIX", "binary-test.")
             .env("WECHAT_MODE", "simulator")
             .stdout(Stdio::null())
@@ -50,7 +54,7 @@ async fn serves_health_and_stops_on_sigterm() {
             .unwrap();
         let mut healthy = false;
         for _ in 0..200 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+            if reqwest::get(format!("http://127.0.0.1:{ops}/healthz"))
                 .await
                 .is_ok_and(|r| r.status() == 200)
             {

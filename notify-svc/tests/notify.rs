@@ -87,6 +87,7 @@ impl Harness {
         let env = MapEnv::from_pairs([
             ("WECHAT_MODE", "simulator"),
             ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+            ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
             ("AMQP_URL", AMQP_URL),
             ("AMQP_PREFIX", prefix.as_str()),
         ]);

@@ -43,9 +43,13 @@ fn order_ref(r: &pb::GetOrderRequest) -> Result<OrderRef, AppError> {
     }
 }
 
+/// The user whose orders are listed. There is no "all users" listing here: an empty openid is
+/// refused, so a caller cannot page through everyone's orders.
 fn owner(openid: &str) -> Result<Owner, AppError> {
     if openid.is_empty() {
-        return Ok(Owner::Anyone);
+        return Err(AppError::InvalidRequest(
+            "openid is required: orders are listed per user".into(),
+        ));
     }
     OpenId::parse(openid)
         .map(Owner::User)

@@ -1,5 +1,6 @@
 //! order-svc: the Mini Program's HTTP API, the orders in PostgreSQL, their status cached in
-//! Redis, and `OrderService` over gRPC for internal callers.
+//! Redis, and `OrderService` over gRPC for internal callers (token-checked); `/healthz`,
+//! `/readyz` and `/metrics` on an ops port of their own.
 //!
 //! `main` only loads [`Settings`], builds the [`Application`] and runs it until SIGTERM;
 //! tests build settings as values with port 0 and read the real ports back.
@@ -23,8 +24,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use proto::order::v1::order_service_server::OrderServiceServer;
+use service_runtime::grpc_auth::GrpcSettings;
 use service_runtime::ops::{self, NotReady, ReadinessCheck};
-use service_runtime::server::{BindError, ServeError, bind, local_addr, serve_grpc, serve_http};
+use service_runtime::server::{
+    BindError, HttpSettings, ServeError, bind, local_addr, serve_grpc, serve_http,
+};
 use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
@@ -55,6 +59,9 @@ pub enum StartError {
 pub struct Application {
     http: TcpListener,
     grpc: TcpListener,
+    ops: TcpListener,
+    http_settings: HttpSettings,
+    grpc_settings: GrpcSettings,
     state: http::AppState,
     store: store::Store,
     cache: cache::OrderCache,
@@ -75,8 +82,11 @@ impl Application {
             settings.status_cache_ttl,
             settings.redis_timeout,
         );
-        let payments =
-            payments::Payments::new(&settings.pay_gateway_url, settings.pay_gateway_timeout)?;
+        let payments = payments::Payments::new(
+            &settings.pay_gateway_url,
+            settings.pay_gateway_token.as_ref(),
+            settings.pay_gateway_timeout,
+        )?;
         let orders = Arc::new(orders::Orders::new(
             store.clone(),
             cache.clone(),
@@ -102,9 +112,13 @@ impl Application {
         let workers = workers::Workers::new(Arc::clone(&checkout), store.clone(), &settings);
         let http = bind(settings.http_addr).await?;
         let grpc = bind(settings.grpc_addr).await?;
+        let ops = bind(settings.ops_addr).await?;
         Ok(Application {
             http,
             grpc,
+            ops,
+            http_settings: settings.http,
+            grpc_settings: settings.grpc.clone(),
             state: http::AppState {
                 orders,
                 checkout,
@@ -130,6 +144,11 @@ impl Application {
         local_addr(&self.grpc, SocketAddr::from(([0, 0, 0, 0], 0)))
     }
 
+    /// The ops address (`/healthz`, `/readyz`, `/metrics`) actually bound.
+    pub fn ops_addr(&self) -> SocketAddr {
+        local_addr(&self.ops, SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
     /// The background workers (tests drive their single steps).
     pub fn workers(&self) -> workers::Workers {
         self.workers.clone()
@@ -142,27 +161,35 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let stop = Shutdown::after(shutdown);
-        tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), "order-svc listening");
+        tracing::info!(http = %self.http_addr(), grpc = %self.grpc_addr(), ops = %self.ops_addr(), "order-svc listening");
         let orders_grpc =
             OrderServiceServer::new(grpc::OrderGrpc::new(Arc::clone(&self.state.orders)));
         let grpc = serve_grpc(
             self.grpc,
-            tonic::service::Routes::new(orders_grpc),
-            <OrderServiceServer<grpc::OrderGrpc> as tonic::server::NamedService>::NAME,
+            SERVICE,
+            orders_grpc,
+            &self.grpc_settings,
             proto::FILE_DESCRIPTOR_SET,
             stop.wait(),
         );
 
         let workers_for_ready = self.run_workers.then(|| self.workers.clone());
         let ready = readiness(self.store.clone(), self.cache.clone(), workers_for_ready);
-        let app = http::router(self.state.clone()).merge(ops::router(ready));
-        let http = serve_http(SERVICE, self.http, app, stop.wait());
+        let api = http::router(self.state.clone());
+        let http = serve_http(SERVICE, self.http, api, &self.http_settings, stop.wait());
+        let ops = serve_http(
+            SERVICE,
+            self.ops,
+            ops::router(ready),
+            &self.http_settings,
+            stop.wait(),
+        );
         let tasks = if self.run_workers {
             self.workers.spawn(&stop)
         } else {
             Vec::new()
         };
-        let (grpc, http) = tokio::join!(grpc, http);
+        let (grpc, http, ops) = tokio::join!(grpc, http, ops);
         // The servers stop after the shutdown signal; the workers finish what they hold.
         for task in tasks {
             let _ = task.await;
@@ -170,6 +197,7 @@ impl Application {
         self.workers.close().await;
         grpc?;
         http?;
+        ops?;
         tracing::info!("order-svc stopped");
         Ok(())
     }

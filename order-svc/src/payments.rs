@@ -6,7 +6,7 @@ use std::time::Duration;
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_client::PayGatewayClient;
 use proto::paygateway::v1::reason;
-use service_runtime::telemetry::inject_trace_id;
+use service_runtime::grpc_auth::{ClientAuth, GrpcToken};
 use time::OffsetDateTime;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
@@ -17,8 +17,6 @@ use wechat_pay::{OpenId, OutTradeNo};
 use crate::convert;
 use crate::domain::{LoginCode, Order, PaymentFacts};
 use crate::error::AppError;
-
-type Interceptor = fn(tonic::Request<()>) -> Result<tonic::Request<()>, Status>;
 
 /// `PAY_GATEWAY_URL` is not a URL tonic can connect to.
 #[derive(Debug, thiserror::Error)]
@@ -51,7 +49,7 @@ pub enum CloseOutcome {
 /// even while pay-gateway-svc is down; payment calls then answer 503).
 #[derive(Debug, Clone)]
 pub struct Payments {
-    client: PayGatewayClient<InterceptedService<Channel, Interceptor>>,
+    client: PayGatewayClient<InterceptedService<Channel, ClientAuth>>,
 }
 
 fn reason_of(status: &Status) -> String {
@@ -85,16 +83,19 @@ fn is(status: &Status, code: Code, expected: &str) -> bool {
 }
 
 impl Payments {
-    /// A client for `url`; every call gives up after `timeout`.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, InvalidGatewayUrl> {
+    /// A client for `url`, sending `token`; every call gives up after `timeout`.
+    pub fn new(
+        url: &str,
+        token: Option<&GrpcToken>,
+        timeout: Duration,
+    ) -> Result<Self, InvalidGatewayUrl> {
         let channel = Endpoint::from_shared(url.to_owned())
             .map_err(InvalidGatewayUrl)?
             .connect_timeout(Duration::from_secs(2).min(timeout))
             .timeout(timeout)
             .connect_lazy();
-        let interceptor: Interceptor = inject_trace_id;
         Ok(Payments {
-            client: PayGatewayClient::with_interceptor(channel, interceptor),
+            client: PayGatewayClient::with_interceptor(channel, ClientAuth::new(token)),
         })
     }
 

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use service_runtime::grpc_auth::{GrpcSettings, GrpcToken};
+use service_runtime::server::HttpSettings;
 use service_runtime::settings::{SettingsError, Source, WeChatMode};
 
 /// Everything order-svc needs to run.
@@ -13,6 +15,13 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// gRPC address (`ORDER_GRPC_ADDR`, default `0.0.0.0:50051`).
     pub grpc_addr: SocketAddr,
+    /// `/healthz`, `/readyz` and `/metrics`, apart from the public API (`ORDER_OPS_ADDR`,
+    /// default `0.0.0.0:9080`).
+    pub ops_addr: SocketAddr,
+    /// Timeouts and connection limit of both HTTP servers (`HTTP_*`).
+    pub http: HttpSettings,
+    /// The token gRPC callers must send, and reflection (`GRPC_TOKEN`, `GRPC_REFLECTION`).
+    pub grpc: GrpcSettings,
     /// PostgreSQL (`DATABASE_URL`, required; secret: it may hold a password).
     pub database_url: SecretString,
     /// Largest connection pool (`DATABASE_MAX_CONNECTIONS`, default 10).
@@ -29,6 +38,9 @@ pub struct Settings {
     pub pay_gateway_url: String,
     /// Longest wait for pay-gateway-svc (`PAY_GATEWAY_TIMEOUT`, default 10s).
     pub pay_gateway_timeout: Duration,
+    /// pay-gateway-svc's gRPC token (`PAY_GATEWAY_TOKEN` or `PAY_GATEWAY_TOKEN_FILE`; required
+    /// unless `WECHAT_MODE=simulator`).
+    pub pay_gateway_token: Option<GrpcToken>,
     /// Key that signs session tokens (`SESSION_SECRET`, required, at least 32 bytes).
     pub session_secret: SecretString,
     /// Session token lifetime (`SESSION_TTL`, default 2h).
@@ -100,6 +112,9 @@ impl Settings {
         Ok(Settings {
             http_addr: env.or("ORDER_HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
             grpc_addr: env.or("ORDER_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
+            ops_addr: env.or("ORDER_OPS_ADDR", SocketAddr::from(([0, 0, 0, 0], 9080)))?,
+            http: HttpSettings::from_source(env)?,
+            grpc: GrpcSettings::from_source(env)?,
             database_url: SecretString::from(database_url),
             database_max_connections: env.or("DATABASE_MAX_CONNECTIONS", 10u32)?.max(1),
             redis_url: SecretString::from(
@@ -110,6 +125,7 @@ impl Settings {
             redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(250))?,
             pay_gateway_url: env.or("PAY_GATEWAY_URL", "http://127.0.0.1:50052".to_owned())?,
             pay_gateway_timeout: env.duration_or("PAY_GATEWAY_TIMEOUT", Duration::from_secs(10))?,
+            pay_gateway_token: GrpcToken::required_unless_simulator(env, "PAY_GATEWAY_TOKEN")?,
             session_secret: SecretString::from(session_secret),
             session_ttl: env.duration_or("SESSION_TTL", Duration::from_secs(2 * 3600))?,
             order_ttl,
@@ -191,10 +207,29 @@ mod tests {
             ("SESSION_SECRET", secret.as_str()),
             ("DATABASE_URL", "postgres://u:pw@db/x"),
             ("WECHAT_MODE", "simulator"),
+            ("GRPC_TOKEN", "order-svc-grpc-token-0123456789abcdef"),
+            (
+                "PAY_GATEWAY_TOKEN",
+                "pay-gateway-grpc-token-0123456789abcdef",
+            ),
         ]);
         let s = Settings::from_source(&ok).unwrap();
         assert_eq!(s.http_addr.port(), 8080);
         assert_eq!(s.grpc_addr.port(), 50051);
+        assert_eq!(s.ops_addr.port(), 9080);
+        assert!(!s.grpc.reflection, "reflection is off unless asked for");
+        assert!(
+            !format!("{s:?}").contains("grpc-token"),
+            "Debug must not show the gRPC tokens"
+        );
+        for token in ["GRPC_TOKEN", "PAY_GATEWAY_TOKEN"] {
+            let mut without = ok.clone();
+            without.0.remove(token);
+            let err = Settings::from_source(&without).unwrap_err();
+            assert!(err.to_string().contains(token), "{err}");
+            without.0.insert("WECHAT_MODE".into(), "simulator".into());
+            assert!(Settings::from_source(&without).is_ok());
+        }
         assert!(
             !format!("{s:?}").contains("pw@db"),
             "Debug must not show the database password"

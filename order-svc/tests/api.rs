@@ -300,6 +300,9 @@ async fn a_down_pay_gateway_fails_payment_with_503_not_a_hang() {
         SIMULATOR_MODE,
         ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
         ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
+        ("ORDER_OPS_ADDR", "127.0.0.1:0"),
+        ("GRPC_TOKEN", ORDER_GRPC_TOKEN),
+        ("PAY_GATEWAY_TOKEN", GATEWAY_GRPC_TOKEN),
         ("DATABASE_URL", s.database_url.as_str()),
         ("SESSION_SECRET", SESSION_SECRET),
         ("PAY_GATEWAY_URL", &format!("http://{}", dead_addr())),
@@ -374,7 +377,7 @@ async fn orders_are_served_from_postgres_when_redis_is_down() {
 #[tokio::test]
 async fn readiness_needs_postgres_not_redis() {
     let down = without_redis().await;
-    let ready = down.api.call(Method::GET, "/readyz", None, None, &[]).await;
+    let ready = down.ops.call(Method::GET, "/readyz", None, None, &[]).await;
     assert_eq!(
         ready.status,
         StatusCode::OK,
@@ -623,21 +626,63 @@ async fn pagination_walks_every_order_once() {
 }
 
 #[tokio::test]
-async fn health_and_readiness_answer_200() {
+async fn health_and_readiness_answer_200_on_the_ops_port() {
     let s = stack().await;
     assert_eq!(
-        s.api
+        s.ops
             .call(Method::GET, "/healthz", None, None, &[])
             .await
             .status,
         StatusCode::OK
     );
     assert_eq!(
-        s.api
+        s.ops
             .call(Method::GET, "/readyz", None, None, &[])
             .await
             .status,
         StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn the_public_port_serves_no_ops_endpoints() {
+    let s = stack().await;
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let answer = s.api.call(Method::GET, path, None, None, &[]).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn readiness_names_a_lost_database_without_its_error() {
+    let s = stack().await;
+    // The database goes away under the running service.
+    let name = s.database_url.rsplit('/').next().unwrap().to_owned();
+    let admin = format!("{}/postgres", s.database_url.rsplit_once('/').unwrap().0);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let ready = wait_until(PATIENCE, "order-svc reports not ready", || async {
+        let ready = s.ops.call(Method::GET, "/readyz", None, None, &[]).await;
+        if ready.status == StatusCode::SERVICE_UNAVAILABLE {
+            Ok(ready)
+        } else {
+            Err(ready.status)
+        }
+    })
+    .await;
+    assert_eq!(
+        ready.body,
+        serde_json::json!({
+            "status": "not_ready",
+            "dependency": "PostgreSQL",
+            "reason": "unreachable",
+        }),
+        "which dependency, in fixed words: never the raw error, the database or its address"
     );
 }
 
@@ -681,7 +726,7 @@ async fn metrics_count_http_requests_by_route() {
     let metrics = s
         .api
         .http
-        .get(format!("{}/metrics", s.api.base))
+        .get(format!("{}/metrics", s.ops.base))
         .send()
         .await
         .unwrap()
@@ -713,17 +758,30 @@ mod grpc {
 
     use proto::order::v1::order_service_client::OrderServiceClient;
     use proto::order::v1::{GetOrderRequest, ListOrdersRequest, Order, OrderStatus};
+    use service_runtime::grpc_auth::{ClientAuth, GrpcToken};
+    use tonic::service::interceptor::InterceptedService;
     use tonic::transport::Channel;
 
     use super::*;
 
-    /// A stack with one order of [`TEA`], a gRPC client, and that order as gRPC gives it by id.
-    async fn one_order() -> (Stack, Answer, OrderServiceClient<Channel>, Order) {
-        let (s, t) = stack_and_user("ned").await;
-        let order = s.api.create(&t, TEA).await;
-        let mut client = OrderServiceClient::connect(format!("http://{}", s.grpc))
+    type Client = OrderServiceClient<InterceptedService<Channel, ClientAuth>>;
+
+    /// A client of order-svc's gRPC API sending `token`.
+    async fn client(s: &Stack, token: Option<&str>) -> Client {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.grpc))
+            .unwrap()
+            .connect()
             .await
             .unwrap();
+        let token = token.map(|t| GrpcToken::new(t).unwrap());
+        OrderServiceClient::with_interceptor(channel, ClientAuth::new(token.as_ref()))
+    }
+
+    /// A stack with one order of [`TEA`], a gRPC client, and that order as gRPC gives it by id.
+    async fn one_order() -> (Stack, Answer, Client, Order) {
+        let (s, t) = stack_and_user("ned").await;
+        let order = s.api.create(&t, TEA).await;
+        let mut client = client(&s, Some(ORDER_GRPC_TOKEN)).await;
         let by_id = client
             .get_order(GetOrderRequest {
                 order_id: order.body["id"].as_str().unwrap().into(),
@@ -783,5 +841,69 @@ mod grpc {
             .unwrap()
             .into_inner();
         assert_eq!(list.orders.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn list_orders_without_an_openid_is_refused() {
+        let (_s, _, mut client, _) = one_order().await;
+        let refused = client
+            .list_orders(ListOrdersRequest {
+                openid: String::new(),
+                limit: 10,
+                cursor: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn a_call_without_a_token_is_unauthenticated() {
+        let (s, _, _, by_id) = one_order().await;
+        let refused = client(&s, None)
+            .await
+            .list_orders(ListOrdersRequest {
+                openid: by_id.openid,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn a_call_with_a_wrong_token_is_unauthenticated() {
+        let (s, _, _, by_id) = one_order().await;
+        let refused = client(&s, Some(GATEWAY_GRPC_TOKEN))
+            .await
+            .get_order(GetOrderRequest {
+                order_id: by_id.id,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn reflection_is_off_by_default() {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        let s = stack().await;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", s.grpc))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let refused = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unimplemented);
     }
 }

@@ -69,12 +69,15 @@ async fn order_svc_names_a_missing_variable() {
 async fn order_svc_serves_and_stops_on_sigterm() {
     let db = support::fresh_database().await;
     for attempt in 1..=3 {
-        let (http, grpc) = (free_port(), free_port());
+        let (http, grpc, ops) = (free_port(), free_port(), free_port());
         let mut child = Command::new(ORDER_SVC)
             .env("DATABASE_URL", &db)
             .env("SESSION_SECRET", support::SESSION_SECRET)
             .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
             .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+            .env("ORDER_OPS_ADDR", format!("127.0.0.1:{ops}"))
+            .env("GRPC_TOKEN", support::ORDER_GRPC_TOKEN)
+            .env("PAY_GATEWAY_TOKEN", support::GATEWAY_GRPC_TOKEN)
             .env("REDIS_URL", support::redis_url())
             .env(support::SIMULATOR_MODE.0, support::SIMULATOR_MODE.1)
             .env("WORKERS", "off")
@@ -82,8 +85,7 @@ async fn order_svc_serves_and_stops_on_sigterm() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        if let Err(e) = wait_healthy(&format!("http://127.0.0.1:{http}/healthz"), &mut child).await
-        {
+        if let Err(e) = wait_healthy(&format!("http://127.0.0.1:{ops}/healthz"), &mut child).await {
             assert!(attempt < 3, "order-svc did not start: {e}");
             continue;
         }

@@ -255,7 +255,7 @@ async fn refused_notifications_are_counted_by_reason() {
     let metrics = s
         .api
         .http
-        .get(format!("{}/metrics", s.notify))
+        .get(format!("{}/metrics", s.notify_ops))
         .send()
         .await
         .unwrap()
@@ -482,7 +482,7 @@ async fn notify_svc_refuses_while_rabbitmq_is_unreachable_and_recovers() {
     let (token, id, number) = s.prepaid_order("kim").await;
     proxy.down();
     // Readiness follows the broker.
-    let readyz = format!("{}/readyz", s.notify);
+    let readyz = format!("{}/readyz", s.notify_ops);
     wait_until(
         Duration::from_secs(5),
         "notify-svc is not ready",

@@ -1,6 +1,6 @@
 //! pay-gateway-svc: the only Minipay service that holds merchant credentials and calls
-//! WeChat. It serves the `PayGateway` gRPC API (plus gRPC health and reflection) and an HTTP
-//! port for `/healthz`, `/readyz` and `/metrics`.
+//! WeChat. It serves the `PayGateway` gRPC API to callers holding its token (plus gRPC health,
+//! and reflection where enabled) and an ops port for `/healthz`, `/readyz` and `/metrics`.
 //!
 //! `main` only loads [`Settings`], builds the [`Application`] and runs it until SIGTERM;
 //! tests build settings as values with port 0 and read the real ports back.
@@ -49,7 +49,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Application {
     grpc: TcpListener,
-    http: TcpListener,
+    ops: TcpListener,
     gateway: Gateway,
     settings: Settings,
 }
@@ -62,10 +62,10 @@ impl Application {
         }
         let gateway = Gateway::new(settings.wechat.clone())?;
         let grpc = bind(settings.grpc_addr).await?;
-        let http = bind(settings.http_addr).await?;
+        let ops = bind(settings.ops_addr).await?;
         Ok(Application {
             grpc,
-            http,
+            ops,
             gateway,
             settings,
         })
@@ -76,9 +76,9 @@ impl Application {
         local_addr(&self.grpc, self.settings.grpc_addr)
     }
 
-    /// The HTTP (health and metrics) address actually bound.
-    pub fn http_addr(&self) -> SocketAddr {
-        local_addr(&self.http, self.settings.http_addr)
+    /// The ops (health and metrics) address actually bound.
+    pub fn ops_addr(&self) -> SocketAddr {
+        local_addr(&self.ops, self.settings.ops_addr)
     }
 
     /// Serves until `shutdown` completes, then stops taking calls and finishes in-flight ones.
@@ -88,16 +88,23 @@ impl Application {
     ) -> Result<(), StartError> {
         let stop = Shutdown::after(shutdown);
 
-        tracing::info!(grpc = %self.grpc_addr(), http = %self.http_addr(), "{SERVICE} listening");
+        tracing::info!(grpc = %self.grpc_addr(), ops = %self.ops_addr(), "{SERVICE} listening");
         let grpc = serve_grpc(
             self.grpc,
-            tonic::service::Routes::new(PayGatewayServer::new(self.gateway)),
-            <PayGatewayServer<Gateway> as tonic::server::NamedService>::NAME,
+            SERVICE,
+            PayGatewayServer::new(self.gateway),
+            &self.settings.grpc,
             proto::FILE_DESCRIPTOR_SET,
             stop.wait(),
         );
         let ready = readiness(self.settings.wechat.pay_base_url.clone());
-        let http = serve_http(SERVICE, self.http, ops::router(ready), stop.wait());
+        let http = serve_http(
+            SERVICE,
+            self.ops,
+            ops::router(ready),
+            &self.settings.http,
+            stop.wait(),
+        );
 
         let (grpc, http) = tokio::join!(grpc, http);
         grpc?;

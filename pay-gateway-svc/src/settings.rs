@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use secrecy::SecretString;
+use service_runtime::grpc_auth::GrpcSettings;
+use service_runtime::server::HttpSettings;
 use service_runtime::settings::{SettingsError, Source, WeChatMode};
+
 use url::Url;
 use wechat_pay::example;
 use wechat_pay::v2::{ApiKey, PRODUCTION_BASE_URL, SignType};
@@ -17,8 +20,13 @@ const SIMULATOR_BASE_URL: &str = "http://127.0.0.1:8090";
 pub struct Settings {
     /// gRPC listen address (`PAY_GATEWAY_GRPC_ADDR`, default `0.0.0.0:50052`).
     pub grpc_addr: SocketAddr,
-    /// HTTP listen address for health and metrics (`PAY_GATEWAY_HTTP_ADDR`, default `0.0.0.0:8082`).
-    pub http_addr: SocketAddr,
+    /// The ops port: `/healthz`, `/readyz` and `/metrics` (`PAY_GATEWAY_OPS_ADDR`, default
+    /// `0.0.0.0:8082`).
+    pub ops_addr: SocketAddr,
+    /// Timeouts and connection limit of the ops server (`HTTP_*`).
+    pub http: HttpSettings,
+    /// The token gRPC callers must send, and reflection (`GRPC_TOKEN`, `GRPC_REFLECTION`).
+    pub grpc: GrpcSettings,
     /// The merchant and where WeChat is.
     pub wechat: WeChatSettings,
 }
@@ -98,10 +106,12 @@ impl Settings {
                 "PAY_GATEWAY_GRPC_ADDR",
                 SocketAddr::from(([0, 0, 0, 0], 50052)),
             )?,
-            http_addr: env.or(
-                "PAY_GATEWAY_HTTP_ADDR",
+            ops_addr: env.or(
+                "PAY_GATEWAY_OPS_ADDR",
                 SocketAddr::from(([0, 0, 0, 0], 8082)),
             )?,
+            http: HttpSettings::from_source(env)?,
+            grpc: GrpcSettings::from_source(env)?,
             wechat: WeChatSettings {
                 pay_base_url,
                 login_base_url: env.or("WECHAT_LOGIN_BASE_URL", login_default)?,
@@ -147,7 +157,21 @@ mod tests {
         assert_eq!(s.wechat.mch_id, "10000100");
         assert_eq!(s.wechat.appid, example::APPID);
         assert_eq!(s.grpc_addr.port(), 50052);
-        assert_eq!(s.http_addr.port(), 8082);
+        assert_eq!(s.ops_addr.port(), 8082);
+        assert!(s.grpc.token.is_none() && !s.grpc.reflection);
+    }
+
+    #[test]
+    fn the_grpc_token_is_required_outside_simulator_mode() {
+        let err = Settings::from_source(&MapEnv::default()).unwrap_err();
+        assert!(err.to_string().contains("GRPC_TOKEN"), "{err}");
+        let token = "pay-gateway-grpc-token-0123456789abcdef";
+        let s = Settings::from_source(&MapEnv::from_pairs([("GRPC_TOKEN", token)])).unwrap();
+        assert!(s.grpc.token.is_some());
+        assert!(
+            !format!("{s:?}").contains(token),
+            "Debug must not show the token"
+        );
     }
 
     #[test]
@@ -189,6 +213,7 @@ mod tests {
             ("WECHAT_APPID", "wx1"),
             ("WECHAT_API_KEY", "0123456789abcdef0123456789abcdef"),
             ("WECHAT_APP_SECRET", "s"),
+            ("GRPC_TOKEN", "pay-gateway-grpc-token-0123456789abcdef"),
         ]))
         .unwrap();
         assert_eq!(

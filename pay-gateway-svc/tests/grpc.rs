@@ -5,22 +5,40 @@
 use pay_gateway_svc::{Application, Settings};
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_client::PayGatewayClient;
+use service_runtime::grpc_auth::{ClientAuth, GrpcToken};
 use service_runtime::settings::MapEnv;
 use service_runtime::telemetry::TRACE_ID_HEADER;
 use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 use wechat_pay::v2::{ApiKey, RequestPayment};
 use wechatpay_sim::{RunningSim, SimConfig};
 
+/// pay-gateway-svc's token in these tests.
+const TOKEN: &str = "pay-gateway-test-token-0123456789abcdef";
+
+/// A client sending the token (or `token`).
+type Client = PayGatewayClient<InterceptedService<Channel, ClientAuth>>;
+
+async fn client(grpc: std::net::SocketAddr, token: Option<&str>) -> Client {
+    let token = token.map(|t| GrpcToken::new(t).unwrap());
+    PayGatewayClient::with_interceptor(channel(grpc).await, ClientAuth::new(token.as_ref()))
+}
+
 struct Stack {
     sim: RunningSim,
-    client: PayGatewayClient<Channel>,
-    http: std::net::SocketAddr,
+    client: Client,
+    ops: std::net::SocketAddr,
     grpc: std::net::SocketAddr,
 }
 
 async fn stack() -> Stack {
+    stack_with(&[]).await
+}
+
+/// The simulator and pay-gateway-svc, with `extra` settings.
+async fn stack_with(extra: &[(&str, &str)]) -> Stack {
     let sim = wechatpay_sim::spawn(SimConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         time_scale: 0.001,
@@ -29,25 +47,26 @@ async fn stack() -> Stack {
     .await
     .unwrap();
     let base = sim.base_url();
-    let env = MapEnv::from_pairs([
+    let mut env = MapEnv::from_pairs([
         ("WECHAT_MODE", "simulator"),
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
+        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
         ("WECHAT_PAY_BASE_URL", base.as_str()),
         ("WECHAT_NOTIFY_URL", "http://127.0.0.1:9/wechat/pay/notify"),
+        ("GRPC_TOKEN", TOKEN),
     ]);
+    for (k, v) in extra {
+        env.0.insert((*k).to_owned(), (*v).to_owned());
+    }
     let app = Application::build(Settings::from_source(&env).unwrap())
         .await
         .unwrap();
-    let (grpc, http) = (app.grpc_addr(), app.http_addr());
+    let (grpc, ops) = (app.grpc_addr(), app.ops_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let client = PayGatewayClient::connect(format!("http://{grpc}"))
-        .await
-        .unwrap();
     Stack {
         sim,
-        client,
-        http,
+        client: client(grpc, Some(TOKEN)).await,
+        ops,
         grpc,
     }
 }
@@ -67,7 +86,7 @@ fn reason(status: &tonic::Status) -> String {
         .unwrap_or_default()
 }
 
-async fn login(client: &mut PayGatewayClient<Channel>, name: &str) -> String {
+async fn login(client: &mut Client, name: &str) -> String {
     client
         .code2_session(pb::Code2SessionRequest {
             js_code: format!("test-{name}"),
@@ -280,14 +299,14 @@ async fn invalid_requests_are_refused_before_wechat() {
 }
 
 #[tokio::test]
-async fn health_readiness_metrics_and_grpc_health() {
+async fn health_readiness_and_metrics_are_on_the_ops_port() {
     let Stack {
         mut client,
-        http,
+        ops,
         sim,
-        grpc,
+        ..
     } = stack().await;
-    let get = |path: &str| reqwest::get(format!("http://{http}{path}"));
+    let get = |path: &str| reqwest::get(format!("http://{ops}{path}"));
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), 200);
@@ -300,8 +319,12 @@ async fn health_readiness_metrics_and_grpc_health() {
         "{metrics}"
     );
     assert!(metrics.contains("grpc_requests_total"), "{metrics}");
+    drop(sim);
+}
 
-    // The standard gRPC health service answers SERVING for PayGateway.
+#[tokio::test]
+async fn grpc_health_answers_without_a_token() {
+    let Stack { sim, grpc, .. } = stack().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(grpc).await);
     let answer = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -314,8 +337,41 @@ async fn health_readiness_metrics_and_grpc_health() {
         answer.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+    drop(sim);
+}
 
-    // Reflection lists the service.
+#[tokio::test]
+async fn a_call_without_a_token_is_unauthenticated() {
+    let Stack { sim, grpc, .. } = stack().await;
+    let mut anonymous = client(grpc, None).await;
+    let refused = anonymous
+        .close_payment(pb::ClosePaymentRequest {
+            out_trade_no: "GW0000000040".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    drop(sim);
+}
+
+#[tokio::test]
+async fn a_call_with_a_wrong_token_is_unauthenticated() {
+    let Stack { sim, grpc, .. } = stack().await;
+    let wrong = "not-the-pay-gateway-token-0123456789abcdef";
+    let mut impostor = client(grpc, Some(wrong)).await;
+    let refused = impostor
+        .code2_session(pb::Code2SessionRequest {
+            js_code: "test-impostor".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert!(!refused.message().contains(TOKEN) && !refused.message().contains(wrong));
+    drop(sim);
+}
+
+/// The services gRPC reflection lists at `grpc`, or its status.
+async fn reflected_services(grpc: std::net::SocketAddr) -> Result<Vec<String>, tonic::Status> {
     use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
@@ -327,18 +383,32 @@ async fn health_readiness_metrics_and_grpc_health() {
     };
     let mut stream = reflection
         .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
+        .await?
         .into_inner();
-    let first = stream.message().await.unwrap().unwrap();
+    let first = stream.message().await?.unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
         panic!("expected a service list")
     };
+    Ok(list.service.into_iter().map(|s| s.name).collect())
+}
+
+#[tokio::test]
+async fn reflection_is_off_by_default() {
+    let Stack { sim, grpc, .. } = stack().await;
+    let refused = reflected_services(grpc).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unimplemented);
+    drop(sim);
+}
+
+#[tokio::test]
+async fn reflection_lists_the_service_when_enabled() {
+    let Stack { sim, grpc, .. } = stack_with(&[("GRPC_REFLECTION", "on")]).await;
+    let services = reflected_services(grpc).await.unwrap();
     assert!(
-        list.service
+        services
             .iter()
-            .any(|s| s.name == "minipay.paygateway.v1.PayGateway"),
-        "{list:?}"
+            .any(|s| s == "minipay.paygateway.v1.PayGateway"),
+        "{services:?}"
     );
     drop(sim);
 }
@@ -352,21 +422,28 @@ async fn readiness_fails_when_wechat_is_unreachable() {
     let env = MapEnv::from_pairs([
         ("WECHAT_MODE", "simulator"),
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
+        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
         ("WECHAT_PAY_BASE_URL", dead.as_str()),
+        ("GRPC_TOKEN", TOKEN),
     ]);
     let app = Application::build(Settings::from_source(&env).unwrap())
         .await
         .unwrap();
-    let (http, grpc) = (app.http_addr(), app.grpc_addr());
+    let (ops, grpc) = (app.ops_addr(), app.grpc_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let ready = reqwest::get(format!("http://{http}/readyz")).await.unwrap();
+    let ready = reqwest::get(format!("http://{ops}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = serde_json::from_slice(&ready.bytes().await.unwrap()).unwrap();
-    assert!(body["reason"].as_str().unwrap().contains("unreachable"));
-    let mut client = PayGatewayClient::connect(format!("http://{grpc}"))
-        .await
-        .unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "status": "not_ready",
+            "dependency": "WeChat Pay",
+            "reason": "unreachable",
+        }),
+        "which dependency, in fixed words: never the raw error or the address"
+    );
+    let mut client = client(grpc, Some(TOKEN)).await;
     let err = client
         .query_payment(pb::QueryPaymentRequest {
             out_trade_no: "GW0000000030".into(),

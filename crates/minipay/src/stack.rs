@@ -11,16 +11,20 @@ use crate::process::{LogSink, Service};
 /// The ports the stack listens on (all on 127.0.0.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ports {
-    /// order-svc HTTP.
+    /// order-svc HTTP (the public API).
     pub order_http: u16,
     /// order-svc gRPC.
     pub order_grpc: u16,
-    /// notify-svc HTTP.
+    /// order-svc ops (health, readiness, metrics).
+    pub order_ops: u16,
+    /// notify-svc HTTP (WeChat's callbacks).
     pub notify_http: u16,
+    /// notify-svc ops (health, readiness, metrics).
+    pub notify_ops: u16,
     /// pay-gateway-svc gRPC.
     pub gateway_grpc: u16,
-    /// pay-gateway-svc HTTP (health, metrics).
-    pub gateway_http: u16,
+    /// pay-gateway-svc ops (health, readiness, metrics).
+    pub gateway_ops: u16,
     /// The WeChat Pay simulator.
     pub sim: u16,
 }
@@ -31,16 +35,18 @@ impl Ports {
         Ports {
             order_http: 8080,
             order_grpc: 50051,
+            order_ops: 9080,
             notify_http: 8081,
+            notify_ops: 9081,
             gateway_grpc: 50052,
-            gateway_http: 8082,
+            gateway_ops: 8082,
             sim: 8090,
         }
     }
 
     /// Free ports picked by the OS (tests).
     pub fn ephemeral() -> std::io::Result<Self> {
-        let listeners = (0..6)
+        let listeners = (0..8)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
             .collect::<Result<Vec<_>, _>>()?;
         let p = listeners
@@ -50,10 +56,12 @@ impl Ports {
         Ok(Ports {
             order_http: p[0],
             order_grpc: p[1],
-            notify_http: p[2],
-            gateway_grpc: p[3],
-            gateway_http: p[4],
-            sim: p[5],
+            order_ops: p[2],
+            notify_http: p[3],
+            notify_ops: p[4],
+            gateway_grpc: p[5],
+            gateway_ops: p[6],
+            sim: p[7],
         })
     }
 }
@@ -77,6 +85,10 @@ pub struct StackConfig {
     pub redis_prefix: String,
     /// order-svc's session secret.
     pub session_secret: String,
+    /// order-svc's gRPC token (its callers send it).
+    pub order_grpc_token: String,
+    /// pay-gateway-svc's gRPC token (order-svc sends it).
+    pub gateway_grpc_token: String,
     /// The simulator's time scale.
     pub sim_time_scale: f64,
     /// order-svc's `ORDER_TTL`.
@@ -109,6 +121,8 @@ impl StackConfig {
             amqp_prefix: String::new(),
             redis_prefix: "minipay:".into(),
             session_secret: random_secret(),
+            order_grpc_token: random_secret(),
+            gateway_grpc_token: random_secret(),
             sim_time_scale: 1.0,
             order_ttl: "15m".into(),
             payment_query_after: "10s".into(),
@@ -298,10 +312,12 @@ impl RunningStack {
         for (port, what) in [
             (p.sim, "simulator"),
             (p.notify_http, "notify-svc"),
+            (p.notify_ops, "notify-svc ops"),
             (p.gateway_grpc, "pay-gateway-svc gRPC"),
-            (p.gateway_http, "pay-gateway-svc HTTP"),
+            (p.gateway_ops, "pay-gateway-svc ops"),
             (p.order_http, "order-svc HTTP"),
             (p.order_grpc, "order-svc gRPC"),
+            (p.order_ops, "order-svc ops"),
         ] {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 return Err(StackError::PortInUse { port, what });
@@ -334,13 +350,14 @@ impl RunningStack {
         notify
             .env("WECHAT_MODE", "simulator")
             .env("NOTIFY_HTTP_ADDR", addr(p.notify_http))
+            .env("NOTIFY_OPS_ADDR", addr(p.notify_ops))
             .env("AMQP_URL", &c.amqp_url)
             .env("AMQP_PREFIX", &c.amqp_prefix);
         stack
             .launch(
                 "notify-svc",
                 notify,
-                &format!("{}/readyz", url(p.notify_http)),
+                &format!("{}/readyz", url(p.notify_ops)),
                 progress,
             )
             .await?;
@@ -349,7 +366,8 @@ impl RunningStack {
         gateway
             .env("WECHAT_MODE", "simulator")
             .env("PAY_GATEWAY_GRPC_ADDR", addr(p.gateway_grpc))
-            .env("PAY_GATEWAY_HTTP_ADDR", addr(p.gateway_http))
+            .env("PAY_GATEWAY_OPS_ADDR", addr(p.gateway_ops))
+            .env("GRPC_TOKEN", &c.gateway_grpc_token)
             .env("WECHAT_PAY_BASE_URL", url(p.sim))
             .env(
                 "WECHAT_NOTIFY_URL",
@@ -359,7 +377,7 @@ impl RunningStack {
             .launch(
                 "pay-gateway-svc",
                 gateway,
-                &format!("{}/readyz", url(p.gateway_http)),
+                &format!("{}/readyz", url(p.gateway_ops)),
                 progress,
             )
             .await?;
@@ -369,6 +387,9 @@ impl RunningStack {
             .env("WECHAT_MODE", "simulator")
             .env("ORDER_HTTP_ADDR", addr(p.order_http))
             .env("ORDER_GRPC_ADDR", addr(p.order_grpc))
+            .env("ORDER_OPS_ADDR", addr(p.order_ops))
+            .env("GRPC_TOKEN", &c.order_grpc_token)
+            .env("PAY_GATEWAY_TOKEN", &c.gateway_grpc_token)
             .env("DATABASE_URL", &c.database_url)
             .env("REDIS_URL", &c.redis_url)
             .env("REDIS_KEY_PREFIX", &c.redis_prefix)
@@ -383,7 +404,7 @@ impl RunningStack {
             .launch(
                 "order-svc",
                 order,
-                &format!("{}/readyz", url(p.order_http)),
+                &format!("{}/readyz", url(p.order_ops)),
                 progress,
             )
             .await?;
@@ -481,9 +502,19 @@ impl RunningStack {
         url(self.config.ports.sim)
     }
 
-    /// pay-gateway-svc's HTTP base URL.
-    pub fn gateway_url(&self) -> String {
-        url(self.config.ports.gateway_http)
+    /// pay-gateway-svc's ops base URL (health, readiness, metrics).
+    pub fn gateway_ops_url(&self) -> String {
+        url(self.config.ports.gateway_ops)
+    }
+
+    /// order-svc's ops base URL (health, readiness, metrics).
+    pub fn order_ops_url(&self) -> String {
+        url(self.config.ports.order_ops)
+    }
+
+    /// notify-svc's ops base URL (health, readiness, metrics).
+    pub fn notify_ops_url(&self) -> String {
+        url(self.config.ports.notify_ops)
     }
 
     /// Which services have exited (they should not have).

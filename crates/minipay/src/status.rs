@@ -28,15 +28,15 @@ pub async fn services(ports: &Ports) -> Vec<ServiceState> {
         ),
         (
             "notify-svc",
-            format!("http://127.0.0.1:{}/readyz", ports.notify_http),
+            format!("http://127.0.0.1:{}/readyz", ports.notify_ops),
         ),
         (
             "pay-gateway-svc",
-            format!("http://127.0.0.1:{}/readyz", ports.gateway_http),
+            format!("http://127.0.0.1:{}/readyz", ports.gateway_ops),
         ),
         (
             "order-svc",
-            format!("http://127.0.0.1:{}/readyz", ports.order_http),
+            format!("http://127.0.0.1:{}/readyz", ports.order_ops),
         ),
     ];
     let mut out = Vec::new();

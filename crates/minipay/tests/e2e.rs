@@ -114,6 +114,32 @@ async fn happy_path() {
 }
 
 #[tokio::test]
+async fn ops_endpoints_answer_on_the_ops_ports_only() {
+    let e = E2e::start(|_| {}).await;
+    let stack = e.stack.as_ref().unwrap();
+    let http = reqwest::Client::new();
+    for ops in [
+        stack.order_ops_url(),
+        stack.notify_ops_url(),
+        stack.gateway_ops_url(),
+    ] {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let answer = http.get(format!("{ops}{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::OK, "{ops}{path}");
+        }
+    }
+    for public in [stack.order_url(), stack.notify_url()] {
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let answer = http.get(format!("{public}{path}")).send().await.unwrap();
+            assert_eq!(answer.status(), StatusCode::NOT_FOUND, "{public}{path}");
+        }
+    }
+    let states = minipay::status::services(&stack.config.ports).await;
+    assert!(states.iter().all(|s| s.state == "ready"), "{states:?}");
+    e.stop().await;
+}
+
+#[tokio::test]
 async fn two_users_buy_in_parallel_and_each_sees_only_their_own_order() {
     let e = E2e::start(|_| {}).await;
     let (a, b) = tokio::join!(

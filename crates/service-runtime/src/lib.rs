@@ -3,9 +3,12 @@
 //! - [`settings`]: typed settings from the environment; a bad or missing variable fails at
 //!   start with its name.
 //! - [`telemetry`]: JSON logs, the trace id that crosses HTTP and gRPC, Prometheus metrics.
+//! - [`grpc_auth`]: the token internal gRPC calls carry, and its check.
+//! - [`server`]: binding; the HTTP server with its timeouts; the gRPC server.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
 
+pub mod grpc_auth;
 pub mod ops;
 pub mod server;
 pub mod settings;

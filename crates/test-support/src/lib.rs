@@ -6,6 +6,8 @@
 //! - [`amqp`]: a guard that deletes a test's queues and exchanges, queue inspection, a
 //!   listener for order events, a TCP proxy to play a broker outage;
 //! - [`api`]: an HTTP client for order-svc's public API (status and JSON of every call);
+//! - [`slow_client`]: a client that sends part of a request and stalls, and what the server
+//!   did about it;
 //! - [`sim`]: reading the simulator's record of an order's notifications once complete;
 //! - [`wait`]: [`wait_until`], a condition polled until a deadline.
 //!
@@ -17,6 +19,7 @@ pub mod amqp;
 pub mod api;
 pub mod services;
 pub mod sim;
+pub mod slow_client;
 pub mod wait;
 
 pub use self::amqp::{AmqpCleanup, OrderEvents, Proxy, QueueState, queue_state};

@@ -21,6 +21,12 @@ use wechatpay_sim::{RunningSim, SimConfig};
 
 pub const SESSION_SECRET: &str = "test-session-secret-0123456789abcdef";
 
+/// order-svc's gRPC token in these tests.
+pub const ORDER_GRPC_TOKEN: &str = "order-svc-test-grpc-token-0123456789abcdef";
+
+/// pay-gateway-svc's gRPC token in these tests (order-svc sends it).
+pub const GATEWAY_GRPC_TOKEN: &str = "pay-gateway-test-grpc-token-0123456789abcdef";
+
 /// Longest wait for something the stack does on its own (a notification applied, an event
 /// relayed): far above what it takes, so only a real failure reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -39,6 +45,8 @@ pub struct Options {
     pub login_rate_per_minute: &'static str,
     /// order-svc's `TRUSTED_PROXY`.
     pub trusted_proxy: bool,
+    /// More of order-svc's settings (e.g. short `HTTP_*` timeouts).
+    pub order_env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -53,6 +61,7 @@ impl Default for Options {
             sweep_interval: "200ms",
             login_rate_per_minute: "60",
             trusted_proxy: false,
+            order_env: Vec::new(),
         }
     }
 }
@@ -63,11 +72,15 @@ pub struct Stack {
     pub amqp_prefix: String,
     /// notify-svc's base URL.
     pub notify: String,
+    /// notify-svc's ops base URL (`/healthz`, `/readyz`, `/metrics`).
+    pub notify_ops: String,
     pub gateway_url: String,
     pub database_url: String,
     pub redis_prefix: String,
     /// order-svc's HTTP API (of the running instance).
     pub api: OrderApi,
+    /// order-svc's ops port (of the running instance): `/healthz`, `/readyz`, `/metrics`.
+    pub ops: OrderApi,
     /// order-svc's gRPC address (of the running instance).
     pub grpc: SocketAddr,
     pub workers: Option<order_svc::workers::Workers>,
@@ -87,6 +100,7 @@ struct OrderEnv {
     sweep_interval: &'static str,
     login_rate_per_minute: &'static str,
     trusted_proxy: bool,
+    extra: Vec<(&'static str, &'static str)>,
 }
 
 pub async fn stack() -> Stack {
@@ -112,6 +126,7 @@ pub async fn stack_with(options: Options) -> Stack {
     let notify_env = MapEnv::from_pairs([
         SIMULATOR_MODE,
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
+        ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
         ("AMQP_URL", notify_amqp.as_str()),
         ("AMQP_PREFIX", amqp_prefix.as_str()),
         ("PUBLISH_CONFIRM_TIMEOUT", "2s"),
@@ -121,13 +136,15 @@ pub async fn stack_with(options: Options) -> Stack {
             .await
             .unwrap();
     let notify_base = format!("http://{}", notify.http_addr());
+    let notify_ops = format!("http://{}", notify.ops_addr());
     tokio::spawn(notify.run_until_stopped(std::future::pending()));
 
     let notify_url = format!("{notify_base}/wechat/pay/notify");
     let gateway_env = MapEnv::from_pairs([
         SIMULATOR_MODE,
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAY_GATEWAY_HTTP_ADDR", "127.0.0.1:0"),
+        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
+        ("GRPC_TOKEN", GATEWAY_GRPC_TOKEN),
         ("WECHAT_PAY_BASE_URL", sim_base.as_str()),
         ("WECHAT_NOTIFY_URL", notify_url.as_str()),
         ("WECHAT_RETRY_ATTEMPTS", "3"),
@@ -154,10 +171,12 @@ pub async fn stack_with(options: Options) -> Stack {
         topology,
         amqp_prefix,
         notify: notify_base,
+        notify_ops,
         gateway_url,
         database_url: fresh_database().await,
         redis_prefix: format!("minipay-test-{}:", unique_id()),
         api: OrderApi::new(String::new()),
+        ops: OrderApi::new(String::new()),
         grpc: dead_addr(),
         workers: None,
         order_env: OrderEnv {
@@ -168,6 +187,7 @@ pub async fn stack_with(options: Options) -> Stack {
             sweep_interval: options.sweep_interval,
             login_rate_per_minute: options.login_rate_per_minute,
             trusted_proxy: options.trusted_proxy,
+            extra: options.order_env,
         },
         order_run: None,
         _cleanup: cleanup,
@@ -181,10 +201,13 @@ impl Stack {
     /// every start).
     pub fn order_settings(&self) -> order_svc::Settings {
         let e = &self.order_env;
-        let env = MapEnv::from_pairs([
+        let mut env = MapEnv::from_pairs([
             SIMULATOR_MODE,
             ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
             ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
+            ("ORDER_OPS_ADDR", "127.0.0.1:0"),
+            ("GRPC_TOKEN", ORDER_GRPC_TOKEN),
+            ("PAY_GATEWAY_TOKEN", GATEWAY_GRPC_TOKEN),
             ("DATABASE_URL", self.database_url.as_str()),
             ("DATABASE_MAX_CONNECTIONS", "4"),
             ("REDIS_URL", e.redis.as_str()),
@@ -202,6 +225,9 @@ impl Stack {
             ("LOGIN_RATE_PER_MINUTE", e.login_rate_per_minute),
             ("TRUSTED_PROXY", if e.trusted_proxy { "on" } else { "off" }),
         ]);
+        for (k, v) in &e.extra {
+            env.0.insert((*k).to_owned(), (*v).to_owned());
+        }
         order_svc::Settings::from_source(&env).unwrap()
     }
 
@@ -211,6 +237,7 @@ impl Stack {
             .await
             .unwrap();
         self.api = OrderApi::new(format!("http://{}", app.http_addr()));
+        self.ops = OrderApi::new(format!("http://{}", app.ops_addr()));
         self.grpc = app.grpc_addr();
         self.workers = Some(app.workers());
         let stop = service_runtime::shutdown::Shutdown::new();

@@ -102,15 +102,16 @@ fn print_guide(running: &RunningStack) {
         "  notify-svc       HTTP http://127.0.0.1:{}  (WeChat callbacks: POST /wechat/pay/notify)",
         p.notify_http
     );
-    println!(
-        "  pay-gateway-svc  gRPC 127.0.0.1:{}   HTTP http://127.0.0.1:{} (health, metrics)",
-        p.gateway_grpc, p.gateway_http
-    );
+    println!("  pay-gateway-svc  gRPC 127.0.0.1:{}", p.gateway_grpc);
     println!(
         "  wechatpay-sim    HTTP http://127.0.0.1:{}  (control API /sim/v1)",
         p.sim
     );
-    println!("  every service: /healthz /readyz /metrics\n");
+    println!(
+        "  ops (/healthz /readyz /metrics): order-svc http://127.0.0.1:{}  notify-svc http://127.0.0.1:{}  pay-gateway-svc http://127.0.0.1:{}",
+        p.order_ops, p.notify_ops, p.gateway_ops
+    );
+    println!("  gRPC calls need the service's token (GRPC_TOKEN, generated for this run)\n");
     println!("Try it (each step is one curl):");
     println!(
         "  TOKEN=$(curl -s -X POST localhost:{}/api/v1/sessions -d '{{\"code\":\"test-alice\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')",

@@ -1,13 +1,24 @@
 //! Binding and serving, the same for every service: an HTTP server with the request layer
-//! (trace id, access log, metrics), and a gRPC server with the standard health service and
-//! reflection next to the service's own.
+//! (trace id, access log, metrics), timeouts and a connection limit ([`http`]), and a gRPC
+//! server whose own service checks the caller's token, with the standard health service and,
+//! where enabled, reflection next to it.
 
 use std::net::SocketAddr;
 
-use tokio::net::TcpListener;
-use tonic::service::Routes;
+use std::convert::Infallible;
 
-use crate::telemetry::http_layer;
+use tokio::net::TcpListener;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http::{Request, Response};
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+pub use self::http::{HttpSettings, serve_http};
+use crate::grpc_auth::{GrpcSettings, TokenCheck};
+
+mod http;
 
 /// A port that could not be bound.
 #[derive(Debug, thiserror::Error)]
@@ -46,43 +57,41 @@ pub fn local_addr(listener: &TcpListener, requested: SocketAddr) -> SocketAddr {
     listener.local_addr().unwrap_or(requested)
 }
 
-/// Serves `router` (with the request layer) until `shutdown`, finishing in-flight requests.
-pub async fn serve_http(
-    service: &'static str,
+/// Serves `service` (its calls checked for the token of `grpc`), the standard gRPC health
+/// service (unauthenticated, for probes) and, when `grpc.reflection` is on, reflection over
+/// `descriptor`, until `shutdown`.
+pub async fn serve_grpc<S>(
     listener: TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let app = router.layer(axum::middleware::from_fn_with_state(service, http_layer));
-    // With connect info: handlers may read the peer's address (`ConnectInfo<SocketAddr>`).
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .map_err(ServeError::Http)
-}
-
-/// Serves `routes` (the service's own gRPC service, named `name` for the health service)
-/// plus gRPC health and reflection over `descriptor`, until `shutdown`.
-pub async fn serve_grpc(
-    listener: TcpListener,
-    routes: Routes,
-    name: &'static str,
+    service_name: &'static str,
+    service: S,
+    grpc: &GrpcSettings,
     descriptor: &'static [u8],
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
+) -> Result<(), ServeError>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
-        .set_service_status(name, tonic_health::ServingStatus::Serving)
+        .set_service_status(S::NAME, tonic_health::ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(descriptor)
-        .build_v1()
-        .map_err(ServeError::Reflection)?;
+    let check = TokenCheck::new(service_name, grpc.token.as_ref());
+    let mut routes = Routes::new(InterceptedService::new(service, check)).add_service(health);
+    if grpc.reflection {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(descriptor)
+            .build_v1()
+            .map_err(ServeError::Reflection)?;
+        routes = routes.add_service(reflection);
+    }
     tonic::transport::Server::builder()
-        .add_routes(routes.add_service(health).add_service(reflection))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown,
