@@ -7,7 +7,8 @@
 //!   listener for order events, a TCP proxy to play a broker outage;
 //! - [`api`]: an HTTP client for order-svc's public API (status and JSON of every call);
 //! - [`sim`]: reading the simulator's record of an order's notifications once complete;
-//! - [`wait`]: [`wait_until`], a condition polled until a deadline.
+//! - [`wait`]: [`wait_until`], a condition polled until a deadline;
+//! - [`logs`]: [`alarming_lines`], the WARN and ERROR lines of a service's output.
 //!
 //! Tests never skip: a missing service is a failure with the command that starts it.
 
@@ -15,12 +16,14 @@
 
 pub mod amqp;
 pub mod api;
+pub mod logs;
 pub mod services;
 pub mod sim;
 pub mod wait;
 
 pub use self::amqp::{AmqpCleanup, OrderEvents, Proxy, QueueState, queue_state};
 pub use self::api::{Answer, OrderApi};
+pub use self::logs::alarming_lines;
 pub use self::services::{
     amqp_url, dead_addr, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
 };
