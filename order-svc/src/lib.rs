@@ -150,11 +150,13 @@ impl Application {
         let ready = readiness(self.store.clone(), self.cache.clone(), workers_for_ready);
         let app = http::router(self.state.clone()).merge(ops::router(ready));
         let http = serve_http(SERVICE, self.http, app, stop.wait());
-        let tasks = if self.run_workers {
+        let mut tasks = if self.run_workers {
             self.workers.spawn(&stop)
         } else {
             Vec::new()
         };
+        // Stale cache entries whose invalidation failed are removed once Redis is back.
+        tasks.push(self.cache.spawn_repairs(stop.wait()));
         let (grpc, http) = tokio::join!(grpc, http);
         // The servers stop after the shutdown signal; the workers finish what they hold.
         for task in tasks {

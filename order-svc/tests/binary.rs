@@ -152,6 +152,6 @@ async fn order_svc_stops_on_sigterm_without_a_warning_or_error() {
     let output = output_of(&mut child);
     assert!(status.success(), "exit status {status}: {output}");
     assert!(output.contains("order-svc stopped"), "{output}");
-    let alarming = support::alarming_lines(&output);
+    let alarming = test_support::alarming_lines(&output);
     assert!(alarming.is_empty(), "a clean stop logged: {alarming:#?}");
 }

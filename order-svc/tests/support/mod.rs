@@ -14,8 +14,8 @@ use serde_json::Value;
 use service_runtime::settings::MapEnv;
 use sqlx::Connection;
 pub use test_support::{
-    AmqpCleanup, OrderApi, OrderEvents, alarming_lines, amqp_url, dead_addr, fresh_database,
-    queue_state, redis_url, require_rabbitmq, require_redis, unique_id, wait_until,
+    AmqpCleanup, OrderApi, OrderEvents, amqp_url, dead_addr, fresh_database, queue_state,
+    redis_url, require_rabbitmq, require_redis, unique_id, wait_until,
 };
 use wechatpay_sim::{RunningSim, SimConfig};
 
