@@ -98,3 +98,59 @@ async fn serves_health_and_stops_on_sigterm() {
         panic!("notify-svc did not stop within 10 s of SIGTERM");
     }
 }
+
+/// Everything the process wrote, once it has exited.
+fn output_of(child: &mut std::process::Child) -> String {
+    use std::io::Read as _;
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut text).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut text).unwrap();
+    }
+    text
+}
+
+#[tokio::test]
+async fn a_sigterm_stops_it_without_a_warning_or_error() {
+    test_support::require_rabbitmq().await;
+    let prefix = format!("t{}.", test_support::unique_id());
+    let _cleanup = test_support::AmqpCleanup::new(prefix.clone());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("AMQP_URL", test_support::amqp_url())
+        .env("AMQP_PREFIX", &prefix)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready means its confirming channel is open: the connection a stop must close cleanly.
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    test_support::wait_until(Duration::from_secs(10), "notify-svc is ready", || async {
+        reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = test_support::wait_until(Duration::from_secs(10), "notify-svc exits", || {
+        let exited = child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    let output = output_of(&mut child);
+    assert!(status.success(), "exit status {status}: {output}");
+    assert!(output.contains("notify-svc stopped"), "{output}");
+    let alarming = test_support::alarming_lines(&output);
+    assert!(alarming.is_empty(), "a clean stop logged: {alarming:#?}");
+}

@@ -184,11 +184,13 @@ impl Application {
             &self.http_settings,
             stop.wait(),
         );
-        let tasks = if self.run_workers {
+        let mut tasks = if self.run_workers {
             self.workers.spawn(&stop)
         } else {
             Vec::new()
         };
+        // Stale cache entries whose invalidation failed are removed once Redis is back.
+        tasks.push(self.cache.spawn_repairs(stop.wait()));
         let (grpc, http, ops) = tokio::join!(grpc, http, ops);
         // The servers stop after the shutdown signal; the workers finish what they hold.
         for task in tasks {

@@ -168,6 +168,7 @@ impl Orders {
             prepay_expires_at: None,
             paid_at: None,
             transaction_id: None,
+            version: 1,
         };
         let idempotency = idempotency_key.map(|key| (key, request.fingerprint()));
         let created = match self.store.insert(&NewOrder { order, idempotency }).await? {

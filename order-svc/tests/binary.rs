@@ -97,3 +97,64 @@ async fn order_svc_serves_and_stops_on_sigterm() {
         return;
     }
 }
+
+/// Everything the process wrote, once it has exited.
+fn output_of(child: &mut std::process::Child) -> String {
+    use std::io::Read as _;
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut text).unwrap();
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut text).unwrap();
+    }
+    text
+}
+
+#[tokio::test]
+async fn order_svc_stops_on_sigterm_without_a_warning_or_error() {
+    support::require_redis().await;
+    let db = support::fresh_database().await;
+    let prefix = format!("t{}.", support::unique_id());
+    let cleanup = support::AmqpCleanup::new(prefix.clone());
+    let http = free_port();
+    let mut child = Command::new(ORDER_SVC)
+        .env("DATABASE_URL", &db)
+        .env("SESSION_SECRET", support::SESSION_SECRET)
+        .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("REDIS_URL", support::redis_url())
+        .env("AMQP_URL", support::amqp_url())
+        .env("AMQP_PREFIX", &prefix)
+        .env("WORKERS", "on")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The consumer is attached (and the outbox publisher, started before it, connected):
+    // both connections are open when the signal comes.
+    let queue = cleanup.topology.order_payments_queue();
+    support::wait_until(
+        Duration::from_secs(15),
+        "order-svc consumes its queue",
+        || async { support::queue_state(&queue).await.map(|q| q.consumers) == Some(1) },
+    )
+    .await;
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = support::wait_until(Duration::from_secs(10), "order-svc exits", || {
+        let exited = child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    let output = output_of(&mut child);
+    assert!(status.success(), "exit status {status}: {output}");
+    assert!(output.contains("order-svc stopped"), "{output}");
+    let alarming = test_support::alarming_lines(&output);
+    assert!(alarming.is_empty(), "a clean stop logged: {alarming:#?}");
+}

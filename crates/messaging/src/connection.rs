@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 
 /// How long connecting may take before it counts as a failure.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -23,4 +23,34 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> 
             ),
         ))),
     }
+}
+
+/// How long a stop waits for lapin's I/O thread to finish after the close handshake.
+const IO_LOOP_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Closes `channel`, then `connection`, each waiting for the broker's close-ok, then waits
+/// for the connection's I/O thread to end. Dropping an open channel instead makes lapin
+/// close it in the background, racing the connection's close (an ERROR "invalid channel
+/// state: Closing"); returning before the I/O thread ends lets the exiting runtime pull the
+/// socket from under it (ERRORs "A Tokio 1.x context was found, but it is being shutdown",
+/// and a WARN "promise has vanished").
+pub(crate) async fn close_in_order(
+    channel: Option<Channel>,
+    connection: Option<Connection>,
+    reason: &str,
+) {
+    if let Some(channel) = channel
+        && channel.status().connected()
+    {
+        let _ = channel.close(200, reason).await;
+    }
+    let Some(connection) = connection else {
+        return;
+    };
+    if connection.status().connected() {
+        let _ = connection.close(200, reason).await;
+    }
+    // `run` blocks until the I/O thread has ended, which it does once the connection closed.
+    let io_loop = tokio::task::spawn_blocking(move || connection.run());
+    let _ = tokio::time::timeout(IO_LOOP_EXIT_TIMEOUT, io_loop).await;
 }

@@ -15,7 +15,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
 
-use crate::connection::connect;
+use crate::connection::{close_in_order, connect};
 
 /// One delivered message.
 #[derive(Debug, Clone)]
@@ -159,8 +159,8 @@ where
                 // Stop taking deliveries; what was prefetched but not handled is not acked
                 // and goes back to the queue when the channel closes.
                 let _ = channel.basic_cancel(name, BasicCancelOptions::default()).await;
-                let _ = channel.close(200, "shutting down").await;
-                let _ = connection.close(200, "shutting down").await;
+                drop(consumer);
+                close_in_order(Some(channel), Some(connection), "shutting down").await;
                 return Ok(());
             }
             next = consumer.next() => {

@@ -12,7 +12,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
 
-use crate::connection::connect;
+use crate::connection::{close_in_order, connect};
 
 /// Why a message was not published. In every case the broker did not confirm it: the caller
 /// must treat it as not sent.
@@ -47,6 +47,9 @@ struct State {
     generation: u64,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Set by [`Publisher::close`]: nothing reconnects after it (a keepalive tick racing the
+    /// shutdown would otherwise open a connection that the exiting runtime tears down).
+    closed: bool,
 }
 
 /// The publisher. Cheap to clone; clones share the connection.
@@ -79,6 +82,7 @@ impl Publisher {
             generation: 0,
             failures: 0,
             retry_at: None,
+            closed: false,
         };
         Publisher {
             url: url.into(),
@@ -112,10 +116,15 @@ impl Publisher {
         {
             return Ok((channel.clone(), state.generation));
         }
-        state.channel = None;
-        if let Some(c) = state.connection.take() {
-            let _ = c.close(200, "reconnecting").await;
+        if state.closed {
+            return Err(PublishError::Unavailable("the publisher is closed".into()));
         }
+        close_in_order(
+            state.channel.take(),
+            state.connection.take(),
+            "reconnecting",
+        )
+        .await;
         if state.retry_at.is_some_and(|t| Instant::now() < t) {
             return Err(PublishError::Unavailable(
                 "reconnecting (backing off)".into(),
@@ -164,13 +173,17 @@ impl Publisher {
         }
     }
 
-    /// Closes the connection: call after the last publish (shutdown).
+    /// Closes the channel, then the connection, and refuses to reconnect: call after the
+    /// last publish (shutdown).
     pub async fn close(&self) {
         let mut state = self.state.lock().await;
-        state.channel = None;
-        if let Some(c) = state.connection.take() {
-            let _ = c.close(200, "shutting down").await;
-        }
+        state.closed = true;
+        close_in_order(
+            state.channel.take(),
+            state.connection.take(),
+            "shutting down",
+        )
+        .await;
     }
 
     /// Publishes a persistent message and waits for the broker's confirm. `Ok` means the

@@ -69,6 +69,17 @@ impl Topology {
         format!("{}minipay.orders", self.prefix)
     }
 
+    /// The orders exchange's alternate exchange: where the broker sends an order event no
+    /// queue is bound for (instead of dropping it).
+    pub fn orders_unrouted_exchange(&self) -> String {
+        format!("{}minipay.orders.unrouted", self.prefix)
+    }
+
+    /// The durable queue of order events nobody was bound for, kept for inspection or replay.
+    pub fn orders_unrouted_queue(&self) -> String {
+        format!("{}minipay.orders.unrouted", self.prefix)
+    }
+
     /// order-svc's queue of payment events.
     pub fn order_payments_queue(&self) -> String {
         format!("{}order-svc.payments", self.prefix)
@@ -96,14 +107,46 @@ impl Topology {
             .await
     }
 
-    /// Declares the orders exchange.
+    /// Declares the orders exchange with its alternate exchange (fanout) and the durable
+    /// queue behind it, so an event no consumer is bound for is kept, never dropped.
     pub async fn declare_orders_exchange(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let unrouted = self.orders_unrouted_exchange();
+        channel
+            .exchange_declare(
+                &unrouted,
+                ExchangeKind::Fanout,
+                durable_topic(),
+                FieldTable::default(),
+            )
+            .await?;
+        let queue = self.orders_unrouted_queue();
+        let durable = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        channel
+            .queue_declare(&queue, durable, quorum(None, None))
+            .await?;
+        channel
+            .queue_bind(
+                &queue,
+                &unrouted,
+                "",
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let mut args = FieldTable::default();
+        args.insert(
+            ShortString::from("alternate-exchange"),
+            AMQPValue::LongString(LongString::from(unrouted)),
+        );
         channel
             .exchange_declare(
                 &self.orders_exchange(),
                 ExchangeKind::Topic,
                 durable_topic(),
-                FieldTable::default(),
+                args,
             )
             .await
     }
@@ -162,7 +205,11 @@ impl Topology {
     /// Deletes every queue and exchange of this topology (tests clean up their prefix).
     pub async fn delete_all(&self, channel: &Channel) {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-        for queue in [self.order_payments_queue(), self.order_payments_dlq()] {
+        for queue in [
+            self.order_payments_queue(),
+            self.order_payments_dlq(),
+            self.orders_unrouted_queue(),
+        ] {
             let _ = channel
                 .queue_delete(&queue, QueueDeleteOptions::default())
                 .await;
@@ -170,6 +217,7 @@ impl Topology {
         for exchange in [
             self.payments_exchange(),
             self.orders_exchange(),
+            self.orders_unrouted_exchange(),
             self.order_payments_dlx(),
         ] {
             let _ = channel

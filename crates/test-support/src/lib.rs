@@ -9,7 +9,8 @@
 //! - [`slow_client`]: a client that sends part of a request and stalls, and what the server
 //!   did about it;
 //! - [`sim`]: reading the simulator's record of an order's notifications once complete;
-//! - [`wait`]: [`wait_until`], a condition polled until a deadline.
+//! - [`wait`]: [`wait_until`], a condition polled until a deadline;
+//! - [`logs`]: [`alarming_lines`], the WARN and ERROR lines of a service's output.
 //!
 //! Tests never skip: a missing service is a failure with the command that starts it.
 
@@ -17,6 +18,7 @@
 
 pub mod amqp;
 pub mod api;
+pub mod logs;
 pub mod services;
 pub mod sim;
 pub mod slow_client;
@@ -24,6 +26,7 @@ pub mod wait;
 
 pub use self::amqp::{AmqpCleanup, OrderEvents, Proxy, QueueState, queue_state};
 pub use self::api::{Answer, OrderApi};
+pub use self::logs::alarming_lines;
 pub use self::services::{
     SIMULATOR_MODE, amqp_url, dead_addr, fresh_database, redis_url, require_rabbitmq,
     require_redis, unique_id,

@@ -105,6 +105,11 @@ pub struct Order {
     pub paid_at: Option<OffsetDateTime>,
     /// WeChat's number, once paid.
     pub transaction_id: Option<TransactionId>,
+    /// Raised by every change of the stored row (1 when created): of two copies of an
+    /// order, the one with the higher version is the newer. A cache entry written before
+    /// versions existed reads as 0, older than any stored order.
+    #[serde(default)]
+    pub version: i64,
 }
 
 /// Milliseconds since the Unix epoch (event and gRPC timestamps).

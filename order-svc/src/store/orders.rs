@@ -14,7 +14,7 @@ use super::{Store, StoreError};
 use crate::domain::{CloseReason, Cursor, IdempotencyKey, Order, OrderId, OrderItem, OrderStatus};
 
 /// The columns every order query selects, in [`order_from_row`]'s order.
-const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id";
+const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id, version";
 
 fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
     let status: String = row.try_get("status")?;
@@ -43,6 +43,7 @@ fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
             .map(TransactionId::parse)
             .transpose()
             .map_err(|e| StoreError::corrupt("transaction_id", e))?,
+        version: row.try_get("version")?,
     })
 }
 

@@ -1,4 +1,6 @@
-//! The outbox relay: publishes the events transitions wrote to the outbox.
+//! The outbox relay: publishes the events transitions wrote to the outbox, with confirms and
+//! `mandatory`, so an event is marked published only once a queue holds it (a consumer's, or
+//! the unrouted queue behind the orders exchange's alternate exchange).
 
 use messaging::EVENT_TYPE_HEADER;
 use service_runtime::telemetry::{TRACE_ID_HEADER, error_chain};
@@ -28,7 +30,10 @@ impl Workers {
                         (TRACE_ID_HEADER, &event.trace_id),
                         (EVENT_TYPE_HEADER, &event.routing_key),
                     ],
-                    false,
+                    // Mandatory: the orders exchange's alternate exchange takes what no
+                    // consumer is bound for; if even that is missing, the broker returns the
+                    // event and it stays in the outbox instead of vanishing.
+                    true,
                 )
                 .await;
             match sent {
