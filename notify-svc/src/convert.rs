@@ -73,6 +73,7 @@ fn payment_succeeded(
         paid_at_unix: paid.time_end.unix_seconds(),
         received_at_unix_ms,
         trace_id: trace_id.to_owned(),
+        currency: paid.fee_type.clone(),
     }
 }
 
@@ -116,6 +117,7 @@ mod tests {
         assert_eq!(e.amount_fen, 1999);
         assert_eq!(e.openid, "oUser0000000000000000000000A");
         assert_eq!(e.paid_at_unix, 1_800_000_000);
+        assert_eq!(e.currency, "CNY");
         assert_eq!((e.received_at_unix_ms, e.trace_id.as_str()), (7, "t1"));
     }
 
