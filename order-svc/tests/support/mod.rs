@@ -35,6 +35,10 @@ pub struct Options {
     pub notify_amqp_url: Option<String>,
     pub payment_query_after: &'static str,
     pub sweep_interval: &'static str,
+    /// order-svc's `DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: &'static str,
+    /// order-svc reaches PostgreSQL through an outage [`Proxy`] (`Stack::db_proxy`).
+    pub database_proxy: bool,
 }
 
 impl Default for Options {
@@ -47,6 +51,8 @@ impl Default for Options {
             notify_amqp_url: None,
             payment_query_after: "10s",
             sweep_interval: "200ms",
+            database_max_connections: "4",
+            database_proxy: false,
         }
     }
 }
@@ -59,6 +65,8 @@ pub struct Stack {
     pub notify: String,
     pub gateway_url: String,
     pub database_url: String,
+    /// The proxy between order-svc and PostgreSQL, with `Options::database_proxy`.
+    pub db_proxy: Option<test_support::Proxy>,
     pub redis_prefix: String,
     /// order-svc's HTTP API (of the running instance).
     pub api: OrderApi,
@@ -79,6 +87,7 @@ struct OrderEnv {
     order_ttl: &'static str,
     payment_query_after: &'static str,
     sweep_interval: &'static str,
+    database_max_connections: &'static str,
 }
 
 pub async fn stack() -> Stack {
@@ -139,13 +148,20 @@ pub async fn stack_with(options: Options) -> Stack {
             redis_url()
         }
     };
+    let database_url = fresh_database().await;
+    let db_proxy = if options.database_proxy {
+        Some(database_proxy(&database_url).await)
+    } else {
+        None
+    };
     let mut stack = Stack {
         sim,
         topology,
         amqp_prefix,
         notify: notify_base,
         gateway_url,
-        database_url: fresh_database().await,
+        database_url,
+        db_proxy,
         redis_prefix: format!("minipay-test-{}:", unique_id()),
         api: OrderApi::new(String::new()),
         grpc: dead_addr(),
@@ -156,6 +172,7 @@ pub async fn stack_with(options: Options) -> Stack {
             order_ttl: options.order_ttl,
             payment_query_after: options.payment_query_after,
             sweep_interval: options.sweep_interval,
+            database_max_connections: options.database_max_connections,
         },
         order_run: None,
         _cleanup: cleanup,
@@ -169,11 +186,15 @@ impl Stack {
     /// every start).
     pub fn order_settings(&self) -> order_svc::Settings {
         let e = &self.order_env;
+        let database_url = match &self.db_proxy {
+            Some(proxy) => via(&self.database_url, proxy.addr),
+            None => self.database_url.clone(),
+        };
         let env = MapEnv::from_pairs([
             ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
             ("ORDER_GRPC_ADDR", "127.0.0.1:0"),
-            ("DATABASE_URL", self.database_url.as_str()),
-            ("DATABASE_MAX_CONNECTIONS", "4"),
+            ("DATABASE_URL", database_url.as_str()),
+            ("DATABASE_MAX_CONNECTIONS", e.database_max_connections),
             ("REDIS_URL", e.redis.as_str()),
             ("REDIS_KEY_PREFIX", self.redis_prefix.as_str()),
             ("PAY_GATEWAY_URL", self.gateway_url.as_str()),
@@ -346,4 +367,24 @@ impl Stack {
             .unwrap();
         sqlx::query(sql).execute(&mut conn).await.unwrap();
     }
+}
+
+/// A proxy to the PostgreSQL server of `database_url`.
+async fn database_proxy(database_url: &str) -> test_support::Proxy {
+    let url = reqwest::Url::parse(database_url).unwrap();
+    let host = url.host_str().unwrap();
+    let upstream = tokio::net::lookup_host((host, url.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    test_support::Proxy::start(upstream).await
+}
+
+/// `database_url` with its server replaced by `addr`.
+fn via(database_url: &str, addr: SocketAddr) -> String {
+    let mut url = reqwest::Url::parse(database_url).unwrap();
+    url.set_host(Some(&addr.ip().to_string())).unwrap();
+    url.set_port(Some(addr.port())).unwrap();
+    url.to_string()
 }
