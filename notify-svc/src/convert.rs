@@ -122,6 +122,23 @@ mod tests {
     }
 
     #[test]
+    fn the_currency_travels_with_the_payment() {
+        let paid = PaidDetails {
+            transaction_id: TransactionId::parse("4200000000000000000000000002").unwrap(),
+            total_fee: Fen::new(1999).unwrap(),
+            cash_fee: Fen::new(1999).unwrap(),
+            fee_type: "USD".into(),
+            openid: OpenId::parse("oUser0000000000000000000000A").unwrap(),
+            trade_type: "JSAPI".into(),
+            bank_type: "OTHERS".into(),
+            time_end: WeChatTime::from_unix(1_800_000_000).unwrap(),
+        };
+        let event = PaymentEvent::of(&notification(PaymentOutcome::Paid(paid)), "t3", 9);
+        let e = PaymentSucceeded::decode(event.body.as_slice()).unwrap();
+        assert_eq!((e.amount_fen, e.currency.as_str()), (1999, "USD"));
+    }
+
+    #[test]
     fn a_failure_becomes_payment_failed_keyed_by_order_and_nonce() {
         let failed = PaymentOutcome::Failed {
             err_code: Some("NOTENOUGH".into()),
