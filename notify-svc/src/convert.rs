@@ -73,6 +73,7 @@ fn payment_succeeded(
         paid_at_unix: paid.time_end.unix_seconds(),
         received_at_unix_ms,
         trace_id: trace_id.to_owned(),
+        currency: paid.fee_type.clone(),
     }
 }
 
@@ -116,7 +117,25 @@ mod tests {
         assert_eq!(e.amount_fen, 1999);
         assert_eq!(e.openid, "oUser0000000000000000000000A");
         assert_eq!(e.paid_at_unix, 1_800_000_000);
+        assert_eq!(e.currency, "CNY");
         assert_eq!((e.received_at_unix_ms, e.trace_id.as_str()), (7, "t1"));
+    }
+
+    #[test]
+    fn the_currency_travels_with_the_payment() {
+        let paid = PaidDetails {
+            transaction_id: TransactionId::parse("4200000000000000000000000002").unwrap(),
+            total_fee: Fen::new(1999).unwrap(),
+            cash_fee: Fen::new(1999).unwrap(),
+            fee_type: "USD".into(),
+            openid: OpenId::parse("oUser0000000000000000000000A").unwrap(),
+            trade_type: "JSAPI".into(),
+            bank_type: "OTHERS".into(),
+            time_end: WeChatTime::from_unix(1_800_000_000).unwrap(),
+        };
+        let event = PaymentEvent::of(&notification(PaymentOutcome::Paid(paid)), "t3", 9);
+        let e = PaymentSucceeded::decode(event.body.as_slice()).unwrap();
+        assert_eq!((e.amount_fen, e.currency.as_str()), (1999, "USD"));
     }
 
     #[test]

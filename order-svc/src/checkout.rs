@@ -1,6 +1,8 @@
 //! Checkout: the prepay, applying a payment, and settling unpaid orders (cancel on request,
 //! the expiry sweep, the active query). Every status change goes through
-//! `crate::transitions`; the cache hears about it after the commit.
+//! `crate::transitions`; the cache hears about it after the commit. No connection or
+//! transaction is held across a call to pay-gateway-svc: decide from a read, call, then
+//! apply in a short transaction whose guarded UPDATE refuses a row that changed meanwhile.
 
 use std::time::Duration;
 
@@ -12,13 +14,22 @@ use crate::cache::OrderCache;
 use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderId, OrderStatus, PaymentFacts};
 use crate::error::AppError;
 use crate::payments::{CloseOutcome, Payments};
-use crate::store::{Owner, Store, Tx, orders};
+use crate::store::{Owner, Store};
 use crate::transitions::{self, Applied};
 
 /// A prepay_id is reused only while it has at least this long left.
 const PREPAY_REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// WeChat needs at least this long between now and `time_expire`.
 const MIN_PAY_WINDOW: Duration = Duration::from_secs(61);
+
+/// How long a sweeper's claim on an expired order keeps other replicas away: far above the
+/// three pay-gateway calls settling takes (each bounded by `PAY_GATEWAY_TIMEOUT`). A replica
+/// that dies mid-settle delays that order by at most this long.
+const SETTLE_LEASE: Duration = Duration::from_secs(120);
+
+fn not_cancellable(status: OrderStatus) -> AppError {
+    AppError::OrderNotPayable(format!("the order is {status}; it cannot be cancelled"))
+}
 
 fn offset(d: Duration) -> time::Duration {
     time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
@@ -136,9 +147,18 @@ impl Checkout {
         Ok(prepay.payment)
     }
 
-    /// Applies a payment (from a notification or a query) in its own transaction; the cache
-    /// is updated after the commit.
+    /// Applies a payment (from a notification or a query). A notification that contradicts
+    /// its order (amount, merchant, currency, paid after close) changes nothing until WeChat
+    /// was asked: its signed answer is the truth (`settle_contradiction`).
     pub async fn apply_payment(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
+        match self.apply_in_tx(facts).await? {
+            Applied::Contradicts(reason) => self.settle_contradiction(facts, reason).await,
+            applied => Ok(applied),
+        }
+    }
+
+    /// Applies a payment in its own short transaction; the cache is updated after the commit.
+    async fn apply_in_tx(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
         let mut tx = self.store.begin().await?;
         let applied = transitions::apply_payment(&mut tx, facts, &self.settings.merchant).await?;
         tx.commit().await?;
@@ -148,21 +168,49 @@ impl Checkout {
         Ok(applied)
     }
 
-    /// Settles an unpaid order that is locked in `tx`: asks WeChat first (it may have been
-    /// paid), closes it there, then closes it here.
-    async fn settle_unpaid(
+    /// A notification contradicted its order: asks WeChat (no connection held meanwhile).
+    /// When WeChat says the same, its answer goes through the normal transition (and may put
+    /// the order in REVIEW); otherwise WeChat's answer, if paid, is applied and the
+    /// notification is recorded as an anomaly without changing the order.
+    #[tracing::instrument(skip_all, fields(reason))]
+    async fn settle_contradiction(
         &self,
-        tx: &mut Tx,
-        order: &Order,
-        reason: CloseReason,
-    ) -> Result<Settled, AppError> {
+        claim: &PaymentFacts,
+        reason: &'static str,
+    ) -> Result<Applied, AppError> {
+        tracing::warn!(
+            reason,
+            "a notification contradicts the order; asking WeChat"
+        );
+        let truth = self.payments.paid_at_wechat(&claim.out_trade_no).await?;
+        match truth {
+            Some(truth) if truth.agrees_with(claim) => self.apply_in_tx(&truth).await,
+            truth => {
+                let truth = match truth {
+                    Some(t) => Some(Box::new(self.apply_in_tx(&t).await?)),
+                    None => None,
+                };
+                let mut tx = self.store.begin().await?;
+                let first = transitions::record_refuted(&mut tx, claim, reason).await?;
+                tx.commit().await?;
+                Ok(Applied::Refuted {
+                    reason,
+                    first,
+                    truth,
+                })
+            }
+        }
+    }
+
+    /// Settles an unpaid order without holding a connection or a lock across WeChat's calls:
+    /// asks WeChat (it may have been paid), closes it there, then applies the outcome in a
+    /// short transaction. The close is a guarded UPDATE from `order`'s PENDING: an order that
+    /// left PENDING meanwhile (paid, or settled by another request) is left alone.
+    async fn settle_unpaid(&self, order: &Order, reason: CloseReason) -> Result<Settled, AppError> {
         // Asked even without a recorded prepay_id: a unified order may have succeeded at
         // WeChat while its answer was lost. An order WeChat never saw is simply not found.
-        let merchant = &self.settings.merchant;
         if let Some(facts) = self.payments.paid_at_wechat(&order.out_trade_no).await? {
-            return Ok(Settled::Paid(
-                transitions::apply_payment(tx, &facts, merchant).await?,
-            ));
+            return Ok(Settled::Paid(self.apply_in_tx(&facts).await?));
         }
         if self.payments.close_payment(&order.out_trade_no).await? == CloseOutcome::AlreadyPaid {
             let facts = self
@@ -172,81 +220,73 @@ impl Checkout {
                 .ok_or_else(|| {
                     AppError::internal("close order", "WeChat says paid, its query says not")
                 })?;
-            return Ok(Settled::Paid(
-                transitions::apply_payment(tx, &facts, merchant).await?,
-            ));
+            return Ok(Settled::Paid(self.apply_in_tx(&facts).await?));
         }
-        Ok(transitions::close(tx, order, reason)
-            .await?
-            .map_or(Settled::Unchanged, Settled::Closed))
+        let mut tx = self.store.begin().await?;
+        let closed = transitions::close(&mut tx, order, reason).await?;
+        tx.commit().await?;
+        if let Some(closed) = &closed {
+            self.cache.put(closed).await;
+        }
+        Ok(closed.map_or(Settled::Unchanged, Settled::Closed))
     }
 
     /// Closes the caller's order on request (`POST /orders/{id}/cancel`).
     #[tracing::instrument(skip_all, fields(order_id = %id))]
     pub async fn cancel(&self, openid: &OpenId, id: OrderId) -> Result<Order, AppError> {
-        let mut tx = self.store.begin().await?;
-        let order = orders::lock(&mut tx, id, &Owner::User(openid.clone()))
+        let owner = Owner::User(openid.clone());
+        let order = self
+            .store
+            .order(id, &owner)
             .await?
             .ok_or(AppError::OrderNotFound)?;
-        let (result, changed) = match order.status {
-            OrderStatus::Closed => (Ok(order), None),
-            OrderStatus::Pending => {
-                let settled = self
-                    .settle_unpaid(&mut tx, &order, CloseReason::Cancelled)
-                    .await?;
-                let changed = settled.changed().cloned();
-                match settled {
-                    Settled::Closed(closed) => (Ok(closed), changed),
-                    Settled::Paid(_) | Settled::Unchanged => (
-                        Err(AppError::OrderNotPayable(
-                            "the order was paid; it cannot be cancelled".into(),
-                        )),
-                        changed,
-                    ),
+        match order.status {
+            OrderStatus::Closed => return Ok(order),
+            OrderStatus::Pending => {}
+            other => return Err(not_cancellable(other)),
+        }
+        match self.settle_unpaid(&order, CloseReason::Cancelled).await? {
+            Settled::Closed(closed) => Ok(closed),
+            Settled::Paid(_) => Err(AppError::OrderNotPayable(
+                "the order was paid; it cannot be cancelled".into(),
+            )),
+            // Settled meanwhile by another request or the sweeper: answer with what it is.
+            Settled::Unchanged => {
+                let now = self
+                    .store
+                    .order(id, &owner)
+                    .await?
+                    .ok_or(AppError::OrderNotFound)?;
+                match now.status {
+                    OrderStatus::Closed => Ok(now),
+                    other => Err(not_cancellable(other)),
                 }
             }
-            other => (
-                Err(AppError::OrderNotPayable(format!(
-                    "the order is {other}; it cannot be cancelled"
-                ))),
-                None,
-            ),
-        };
-        tx.commit().await?;
-        if let Some(order) = &changed {
-            self.cache.put(order).await;
         }
-        result
     }
 
-    /// Closes up to `limit` expired PENDING orders, each in its own transaction with its row
-    /// locked (`FOR UPDATE SKIP LOCKED`), so several replicas never close one order twice and
-    /// never skip one. Returns how many orders were settled.
+    /// Settles up to `limit` expired PENDING orders. Each is claimed by a short lease
+    /// (`SETTLE_LEASE`, bumped in one statement that skips rows another replica is claiming),
+    /// so several replicas never settle one order at once and never skip one, and no
+    /// connection is held while WeChat is asked. Returns how many orders were settled.
     pub async fn expire_once(&self, limit: usize) -> Result<usize, AppError> {
         let mut settled = 0;
         // Orders that failed this pass (WeChat unavailable, a refusal): skipped for the rest
         // of the pass so one bad order cannot stall the others; retried next pass.
         let mut failed: Vec<OrderId> = Vec::new();
         for _ in 0..limit {
-            let mut tx = self.store.begin().await?;
-            let Some(order) = orders::lock_next_expired(&mut tx, &failed).await? else {
+            let Some(order) = self.store.claim_next_expired(&failed, SETTLE_LEASE).await? else {
                 break;
             };
-            let outcome = match self
-                .settle_unpaid(&mut tx, &order, CloseReason::Expired)
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    tracing::warn!(order_id = %order.id, out_trade_no = %order.out_trade_no, error = %service_runtime::telemetry::error_chain(&e), "could not settle an expired order; retrying next pass");
-                    metrics::counter!("sweeper_failures_total").increment(1);
-                    failed.push(order.id);
-                    continue;
+            if let Err(e) = self.settle_unpaid(&order, CloseReason::Expired).await {
+                tracing::warn!(order_id = %order.id, out_trade_no = %order.out_trade_no, error = %service_runtime::telemetry::error_chain(&e), "could not settle an expired order; retrying next pass");
+                metrics::counter!("sweeper_failures_total").increment(1);
+                failed.push(order.id);
+                // Next pass may try again at once; should this fail, the lease runs out.
+                if let Err(e) = self.store.release_settle_lease(order.id).await {
+                    tracing::warn!(order_id = %order.id, error = %service_runtime::telemetry::error_chain(&e), "could not release a settle lease; it runs out by itself");
                 }
-            };
-            tx.commit().await?;
-            if let Some(order) = outcome.changed() {
-                self.cache.put(order).await;
+                continue;
             }
             settled += 1;
         }

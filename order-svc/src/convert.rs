@@ -8,7 +8,7 @@ use proto::paygateway::v1::{self as gateway_pb, TradeState};
 use time::OffsetDateTime;
 use wechat_pay::{Fen, IdError, MoneyError, OpenId, OutTradeNo, TransactionId};
 
-use crate::domain::{CloseReason, Order, OrderStatus, PaymentFacts, Source, unix_ms};
+use crate::domain::{CloseReason, Currency, Order, OrderStatus, PaymentFacts, Source, unix_ms};
 
 /// A message whose field does not hold a valid value of its domain type.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +50,7 @@ impl TryFrom<PaymentSucceeded> for PaymentFacts {
             transaction_id: TransactionId::parse(e.transaction_id)
                 .map_err(invalid::<IdError>(M, "transaction_id"))?,
             amount: Fen::from_i64(e.amount_fen).map_err(invalid::<MoneyError>(M, "amount_fen"))?,
+            currency: Currency::from_fee_type(&e.currency),
             appid: e.appid,
             mch_id: e.mch_id,
             paid_at: paid_at(e.paid_at_unix),
@@ -73,6 +74,7 @@ pub fn paid_facts(
         transaction_id: TransactionId::parse(q.transaction_id)
             .map_err(invalid::<IdError>(M, "transaction_id"))?,
         amount: Fen::from_i64(q.amount_fen).map_err(invalid::<MoneyError>(M, "amount_fen"))?,
+        currency: Currency::from_fee_type(&q.currency),
         appid: q.appid,
         mch_id: q.mch_id,
         paid_at: paid_at(q.paid_at_unix),
@@ -202,6 +204,18 @@ mod tests {
         assert_eq!(
             facts.paid_at.map(|t| t.unix_timestamp()),
             Some(1_800_000_000)
+        );
+    }
+
+    #[test]
+    fn a_payment_event_carries_its_currency_and_none_means_cny() {
+        assert!(PaymentFacts::try_from(event()).unwrap().currency.is_cny());
+        let mut usd = event();
+        usd.currency = "USD".into();
+        let facts = PaymentFacts::try_from(usd).unwrap();
+        assert_eq!(
+            (facts.currency.as_str(), facts.currency.is_cny()),
+            ("USD", false)
         );
     }
 

@@ -2,7 +2,8 @@
 //! caller's transaction: the order row is locked, the decision is taken from what is stored,
 //! the status moves by a guarded UPDATE (`crate::store::orders`), and the outbox event is
 //! written in the same transaction, so a transition and its announcement commit together or
-//! not at all, and a duplicate can never apply twice.
+//! not at all, and a duplicate can never apply twice. A notification that contradicts its
+//! order changes nothing here: it is handed back so that WeChat is asked first.
 
 use prost::Message as _;
 use sqlx::PgConnection;
@@ -10,7 +11,7 @@ use tracing::Span;
 use uuid::Uuid;
 
 use crate::convert;
-use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderStatus, PaymentFacts};
+use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderStatus, PaymentFacts, Source};
 use crate::error::AppError;
 use crate::store::outbox::{self, OutboxEvent};
 use crate::store::{anomalies, orders};
@@ -22,13 +23,27 @@ pub enum Applied {
     Paid(Order),
     /// Already PAID by this same transaction: nothing changed, nothing emitted.
     Duplicate(Order),
-    /// The payment contradicts the order, which went to REVIEW.
+    /// WeChat's own answer contradicts the order, which went to REVIEW.
     Review(Order, &'static str),
     /// The payment cannot apply and the order was not changed (unknown order, another
     /// merchant, a second payment, an order already under review).
     Rejected(&'static str),
     /// This same contradicting payment was recorded before: nothing more to do.
     AlreadyRecorded,
+    /// A notification contradicts the order (amount, merchant, currency, paid after close):
+    /// nothing was changed or recorded; WeChat must be asked (`crate::checkout`).
+    Contradicts(&'static str),
+    /// WeChat's answer refuted a contradicting notification: the notification was recorded
+    /// as an anomaly (`first`: now, not before) and changed nothing; `truth` is what applying
+    /// WeChat's answer did, when WeChat says the order was paid.
+    Refuted {
+        /// How the notification contradicted the order.
+        reason: &'static str,
+        /// Whether it was recorded now (a repeat of it was recorded before otherwise).
+        first: bool,
+        /// WeChat's answer applied.
+        truth: Option<Box<Applied>>,
+    },
 }
 
 impl Applied {
@@ -36,7 +51,11 @@ impl Applied {
     pub fn changed(&self) -> Option<&Order> {
         match self {
             Applied::Paid(o) | Applied::Review(o, _) => Some(o),
-            Applied::Duplicate(_) | Applied::Rejected(_) | Applied::AlreadyRecorded => None,
+            Applied::Refuted { truth, .. } => truth.as_deref().and_then(Applied::changed),
+            Applied::Duplicate(_)
+            | Applied::Rejected(_)
+            | Applied::AlreadyRecorded
+            | Applied::Contradicts(_) => None,
         }
     }
 }
@@ -66,7 +85,7 @@ async fn record_anomaly(
     order: Option<&Order>,
     reason: &'static str,
 ) -> Result<bool, AppError> {
-    if !anomalies::record(conn, facts, order.map(|o| o.id), reason).await? {
+    if !anomalies::record_per_source(conn, facts, order.map(|o| o.id), reason).await? {
         return Ok(false);
     }
     metrics::counter!("payment_anomalies_total", "reason" => reason, "source" => facts.source.as_str()).increment(1);
@@ -102,8 +121,58 @@ async fn to_review(
     })
 }
 
+/// A payment that contradicts the order. A notification changes nothing and is handed back
+/// (`Applied::Contradicts`) so that WeChat is asked; WeChat's own answer (a query) is the
+/// truth: a PENDING or CLOSED order it contradicts goes to REVIEW, anything else is recorded.
+async fn contradiction(
+    conn: &mut PgConnection,
+    facts: &PaymentFacts,
+    order: Option<&Order>,
+    reason: &'static str,
+) -> Result<Applied, AppError> {
+    match (facts.source, order) {
+        (Source::Notification, _) => Ok(Applied::Contradicts(reason)),
+        (Source::Query, Some(o))
+            if matches!(o.status, OrderStatus::Pending | OrderStatus::Closed) =>
+        {
+            to_review(conn, o, facts, reason).await
+        }
+        (Source::Query, order) => reject(conn, facts, order, reason).await,
+    }
+}
+
+/// How `facts` contradict `order` (which they are for and may still apply to), if they do.
+fn contradicts(order: &Order, facts: &PaymentFacts) -> Option<&'static str> {
+    if !facts.currency.is_cny() {
+        Some("currency_mismatch")
+    } else if order.amount != facts.amount {
+        Some("amount_mismatch")
+    } else if order.status == OrderStatus::Closed {
+        Some("paid_after_close")
+    } else {
+        None
+    }
+}
+
+/// Records a notification that WeChat's own answer refuted (it changes nothing), with its own
+/// metric and an error log line: a validly signed notification WeChat did not send means the
+/// key leaked or something is badly wrong. `false` when it was recorded before.
+pub async fn record_refuted(
+    conn: &mut PgConnection,
+    claim: &PaymentFacts,
+    reason: &'static str,
+) -> Result<bool, AppError> {
+    let order = orders::lock_by_number(conn, &claim.out_trade_no).await?;
+    if !anomalies::record_per_source(conn, claim, order.map(|o| o.id), reason).await? {
+        return Ok(false);
+    }
+    metrics::counter!("payment_notifications_refuted_total", "reason" => reason).increment(1);
+    tracing::error!(transaction_id = %claim.transaction_id, amount_fen = claim.amount.get(), currency = %claim.currency, reason, "a signed notification contradicts WeChat's own answer (order query): the merchant key may have leaked");
+    Ok(true)
+}
+
 /// Applies a payment to its order, inside the caller's transaction: the order is locked,
-/// checked (merchant, amount, state), and moved by a guarded UPDATE.
+/// checked (merchant, currency, amount, state), and moved by a guarded UPDATE.
 #[tracing::instrument(skip_all, fields(out_trade_no = %facts.out_trade_no, order_id))]
 pub async fn apply_payment(
     conn: &mut PgConnection,
@@ -111,16 +180,19 @@ pub async fn apply_payment(
     merchant: &ExpectedMerchant,
 ) -> Result<Applied, AppError> {
     if !merchant.is_payee_of(facts) {
-        return reject(conn, facts, None, "other_merchant").await;
+        return contradiction(conn, facts, None, "other_merchant").await;
     }
     let Some(order) = orders::lock_by_number(conn, &facts.out_trade_no).await? else {
         return reject(conn, facts, None, "unknown_order").await;
     };
     Span::current().record("order_id", tracing::field::display(order.id));
+    let same_payment = order.transaction_id.as_ref() == Some(&facts.transaction_id);
+    let applies = matches!(order.status, OrderStatus::Pending | OrderStatus::Closed)
+        || (order.status.is_paid() && same_payment);
+    if let Some(reason) = contradicts(&order, facts).filter(|_| applies) {
+        return contradiction(conn, facts, Some(&order), reason).await;
+    }
     match order.status {
-        OrderStatus::Pending if order.amount != facts.amount => {
-            to_review(conn, &order, facts, "amount_mismatch").await
-        }
         OrderStatus::Pending => {
             let paid = orders::mark_paid(conn, &order, &facts.transaction_id, facts.paid_at)
                 .await?
@@ -132,13 +204,8 @@ pub async fn apply_payment(
             tracing::info!(transaction_id = %facts.transaction_id, source = facts.source.as_str(), "order paid");
             Ok(Applied::Paid(paid))
         }
-        status
-            if status.is_paid() && order.transaction_id.as_ref() == Some(&facts.transaction_id) =>
-        {
-            Ok(Applied::Duplicate(order))
-        }
+        status if status.is_paid() && same_payment => Ok(Applied::Duplicate(order)),
         status if status.is_paid() => reject(conn, facts, Some(&order), "second_payment").await,
-        OrderStatus::Closed => to_review(conn, &order, facts, "paid_after_close").await,
         _ => reject(conn, facts, Some(&order), "order_under_review").await,
     }
 }

@@ -270,7 +270,7 @@ async fn refused_notifications_are_counted_by_reason() {
 }
 
 #[tokio::test]
-async fn a_wrong_amount_lands_in_review_and_the_dead_letter_queue_once() {
+async fn a_wrong_amount_is_settled_by_asking_wechat_and_the_real_payment_applies() {
     let s = stack().await;
     let events = OrderEvents::listen(&s.topology).await;
     s.sim
@@ -283,7 +283,12 @@ async fn a_wrong_amount_lands_in_review_and_the_dead_letter_queue_once() {
         .unwrap();
     let (token, id, number) = s.prepaid_order("dave").await;
     s.user_pays(&number);
-    s.wait_status(&token, &id, "REVIEW").await;
+    // WeChat's order query says 1999 was paid: that is what applies.
+    let order = s.wait_status(&token, &id, "PAID").await;
+    assert_eq!(
+        order["transaction_id"].as_str(),
+        s.at_wechat(&number).transaction_id.as_deref()
+    );
     s.notification_settled(&number, 3).await;
     s.sim
         .sim()
@@ -294,20 +299,26 @@ async fn a_wrong_amount_lands_in_review_and_the_dead_letter_queue_once() {
     assert_eq!(
         s.dead_letters().await,
         1,
-        "three copies of one contradicting payment: dead-lettered once"
+        "three copies of one refuted notification: dead-lettered once"
     );
     assert_eq!(
-        s.sql_count("SELECT count(*) FROM payment_anomalies WHERE reason = 'amount_mismatch'")
-            .await,
+        s.sql_count(
+            "SELECT count(*) FROM payment_anomalies WHERE reason = 'amount_mismatch' AND source = 'notification'"
+        )
+        .await,
         1
     );
     assert_eq!(
         s.sql_count("SELECT count(*) FROM payment_anomalies").await,
         1
     );
-    s.wait_events(&events, "order.paid", 1).await;
+    s.wait_events(&events, "order.paid", 2).await;
     assert_eq!(s.workers().relay_once().await.unwrap(), 0);
-    assert_eq!(events.count("order.paid"), 1, "the barrier's only");
+    assert_eq!(
+        events.count("order.paid"),
+        2,
+        "this order's and the barrier's"
+    );
 }
 
 #[tokio::test]

@@ -163,6 +163,7 @@ pub(crate) fn query_answer(answer: OrderQueryResponse) -> pb::QueryPaymentRespon
         mch_id: answer.mch_id,
         openid: answer.openid.unwrap_or_default(),
         paid_at_unix: answer.time_end.map_or(0, WeChatTime::unix_seconds),
+        currency: answer.fee_type.unwrap_or_default(),
     }
 }
 

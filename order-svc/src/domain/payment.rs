@@ -32,6 +32,8 @@ pub struct PaymentFacts {
     pub transaction_id: TransactionId,
     /// What was paid.
     pub amount: Fen,
+    /// In which currency.
+    pub currency: Currency,
     /// The Mini Program it was paid in.
     pub appid: String,
     /// The merchant it was paid to.
@@ -42,6 +44,54 @@ pub struct PaymentFacts {
     pub event_id: Option<String>,
     /// Notification or query.
     pub source: Source,
+}
+
+/// The currency of a payment (ISO 4217, as WeChat's `fee_type` says it). Orders are priced
+/// in CNY only; a payment in anything else contradicts its order whatever the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Currency(String);
+
+impl Currency {
+    /// Renminbi, the only currency an order can be paid in.
+    pub const CNY: &'static str = "CNY";
+
+    /// The currency WeChat named; absent (empty) means CNY, WeChat's default.
+    pub fn from_fee_type(fee_type: &str) -> Self {
+        if fee_type.is_empty() {
+            Currency(Self::CNY.to_owned())
+        } else {
+            Currency(fee_type.to_owned())
+        }
+    }
+
+    /// Whether this is CNY.
+    pub fn is_cny(&self) -> bool {
+        self.0 == Self::CNY
+    }
+
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PaymentFacts {
+    /// Whether `other` says the same payment: same transaction, amount, currency and payee.
+    /// A notification WeChat's own answer does not confirm this way was not WeChat's.
+    pub fn agrees_with(&self, other: &PaymentFacts) -> bool {
+        self.out_trade_no == other.out_trade_no
+            && self.transaction_id == other.transaction_id
+            && self.amount == other.amount
+            && self.currency == other.currency
+            && self.appid == other.appid
+            && self.mch_id == other.mch_id
+    }
 }
 
 /// The merchant this order-svc sells for: a payment to anyone else is an anomaly.

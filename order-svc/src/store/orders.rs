@@ -343,3 +343,40 @@ pub async fn mark_review(
     .await?;
     one(row)
 }
+
+impl Store {
+    /// Claims the expired PENDING order that expired first and is not leased (nor in
+    /// `skip`), by bumping its lease `lease` ahead, in one statement: the row lock lasts only
+    /// as long as the statement (`FOR UPDATE SKIP LOCKED` keeps two replicas from claiming the
+    /// same row), and the lease keeps others away while WeChat is asked.
+    pub async fn claim_next_expired(
+        &self,
+        skip: &[OrderId],
+        lease: Duration,
+    ) -> Result<Option<Order>, StoreError> {
+        let skip: Vec<Uuid> = skip.iter().map(|id| id.as_uuid()).collect();
+        let row = sqlx::query(&format!(
+            "UPDATE orders SET settle_lease_until = now() + make_interval(secs => $2)
+             WHERE id = (SELECT id FROM orders
+                         WHERE status = 'PENDING' AND expires_at <= now() AND NOT (id = ANY($1))
+                           AND (settle_lease_until IS NULL OR settle_lease_until <= now())
+                         ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(&skip)
+        .bind(seconds(lease))
+        .fetch_optional(self.pool())
+        .await?;
+        one(row)
+    }
+
+    /// Gives up a sweeper's claim on order `id` (settling it failed), so the next pass may
+    /// try again.
+    pub async fn release_settle_lease(&self, id: OrderId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE orders SET settle_lease_until = NULL WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

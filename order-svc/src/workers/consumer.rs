@@ -1,4 +1,10 @@
-//! The payment-event consumer: one verdict per event (ack, retry, dead-letter).
+//! The payment-event consumer: one verdict per event (ack, retry, dead-letter). A database
+//! that cannot be reached is not the event's fault: the delivery is kept and applied again
+//! in-process with capped backoff until the database answers (or shutdown), so an outage
+//! never burns the queue's delivery limit; only what fails on a healthy database is retried
+//! through the queue and, past the limit, dead-lettered.
+
+use std::time::Duration;
 
 use messaging::{Message, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Verdict};
 use prost::Message as _;
@@ -8,7 +14,12 @@ use tracing::Instrument;
 
 use super::Workers;
 use crate::domain::PaymentFacts;
+use crate::error::AppError;
+use crate::store::StoreError;
 use crate::transitions::Applied;
+
+/// Longest pause between two attempts while the database is unreachable.
+const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Workers {
     /// Handles one payment event and says what to do with the message.
@@ -45,25 +56,89 @@ impl Workers {
         };
         tracing::Span::current()
             .record("out_trade_no", tracing::field::display(&facts.out_trade_no));
-        match self.checkout.apply_payment(&facts).await {
+        let Some(result) = self.apply_through_outages(&facts).await else {
+            // Stopping while the database is down: give it back, unfinished.
+            return Verdict::Retry;
+        };
+        match result {
             Ok(Applied::Paid(_)) => Verdict::Ack,
             Ok(Applied::Duplicate(_) | Applied::AlreadyRecorded) => {
                 tracing::info!("duplicate payment event: nothing to do");
                 metrics::counter!("payment_events_total", "outcome" => "duplicate").increment(1);
                 Verdict::Ack
             }
-            Ok(Applied::Review(_, reason) | Applied::Rejected(reason)) => {
-                dead_letter(reason, &facts.out_trade_no)
+            Ok(Applied::Refuted { first: false, .. }) => {
+                tracing::info!("a repeat of a refuted notification: recorded before");
+                metrics::counter!("payment_events_total", "outcome" => "duplicate").increment(1);
+                Verdict::Ack
             }
+            Ok(
+                Applied::Review(_, reason)
+                | Applied::Rejected(reason)
+                | Applied::Contradicts(reason)
+                | Applied::Refuted { reason, .. },
+            ) => dead_letter(reason, &facts.out_trade_no),
             Err(e) => {
                 tracing::warn!(error = %error_chain(&e), delay = ?self.retry_delay, "payment event not applied; it will be redelivered");
                 metrics::counter!("payment_events_total", "outcome" => "retry").increment(1);
-                // A pause before giving it back, so a short database outage does not burn the
+                // A pause before giving it back, so a passing failure does not burn the
                 // delivery limit in milliseconds.
                 tokio::time::sleep(self.retry_delay).await;
                 Verdict::Retry
             }
         }
+    }
+
+    /// Applies `facts`, trying again with capped exponential backoff for as long as the
+    /// database cannot be reached; `None` when shutdown came first.
+    async fn apply_through_outages(
+        &self,
+        facts: &PaymentFacts,
+    ) -> Option<Result<Applied, AppError>> {
+        let mut backoff = self.retry_delay.min(MAX_OUTAGE_BACKOFF);
+        loop {
+            match self.checkout.apply_payment(facts).await {
+                Err(e) if database_unreachable(&e) => {
+                    tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, "the database is unreachable; keeping the payment event and trying again");
+                    metrics::counter!("payment_events_total", "outcome" => "database_unreachable")
+                        .increment(1);
+                }
+                result => return Some(result),
+            }
+            let stopped = async {
+                match &self.stop {
+                    Some(stop) => stop.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = stopped => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_OUTAGE_BACKOFF);
+        }
+    }
+}
+
+/// Whether `e` says the database could not be reached (down, restarting, refusing
+/// connections, the pool exhausted), rather than that this event cannot be applied.
+fn database_unreachable(e: &AppError) -> bool {
+    let AppError::Store(StoreError::Query(e)) = e else {
+        return false;
+    };
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P0x: the server is shutting down or starting;
+        // 53300: too many connections.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P0") || c == "53300"),
+        _ => false,
     }
 }
 

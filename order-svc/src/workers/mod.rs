@@ -34,6 +34,10 @@ pub struct Workers {
     delivery_limit: i32,
     sweep_interval: Duration,
     retry_delay: Duration,
+    /// The stop of the running consumer (set by [`Workers::spawn`]): ends the wait for a
+    /// database that is down. Without it (tests driving single steps) the wait ends only
+    /// when the database answers.
+    stop: Option<Shutdown>,
     /// Set once the consumer has declared its queue: from then on payment events have
     /// somewhere to go (notify-svc publishes with `mandatory`).
     topology_declared: Arc<std::sync::atomic::AtomicBool>,
@@ -63,6 +67,7 @@ impl Workers {
             delivery_limit: settings.amqp_delivery_limit,
             sweep_interval: settings.sweep_interval,
             retry_delay: settings.amqp_retry_delay,
+            stop: None,
             topology_declared: Arc::default(),
         }
     }
@@ -92,7 +97,8 @@ impl Workers {
     pub fn spawn(&self, stop: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         self.publisher.spawn_keepalive(stop.wait());
-        let consumer = self.clone();
+        let mut consumer = self.clone();
+        consumer.stop = Some(stop.clone());
         let queue = self.topology.order_payments_queue();
         let (topology, limit) = (self.topology.clone(), self.delivery_limit);
         let declared = Arc::clone(&self.topology_declared);

@@ -47,6 +47,10 @@ pub struct Options {
     pub trusted_proxy: bool,
     /// More of order-svc's settings (e.g. short `HTTP_*` timeouts).
     pub order_env: Vec<(&'static str, &'static str)>,
+    /// order-svc's `DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: &'static str,
+    /// order-svc reaches PostgreSQL through an outage [`Proxy`] (`Stack::db_proxy`).
+    pub database_proxy: bool,
 }
 
 impl Default for Options {
@@ -62,6 +66,8 @@ impl Default for Options {
             login_rate_per_minute: "60",
             trusted_proxy: false,
             order_env: Vec::new(),
+            database_max_connections: "4",
+            database_proxy: false,
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct Stack {
     pub notify_ops: String,
     pub gateway_url: String,
     pub database_url: String,
+    /// The proxy between order-svc and PostgreSQL, with `Options::database_proxy`.
+    pub db_proxy: Option<test_support::Proxy>,
     pub redis_prefix: String,
     /// order-svc's HTTP API (of the running instance).
     pub api: OrderApi,
@@ -101,6 +109,7 @@ struct OrderEnv {
     login_rate_per_minute: &'static str,
     trusted_proxy: bool,
     extra: Vec<(&'static str, &'static str)>,
+    database_max_connections: &'static str,
 }
 
 pub async fn stack() -> Stack {
@@ -166,6 +175,12 @@ pub async fn stack_with(options: Options) -> Stack {
             redis_url()
         }
     };
+    let database_url = fresh_database().await;
+    let db_proxy = if options.database_proxy {
+        Some(database_proxy(&database_url).await)
+    } else {
+        None
+    };
     let mut stack = Stack {
         sim,
         topology,
@@ -173,7 +188,8 @@ pub async fn stack_with(options: Options) -> Stack {
         notify: notify_base,
         notify_ops,
         gateway_url,
-        database_url: fresh_database().await,
+        database_url,
+        db_proxy,
         redis_prefix: format!("minipay-test-{}:", unique_id()),
         api: OrderApi::new(String::new()),
         ops: OrderApi::new(String::new()),
@@ -188,6 +204,7 @@ pub async fn stack_with(options: Options) -> Stack {
             login_rate_per_minute: options.login_rate_per_minute,
             trusted_proxy: options.trusted_proxy,
             extra: options.order_env,
+            database_max_connections: options.database_max_connections,
         },
         order_run: None,
         _cleanup: cleanup,
@@ -201,6 +218,10 @@ impl Stack {
     /// every start).
     pub fn order_settings(&self) -> order_svc::Settings {
         let e = &self.order_env;
+        let database_url = match &self.db_proxy {
+            Some(proxy) => via(&self.database_url, proxy.addr),
+            None => self.database_url.clone(),
+        };
         let mut env = MapEnv::from_pairs([
             SIMULATOR_MODE,
             ("ORDER_HTTP_ADDR", "127.0.0.1:0"),
@@ -208,8 +229,8 @@ impl Stack {
             ("ORDER_OPS_ADDR", "127.0.0.1:0"),
             ("GRPC_TOKEN", ORDER_GRPC_TOKEN),
             ("PAY_GATEWAY_TOKEN", GATEWAY_GRPC_TOKEN),
-            ("DATABASE_URL", self.database_url.as_str()),
-            ("DATABASE_MAX_CONNECTIONS", "4"),
+            ("DATABASE_URL", database_url.as_str()),
+            ("DATABASE_MAX_CONNECTIONS", e.database_max_connections),
             ("REDIS_URL", e.redis.as_str()),
             ("REDIS_KEY_PREFIX", self.redis_prefix.as_str()),
             ("PAY_GATEWAY_URL", self.gateway_url.as_str()),
@@ -388,4 +409,24 @@ impl Stack {
             .unwrap();
         sqlx::query(sql).execute(&mut conn).await.unwrap();
     }
+}
+
+/// A proxy to the PostgreSQL server of `database_url`.
+async fn database_proxy(database_url: &str) -> test_support::Proxy {
+    let url = reqwest::Url::parse(database_url).unwrap();
+    let host = url.host_str().unwrap();
+    let upstream = tokio::net::lookup_host((host, url.port().unwrap_or(5432)))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    test_support::Proxy::start(upstream).await
+}
+
+/// `database_url` with its server replaced by `addr`.
+fn via(database_url: &str, addr: SocketAddr) -> String {
+    let mut url = reqwest::Url::parse(database_url).unwrap();
+    url.set_host(Some(&addr.ip().to_string())).unwrap();
+    url.set_port(Some(addr.port())).unwrap();
+    url.to_string()
 }
