@@ -85,7 +85,7 @@ async fn record_anomaly(
     order: Option<&Order>,
     reason: &'static str,
 ) -> Result<bool, AppError> {
-    if !anomalies::record_per_source(conn, facts, order.map(|o| o.id), reason).await? {
+    if !anomalies::record(conn, facts, order.map(|o| o.id), reason).await? {
         return Ok(false);
     }
     metrics::counter!("payment_anomalies_total", "reason" => reason, "source" => facts.source.as_str()).increment(1);
@@ -163,7 +163,7 @@ pub async fn record_refuted(
     reason: &'static str,
 ) -> Result<bool, AppError> {
     let order = orders::lock_by_number(conn, &claim.out_trade_no).await?;
-    if !anomalies::record_per_source(conn, claim, order.map(|o| o.id), reason).await? {
+    if !anomalies::record(conn, claim, order.map(|o| o.id), reason).await? {
         return Ok(false);
     }
     metrics::counter!("payment_notifications_refuted_total", "reason" => reason).increment(1);

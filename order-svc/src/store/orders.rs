@@ -236,22 +236,6 @@ impl Store {
     }
 }
 
-/// Locks the order `id` (if `owner` may see it) for a transition.
-pub async fn lock(
-    conn: &mut PgConnection,
-    id: OrderId,
-    owner: &Owner,
-) -> Result<Option<Order>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND ($2::text IS NULL OR openid = $2) FOR UPDATE"
-    ))
-    .bind(id.as_uuid())
-    .bind(owner.openid())
-    .fetch_optional(&mut *conn)
-    .await?;
-    one(row)
-}
-
 /// Locks the order numbered `out_trade_no` for a transition.
 pub async fn lock_by_number(
     conn: &mut PgConnection,
@@ -261,24 +245,6 @@ pub async fn lock_by_number(
         "SELECT {ORDER_COLUMNS} FROM orders WHERE out_trade_no = $1 FOR UPDATE"
     ))
     .bind(out_trade_no.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    one(row)
-}
-
-/// Locks the expired PENDING order that expired first, skipping rows another replica holds
-/// (`FOR UPDATE SKIP LOCKED`) and the ids in `skip`.
-pub async fn lock_next_expired(
-    conn: &mut PgConnection,
-    skip: &[OrderId],
-) -> Result<Option<Order>, StoreError> {
-    let skip: Vec<Uuid> = skip.iter().map(|id| id.as_uuid()).collect();
-    let row = sqlx::query(&format!(
-        "SELECT {ORDER_COLUMNS} FROM orders
-         WHERE status = 'PENDING' AND expires_at <= now() AND NOT (id = ANY($1))
-         ORDER BY expires_at LIMIT 1 FOR UPDATE SKIP LOCKED"
-    ))
-    .bind(&skip)
     .fetch_optional(&mut *conn)
     .await?;
     one(row)
