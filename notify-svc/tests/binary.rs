@@ -117,13 +117,18 @@ async fn a_sigterm_stops_it_without_a_warning_or_error() {
     test_support::require_rabbitmq().await;
     let prefix = format!("t{}.", test_support::unique_id());
     let _cleanup = test_support::AmqpCleanup::new(prefix.clone());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port, ops) = (free_port(), free_port());
     let mut child = Command::new(BIN)
         .env("NOTIFY_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env("NOTIFY_OPS_ADDR", format!("127.0.0.1:{ops}"))
+        .env("WECHAT_MODE", "simulator")
         .env("AMQP_URL", test_support::amqp_url())
         .env("AMQP_PREFIX", &prefix)
         .stdout(Stdio::piped())
@@ -131,7 +136,7 @@ async fn a_sigterm_stops_it_without_a_warning_or_error() {
         .spawn()
         .unwrap();
     // Ready means its confirming channel is open: the connection a stop must close cleanly.
-    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let ready = format!("http://127.0.0.1:{ops}/readyz");
     test_support::wait_until(Duration::from_secs(10), "notify-svc is ready", || async {
         reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200)
     })

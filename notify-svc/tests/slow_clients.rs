@@ -33,6 +33,7 @@ async fn notify_svc(http: &[(&str, &str)]) -> Running {
     let mut env = MapEnv::from_pairs([
         ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
         ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
+        ("WECHAT_MODE", "simulator"),
         ("AMQP_URL", amqp.as_str()),
         ("AMQP_PREFIX", prefix.as_str()),
         ("HTTP_HEADER_TIMEOUT", "30s"),

@@ -206,7 +206,8 @@ mod tests {
         let ok = MapEnv::from_pairs([
             ("SESSION_SECRET", secret.as_str()),
             ("DATABASE_URL", "postgres://u:pw@db/x"),
-            ("WECHAT_MODE", "simulator"),
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_MCH_ID", "1900000109"),
             ("GRPC_TOKEN", "order-svc-grpc-token-0123456789abcdef"),
             (
                 "PAY_GATEWAY_TOKEN",
@@ -248,6 +249,11 @@ mod tests {
         MapEnv::from_pairs([
             ("SESSION_SECRET", "s".repeat(32).as_str()),
             ("DATABASE_URL", "postgres://db/x"),
+            ("GRPC_TOKEN", "order-svc-grpc-token-0123456789abcdef"),
+            (
+                "PAY_GATEWAY_TOKEN",
+                "pay-gateway-grpc-token-0123456789abcdef",
+            ),
         ])
     }
 

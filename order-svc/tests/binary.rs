@@ -123,6 +123,8 @@ async fn order_svc_stops_on_sigterm_without_a_warning_or_error() {
         .env("SESSION_SECRET", support::SESSION_SECRET)
         .env("ORDER_HTTP_ADDR", format!("127.0.0.1:{http}"))
         .env("ORDER_GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("ORDER_OPS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env(support::SIMULATOR_MODE.0, support::SIMULATOR_MODE.1)
         .env("REDIS_URL", support::redis_url())
         .env("AMQP_URL", support::amqp_url())
         .env("AMQP_PREFIX", &prefix)

@@ -163,10 +163,17 @@ mod tests {
 
     #[test]
     fn the_grpc_token_is_required_outside_simulator_mode() {
-        let err = Settings::from_source(&MapEnv::default()).unwrap_err();
+        let mut merchant = MapEnv::from_pairs([
+            ("WECHAT_MCH_ID", "1900000109"),
+            ("WECHAT_APPID", "wx1"),
+            ("WECHAT_API_KEY", "192006250b4c09247ec02edce69f6a2d"),
+            ("WECHAT_APP_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]);
+        let err = Settings::from_source(&merchant).unwrap_err();
         assert!(err.to_string().contains("GRPC_TOKEN"), "{err}");
         let token = "pay-gateway-grpc-token-0123456789abcdef";
-        let s = Settings::from_source(&MapEnv::from_pairs([("GRPC_TOKEN", token)])).unwrap();
+        merchant.0.insert("GRPC_TOKEN".into(), token.into());
+        let s = Settings::from_source(&merchant).unwrap();
         assert!(s.grpc.token.is_some());
         assert!(
             !format!("{s:?}").contains(token),
