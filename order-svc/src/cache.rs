@@ -218,15 +218,7 @@ impl OrderCache {
     /// tombstone of this version); if that fails too, the invalidation is retried until it
     /// succeeds. Never returns an error: the change is committed, the cache only follows.
     pub async fn put(&self, order: &Order) {
-        match self
-            .write_entry(
-                order.id,
-                order.version,
-                &Entry::Order(Box::new(order.clone())),
-                "order",
-            )
-            .await
-        {
+        match self.write_order(order).await {
             Ok(()) => self.settled(order.id, order.version),
             Err(failure) => {
                 tracing::warn!(order_id = %order.id, version = order.version, failure = failure.label(), "caching a change failed; invalidating the entry");
@@ -238,18 +230,16 @@ impl OrderCache {
     /// Caches the order after a read from PostgreSQL, unless the entry there is as new (a
     /// change committed and cached meanwhile is never replaced by this older read).
     pub async fn fill(&self, order: &Order) {
-        if self
-            .write_entry(
-                order.id,
-                order.version,
-                &Entry::Order(Box::new(order.clone())),
-                "order",
-            )
-            .await
-            .is_ok()
-        {
+        if self.write_order(order).await.is_ok() {
             self.settled(order.id, order.version);
         }
+    }
+
+    /// Writes `order` as its entry, if newer than what Redis holds.
+    async fn write_order(&self, order: &Order) -> Result<(), WriteFailure> {
+        let entry = Entry::Order(Box::new(order.clone()));
+        self.write_entry(order.id, order.version, &entry, "order")
+            .await
     }
 
     /// Writes a tombstone of `version` for `id`, or remembers to.
