@@ -290,3 +290,75 @@ async fn a_database_outage_longer_than_the_delivery_limit_dead_letters_nothing()
     s.wait_status(&token, &id, "PAID").await;
     assert_eq!(s.dead_letters().await, 0);
 }
+
+#[tokio::test]
+async fn a_paid_after_close_claim_waits_out_a_payment_gateway_outage() {
+    let mut s = stack_with(Options {
+        workers: false,
+        payment_query_after: "1h",
+        ..Options::default()
+    })
+    .await;
+    // order-svc reaches pay-gateway-svc through a proxy that can go down.
+    let gateway: std::net::SocketAddr =
+        s.gateway_url.trim_start_matches("http://").parse().unwrap();
+    let proxy = test_support::Proxy::start(gateway).await;
+    s.gateway_url = format!("http://{}", proxy.addr);
+    s.stop_order_svc().await;
+    s.start_order_svc().await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            drop_notifications: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let (token, id, number) = s.prepaid_order("una").await;
+    s.user_pays(&number);
+    // Closed here while WeChat took the payment (what a lost race would leave).
+    s.sql(&format!("UPDATE orders SET status = 'CLOSED', closed_at = now(), close_reason = 'cancelled' WHERE id = '{id}'")).await;
+    let txn = s.at_wechat(&number).transaction_id.unwrap();
+    let event = proto::events::v1::PaymentSucceeded {
+        event_id: format!("wxpay:{txn}"),
+        out_trade_no: number.clone(),
+        transaction_id: txn.clone(),
+        amount_fen: 1999,
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        ..Default::default()
+    };
+    let message = Message {
+        data: event.encode_to_vec(),
+        routing_key: messaging::PAYMENT_SUCCEEDED.into(),
+        redelivered: false,
+        properties: Default::default(),
+    };
+    let metrics = service_runtime::telemetry::metrics_handle();
+    proxy.down();
+    let workers = s.workers().clone();
+    let handled = tokio::spawn(async move { workers.handle_event(message).await });
+    // The claim contradicts the closed order, so WeChat must be asked, and cannot be: the
+    // consumer keeps the event (a dead letter now would leave a charged buyer unrecorded).
+    wait_until(
+        Duration::from_secs(20),
+        "the consumer waits out the pay-gateway-svc outage",
+        || async {
+            metrics
+                .render()
+                .contains("outcome=\"payment_gateway_unavailable\"")
+        },
+    )
+    .await;
+    proxy.up();
+    assert_eq!(
+        handled.await.unwrap(),
+        Verdict::DeadLetter,
+        "REVIEW orders are dead-lettered for an operator"
+    );
+    s.wait_status(&token, &id, "REVIEW").await;
+    assert_eq!(
+        anomalies(&s, &number).await,
+        vec![pair("paid_after_close", "query")],
+        "WeChat's answer, once it came, put the order in review"
+    );
+}

@@ -90,7 +90,10 @@ impl Workers {
     }
 
     /// Applies `facts`, trying again with capped exponential backoff for as long as the
-    /// database cannot be reached; `None` when shutdown came first.
+    /// database or pay-gateway-svc (asked to settle a contradiction) cannot be reached;
+    /// `None` when shutdown came first. Neither outage counts toward the delivery limit: a
+    /// "paid after close" claim dead-lettered because WeChat could not be asked would leave a
+    /// charged buyer with no record, since nothing else looks at closed orders.
     async fn apply_through_outages(
         &self,
         facts: &PaymentFacts,
@@ -98,12 +101,15 @@ impl Workers {
         let mut backoff = self.retry_delay.min(MAX_OUTAGE_BACKOFF);
         loop {
             match self.checkout.apply_payment(facts).await {
-                Err(e) if database_unreachable(&e) => {
-                    tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, "the database is unreachable; keeping the payment event and trying again");
-                    metrics::counter!("payment_events_total", "outcome" => "database_unreachable")
-                        .increment(1);
-                }
-                result => return Some(result),
+                Err(e) => match outage(&e) {
+                    Some(outcome) => {
+                        tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, outcome, "a dependency is unreachable; keeping the payment event and trying again");
+                        metrics::counter!("payment_events_total", "outcome" => outcome)
+                            .increment(1);
+                    }
+                    None => return Some(Err(e)),
+                },
+                applied => return Some(applied),
             }
             let stopped = async {
                 match &self.stop {
@@ -117,6 +123,16 @@ impl Workers {
             }
             backoff = (backoff * 2).min(MAX_OUTAGE_BACKOFF);
         }
+    }
+}
+
+/// Which dependency `e` says could not be reached (the metric's `outcome`), if it is an
+/// outage rather than a reason this event cannot be applied.
+fn outage(e: &AppError) -> Option<&'static str> {
+    match e {
+        AppError::PaymentUnavailable(_) => Some("payment_gateway_unavailable"),
+        _ if database_unreachable(e) => Some("database_unreachable"),
+        _ => None,
     }
 }
 
