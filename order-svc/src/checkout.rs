@@ -164,6 +164,11 @@ impl Checkout {
         tx.commit().await?;
         if let Some(order) = applied.changed() {
             self.cache.put(order).await;
+        } else if let Applied::Duplicate(order) = &applied {
+            // A repeat after a commit whose cache write was lost (the process died, the
+            // commit's answer never came): the entry may still say PENDING. A fill writes
+            // only if it is newer than what Redis holds.
+            self.cache.fill(order).await;
         }
         Ok(applied)
     }
@@ -257,6 +262,8 @@ impl Checkout {
                     .order(id, &owner)
                     .await?
                     .ok_or(AppError::OrderNotFound)?;
+                // Whoever settled it may have missed the cache; a fill is only written if newer.
+                self.cache.fill(&now).await;
                 match now.status {
                     OrderStatus::Closed => Ok(now),
                     other => Err(not_cancellable(other)),

@@ -28,6 +28,9 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> 
 /// How long a stop waits for lapin's I/O thread to finish after the close handshake.
 const IO_LOOP_EXIT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Longest wait for the broker's close-ok of a channel or a connection.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Closes `channel`, then `connection`, each waiting for the broker's close-ok, then waits
 /// for the connection's I/O thread to end. Dropping an open channel instead makes lapin
 /// close it in the background, racing the connection's close (an ERROR "invalid channel
@@ -39,16 +42,18 @@ pub(crate) async fn close_in_order(
     connection: Option<Connection>,
     reason: &str,
 ) {
+    // Each handshake is bounded: on a half-open connection the broker's close-ok never comes,
+    // and a publisher closes while holding its state lock.
     if let Some(channel) = channel
         && channel.status().connected()
     {
-        let _ = channel.close(200, reason).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, reason)).await;
     }
     let Some(connection) = connection else {
         return;
     };
     if connection.status().connected() {
-        let _ = connection.close(200, reason).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, reason)).await;
     }
     // `run` blocks until the I/O thread has ended, which it does once the connection closed.
     let io_loop = tokio::task::spawn_blocking(move || connection.run());

@@ -82,7 +82,7 @@ impl LoginLimits {
 
     fn check_at(&self, now: Instant, client: IpAddr, code: &LoginCode) -> Result<(), AppError> {
         let prefix: String = code.as_str().chars().take(CODE_PREFIX_CHARS).collect();
-        let keys = [Key::Client(client), Key::CodePrefix(prefix)];
+        let keys = [Key::Client(network_of(client)), Key::CodePrefix(prefix)];
         // A poisoned lock only means another request panicked mid-count: the counts are
         // still numbers, keep using them.
         let mut window = self
@@ -111,6 +111,22 @@ impl LoginLimits {
             *window.counts.entry(key).or_insert(0) += 1;
         }
         Ok(())
+    }
+}
+
+/// The unit one client is counted by: its IPv4 address, or its IPv6 /64 (one subscriber's
+/// network; rotating addresses inside it must not give fresh quotas). An IPv4-mapped IPv6
+/// address counts as the IPv4 address it carries.
+fn network_of(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -204,5 +220,16 @@ mod tests {
         assert!(limits.check_at(t0, A, &code("bbbbbbbb")).is_err());
         // The refused attempt did not use up the prefix `bbbbbbbb` for another client.
         assert!(limits.check_at(t0, B, &code("bbbbbbbb")).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(network_of(a), network_of(b));
+        assert_ne!(network_of(a), network_of(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(network_of(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 }

@@ -128,7 +128,7 @@ pub async fn serve_http(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    accept_failed(e).await?;
+                    accept_failed(e).await;
                     continue;
                 }
             },
@@ -187,24 +187,20 @@ async fn serve_connection(
     }
 }
 
-/// An accept error: the client's (go on), or the listener's (too many open files: wait a
-/// little, as axum does; anything else ends the server).
-async fn accept_failed(e: std::io::Error) -> Result<(), ServeError> {
+/// An accept error never ends the server (a per-connection network error such as EPROTO or
+/// ENETUNREACH is reported by `accept` too, and the man page says to retry): the client's
+/// errors are passed over; anything else (out of file descriptors, ENOBUFS, ENOMEM) is logged
+/// and accepting pauses a second, as axum's own server does.
+async fn accept_failed(e: std::io::Error) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         e.kind(),
         ConnectionAborted | ConnectionRefused | ConnectionReset
     ) {
-        return Ok(());
+        return;
     }
-    if e.raw_os_error()
-        .is_some_and(|code| code == 23 || code == 24)
-    {
-        tracing::error!(error = %e, "cannot accept connections: out of file descriptors");
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        return Ok(());
-    }
-    Err(ServeError::Http(e))
+    tracing::error!(error = %e, "accepting a connection failed; trying again in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// axum middleware: the body must keep coming (`tower-http`'s `TimeoutBody`, the wait for each
