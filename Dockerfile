@@ -20,10 +20,8 @@
 # Runs as uid/gid 10001 (numeric, so runAsNonRoot can verify it); writes nothing to disk, so
 # it runs with a read-only root filesystem. SIGTERM starts the graceful shutdown.
 
-ARG RUST_VERSION=1.95.0
-ARG DEBIAN_IMAGE=debian:12.12-slim
-
-FROM rust:${RUST_VERSION}-slim-bookworm AS builder
+# The builder and the runtime share the Debian release (bookworm), hence glibc.
+FROM rust:1.95.0-slim-bookworm AS builder
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
@@ -35,7 +33,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     && cp target/release/order-svc target/release/pay-gateway-svc \
           target/release/notify-svc target/release/wechatpay-sim /out/
 
-FROM ${DEBIAN_IMAGE} AS runtime
+FROM debian:12.12-slim AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 LABEL org.opencontainers.image.vendor="Minipay" \
