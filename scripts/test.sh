@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 # The API contract test runs schemathesis; it is installed once, outside the clone.
 bash scripts/install-schemathesis.sh > /dev/null
+# The deployment files (compose, kustomize overlays, Dockerfile, Prometheus) checked offline.
+bash scripts/validate-deploy.sh
 exec cargo test --workspace "$@"
