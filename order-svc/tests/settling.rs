@@ -75,6 +75,17 @@ async fn anomalies(s: &Stack, out_trade_no: &str) -> Vec<(String, String)> {
     .unwrap()
 }
 
+/// The value of the `payment_events_total` series whose labels contain `label`, in
+/// Prometheus text (0 when absent).
+fn counter(metrics: &str, label: &str) -> u64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with("payment_events_total{") && line.contains(label))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<f64>().ok())
+        .map_or(0, |value| value as u64)
+}
+
 fn pair(reason: &str, source: &str) -> (String, String) {
     (reason.to_owned(), source.to_owned())
 }
@@ -282,10 +293,17 @@ async fn a_database_outage_longer_than_the_delivery_limit_dead_letters_nothing()
     s.user_pays(&number);
     // notify-svc acks WeChat once the event is in the queue; order-svc cannot apply it.
     s.notification_settled(&number, 1).await;
-    // The outage lasts four times what the delivery limit allowed before: had the failed
-    // attempts gone back through the queue, the event would be dead-lettered by now.
-    let limit = u32::try_from(settings.amqp_delivery_limit).unwrap();
-    tokio::time::sleep(settings.amqp_retry_delay * limit * 4).await;
+    // The outage lasts until the consumer has tried more often than the delivery limit
+    // allows: had each failed attempt gone back through the queue, the event would be
+    // dead-lettered by now.
+    let limit = u64::try_from(settings.amqp_delivery_limit).unwrap();
+    let metrics = service_runtime::telemetry::metrics_handle();
+    wait_until(
+        Duration::from_secs(30),
+        "the consumer has retried past the delivery limit while the database is down",
+        || async { counter(&metrics.render(), "outcome=\"database_unreachable\"") > limit },
+    )
+    .await;
     proxy.up();
     s.wait_status(&token, &id, "PAID").await;
     assert_eq!(s.dead_letters().await, 0);

@@ -265,23 +265,14 @@ impl Receiver {
 /// only a real failure reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
-/// Polls `check` until it gives a value, failing the test naming `what` after [`PATIENCE`].
-pub async fn eventually<T, F, Fut>(what: impl std::fmt::Display, mut check: F) -> T
+/// Polls `check` until it gives a value, failing the test naming `what` after [`PATIENCE`]
+/// (the shared condition wait of `test-support`).
+pub async fn eventually<T, F, Fut>(what: impl std::fmt::Display, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gave up after {PATIENCE:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    test_support::wait_until(PATIENCE, &what.to_string(), check).await
 }
 
 /// The order's view once its notifications have settled: nothing held and no delivery under
