@@ -11,7 +11,9 @@ use time::OffsetDateTime;
 use wechat_pay::OpenId;
 
 use crate::cache::OrderCache;
-use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderId, OrderStatus, PaymentFacts};
+use crate::domain::{
+    CloseReason, ExpectedMerchant, Order, OrderId, OrderStatus, PaymentFacts, time_span,
+};
 use crate::error::AppError;
 use crate::payments::{CloseOutcome, Payments};
 use crate::store::{Owner, Store};
@@ -29,10 +31,6 @@ const SETTLE_LEASE: Duration = Duration::from_secs(120);
 
 fn not_cancellable(status: OrderStatus) -> AppError {
     AppError::OrderNotPayable(format!("the order is {status}; it cannot be cancelled"))
-}
-
-fn offset(d: Duration) -> time::Duration {
-    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
 /// How an unpaid order was settled.
@@ -114,13 +112,13 @@ impl Checkout {
             )));
         }
         let now = OffsetDateTime::now_utc();
-        if order.expires_at - now < offset(MIN_PAY_WINDOW) {
+        if order.expires_at - now < time_span(MIN_PAY_WINDOW) {
             return Err(AppError::OrderNotPayable(
                 "the order has expired or is about to".into(),
             ));
         }
         let reuse = match (&order.prepay_id, order.prepay_expires_at) {
-            (Some(p), Some(exp)) if exp - now > offset(PREPAY_REUSE_MARGIN) => Some(p.as_str()),
+            (Some(p), Some(exp)) if exp - now > time_span(PREPAY_REUSE_MARGIN) => Some(p.as_str()),
             _ => None,
         };
         let prepay = self
@@ -137,7 +135,7 @@ impl Checkout {
                     self.settings.query_after,
                 )
                 .await?;
-            if recorded.is_none() {
+            if !recorded {
                 return Err(AppError::OrderNotPayable(
                     "the order is no longer pending".into(),
                 ));

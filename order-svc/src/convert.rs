@@ -40,23 +40,57 @@ fn paid_at(unix: i64) -> Option<OffsetDateTime> {
         .flatten()
 }
 
+/// The payment fields a payment event and an order-query answer both carry, as they
+/// arrive; [`WirePayment::facts`] is their one conversion.
+struct WirePayment {
+    message: &'static str,
+    out_trade_no: String,
+    transaction_id: String,
+    amount_fen: i64,
+    currency: String,
+    appid: String,
+    mch_id: String,
+    paid_at_unix: i64,
+}
+
+impl WirePayment {
+    fn facts(
+        self,
+        event_id: Option<String>,
+        source: Source,
+    ) -> Result<PaymentFacts, InvalidMessage> {
+        let m = self.message;
+        Ok(PaymentFacts {
+            out_trade_no: OutTradeNo::parse(self.out_trade_no)
+                .map_err(invalid::<IdError>(m, "out_trade_no"))?,
+            transaction_id: TransactionId::parse(self.transaction_id)
+                .map_err(invalid::<IdError>(m, "transaction_id"))?,
+            amount: Fen::from_i64(self.amount_fen)
+                .map_err(invalid::<MoneyError>(m, "amount_fen"))?,
+            currency: Currency::from_fee_type(&self.currency),
+            appid: self.appid,
+            mch_id: self.mch_id,
+            paid_at: paid_at(self.paid_at_unix),
+            event_id,
+            source,
+        })
+    }
+}
+
 impl TryFrom<PaymentSucceeded> for PaymentFacts {
     type Error = InvalidMessage;
     fn try_from(e: PaymentSucceeded) -> Result<Self, InvalidMessage> {
-        const M: &str = "PaymentSucceeded";
-        Ok(PaymentFacts {
-            out_trade_no: OutTradeNo::parse(e.out_trade_no)
-                .map_err(invalid::<IdError>(M, "out_trade_no"))?,
-            transaction_id: TransactionId::parse(e.transaction_id)
-                .map_err(invalid::<IdError>(M, "transaction_id"))?,
-            amount: Fen::from_i64(e.amount_fen).map_err(invalid::<MoneyError>(M, "amount_fen"))?,
-            currency: Currency::from_fee_type(&e.currency),
+        let wire = WirePayment {
+            message: "PaymentSucceeded",
+            out_trade_no: e.out_trade_no,
+            transaction_id: e.transaction_id,
+            amount_fen: e.amount_fen,
+            currency: e.currency,
             appid: e.appid,
             mch_id: e.mch_id,
-            paid_at: paid_at(e.paid_at_unix),
-            event_id: Some(e.event_id),
-            source: Source::Notification,
-        })
+            paid_at_unix: e.paid_at_unix,
+        };
+        wire.facts(Some(e.event_id), Source::Notification)
     }
 }
 
@@ -64,23 +98,20 @@ impl TryFrom<PaymentSucceeded> for PaymentFacts {
 pub fn paid_facts(
     q: gateway_pb::QueryPaymentResponse,
 ) -> Result<Option<PaymentFacts>, InvalidMessage> {
-    const M: &str = "QueryPaymentResponse";
     if !matches!(q.state(), TradeState::Success | TradeState::Refund) {
         return Ok(None);
     }
-    Ok(Some(PaymentFacts {
-        out_trade_no: OutTradeNo::parse(q.out_trade_no)
-            .map_err(invalid::<IdError>(M, "out_trade_no"))?,
-        transaction_id: TransactionId::parse(q.transaction_id)
-            .map_err(invalid::<IdError>(M, "transaction_id"))?,
-        amount: Fen::from_i64(q.amount_fen).map_err(invalid::<MoneyError>(M, "amount_fen"))?,
-        currency: Currency::from_fee_type(&q.currency),
+    let wire = WirePayment {
+        message: "QueryPaymentResponse",
+        out_trade_no: q.out_trade_no,
+        transaction_id: q.transaction_id,
+        amount_fen: q.amount_fen,
+        currency: q.currency,
         appid: q.appid,
         mch_id: q.mch_id,
-        paid_at: paid_at(q.paid_at_unix),
-        event_id: None,
-        source: Source::Query,
-    }))
+        paid_at_unix: q.paid_at_unix,
+    };
+    wire.facts(None, Source::Query).map(Some)
 }
 
 /// The openid a login answer carries.

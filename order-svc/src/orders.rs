@@ -9,7 +9,7 @@ use wechat_pay::{Fen, OpenId};
 use crate::cache::OrderCache;
 use crate::domain::{
     Cursor, IdempotencyKey, LoginCode, Order, OrderId, OrderItem, OrderRequest, OrderStatus,
-    PageSize, Product, new_out_trade_no,
+    PageSize, Product, new_out_trade_no, time_span,
 };
 use crate::error::AppError;
 use crate::payments::Payments;
@@ -162,8 +162,7 @@ impl Orders {
             amount,
             items,
             created_at: now,
-            expires_at: now
-                + time::Duration::try_from(self.order_ttl).unwrap_or(time::Duration::MAX),
+            expires_at: now + time_span(self.order_ttl),
             prepay_id: None,
             prepay_expires_at: None,
             paid_at: None,

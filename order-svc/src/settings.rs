@@ -153,27 +153,14 @@ impl Settings {
                 }
                 n => n,
             },
-            trusted_proxy: on_off(env, "TRUSTED_PROXY", false)?,
-            workers: on_off(env, "WORKERS", true)?,
+            trusted_proxy: env.on_off_or("TRUSTED_PROXY", false)?,
+            workers: env.on_off_or("WORKERS", true)?,
         })
     }
 
     /// The database URL (to connect; never log it).
     pub fn database_url(&self) -> &str {
         self.database_url.expose_secret()
-    }
-}
-
-/// An `on` / `off` switch.
-fn on_off(env: &impl Source, name: &str, default: bool) -> Result<bool, SettingsError> {
-    match env.get(name).as_deref().map(str::trim) {
-        None => Ok(default),
-        Some("on") => Ok(true),
-        Some("off") => Ok(false),
-        Some(_) => Err(SettingsError::Invalid {
-            name: name.into(),
-            reason: "expected on or off".into(),
-        }),
     }
 }
 

@@ -115,16 +115,7 @@ pub struct GrpcSettings {
 impl GrpcSettings {
     /// Reads `GRPC_TOKEN` / `GRPC_TOKEN_FILE` and `GRPC_REFLECTION`.
     pub fn from_source(env: &impl Source) -> Result<Self, SettingsError> {
-        let reflection = match env.get("GRPC_REFLECTION").as_deref() {
-            None | Some("off") => false,
-            Some("on") => true,
-            Some(_) => {
-                return Err(SettingsError::Invalid {
-                    name: "GRPC_REFLECTION".into(),
-                    reason: "expected on or off".into(),
-                });
-            }
-        };
+        let reflection = env.on_off_or("GRPC_REFLECTION", false)?;
         Ok(GrpcSettings {
             token: GrpcToken::required_unless_simulator(env, "GRPC_TOKEN")?,
             reflection,

@@ -68,6 +68,22 @@ pub trait Source {
         Ok(self.optional(name)?.unwrap_or(default))
     }
 
+    /// An `on` / `off` switch.
+    fn on_off_or(&self, name: &str, default: bool) -> Result<bool, SettingsError>
+    where
+        Self: Sized,
+    {
+        match self.get(name).as_deref().map(str::trim) {
+            None => Ok(default),
+            Some("on") => Ok(true),
+            Some("off") => Ok(false),
+            Some(_) => Err(SettingsError::Invalid {
+                name: name.to_owned(),
+                reason: "expected on or off".into(),
+            }),
+        }
+    }
+
     /// A duration such as `500ms`, `15s`, `15m`, `2h` or `1m 30s` (humantime's syntax).
     fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, SettingsError>
     where

@@ -5,8 +5,11 @@ use tokio::sync::watch;
 
 /// Completes when the process receives SIGTERM or Ctrl-C.
 pub async fn signal() {
+    // A Ctrl-C handler that cannot be installed must not read as a Ctrl-C: wait for SIGTERM.
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let term = async {

@@ -8,7 +8,7 @@ mod request;
 mod status;
 
 pub use self::cursor::{Cursor, InvalidCursor, PageSize};
-pub use self::order::{Order, OrderId, OrderItem, Product, new_out_trade_no, unix_ms};
+pub use self::order::{Order, OrderId, OrderItem, Product, new_out_trade_no, time_span, unix_ms};
 pub use self::payment::{CloseReason, Currency, ExpectedMerchant, PaymentFacts, Source};
 pub use self::request::{
     IdempotencyKey, LoginCode, MAX_LINES, MAX_QUANTITY, OrderLine, OrderRequest,

@@ -112,6 +112,11 @@ pub struct Order {
     pub version: i64,
 }
 
+/// `d` as a span of wall-clock time (saturating: a setting too large to add is "forever").
+pub fn time_span(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
+}
+
 /// Milliseconds since the Unix epoch (event and gRPC timestamps).
 pub fn unix_ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)

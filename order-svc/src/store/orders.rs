@@ -187,27 +187,26 @@ impl Store {
     }
 
     /// Records a prepay session on a still-PENDING order, and schedules its first active
-    /// query `query_after` later; `None` when the order left PENDING meanwhile.
+    /// query `query_after` later; `false` when the order left PENDING meanwhile.
     pub async fn set_prepay(
         &self,
         id: OrderId,
         prepay_id: &str,
         expires_at: OffsetDateTime,
         query_after: Duration,
-    ) -> Result<Option<Order>, StoreError> {
-        let row = sqlx::query(&format!(
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
             "UPDATE orders SET prepay_id = $2, prepay_expires_at = $3, prepaid_at = COALESCE(prepaid_at, now()), updated_at = now(),
                     next_query_at = COALESCE(next_query_at, now() + make_interval(secs => $4))
-             WHERE id = $1 AND status = 'PENDING'
-             RETURNING {ORDER_COLUMNS}"
-        ))
+             WHERE id = $1 AND status = 'PENDING'",
+        )
         .bind(id.as_uuid())
         .bind(prepay_id)
         .bind(expires_at)
         .bind(seconds(query_after))
-        .fetch_optional(self.pool())
+        .execute(self.pool())
         .await?;
-        one(row)
+        Ok(updated.rows_affected() == 1)
     }
 
     /// Claims up to `limit` PENDING, unexpired orders whose active query is due, and

@@ -4,15 +4,16 @@
 //! drops stalled ones after a grace period. `axum::serve` has none of these knobs, so the
 //! accept loop is ours (the same few lines as axum's, plus the limit and the grace).
 
+use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::middleware::{AddExtension, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,6 +23,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower_http::timeout::{TimeoutBody, TimeoutError, TimeoutLayer};
+use tower_layer::Layer;
 
 use super::ServeError;
 use crate::settings::{SettingsError, Source};
@@ -139,10 +141,8 @@ pub async fn serve_http(
             continue;
         };
         // Handlers may read the peer's address (`ConnectInfo<SocketAddr>`), as with axum's own
-        // server's connect info.
-        let app = app
-            .clone()
-            .layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        // server's connect info: one extension around the router, which is not rebuilt.
+        let app = Layer::layer(&axum::Extension(ConnectInfo(peer)), app.clone());
         let connection =
             http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
         connections.spawn(serve_connection(
@@ -158,8 +158,10 @@ pub async fn serve_http(
     Ok(())
 }
 
-type Connection =
-    hyper::server::conn::http1::Connection<TokioIo<TcpStream>, TowerToHyperService<axum::Router>>;
+type Connection = hyper::server::conn::http1::Connection<
+    TokioIo<TcpStream>,
+    TowerToHyperService<AddExtension<axum::Router, ConnectInfo<SocketAddr>>>,
+>;
 
 /// One connection until it ends, or until `stop` plus `grace`. `_slot` frees its place in the
 /// connection limit when the connection is gone.

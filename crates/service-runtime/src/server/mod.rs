@@ -34,9 +34,6 @@ pub struct BindError {
 /// A server that failed while serving.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// The HTTP server's listener failed.
-    #[error("HTTP server failed")]
-    Http(#[source] std::io::Error),
     /// The reflection service could not be built from the descriptor set.
     #[error("gRPC reflection could not be built")]
     Reflection(#[source] tonic_reflection::server::Error),
