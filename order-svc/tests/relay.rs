@@ -47,6 +47,26 @@ async fn an_event_nobody_is_bound_for_lands_in_the_unrouted_queue() {
 }
 
 #[tokio::test]
+async fn the_backlog_gauges_count_what_waits_for_the_relay_and_for_an_operator() {
+    let s = stack_with(without_workers()).await;
+    let empty = s.workers().sample_backlog().await.unwrap();
+    assert_eq!((empty.in_review, empty.outbox_pending), (0, 0));
+    assert!(empty.outbox_oldest_seconds.abs() < f64::EPSILON);
+    an_outbox_event(&s).await;
+    s.sql("UPDATE outbox SET created_at = now() - interval '90 seconds'")
+        .await;
+    let waiting = s.workers().sample_backlog().await.unwrap();
+    assert_eq!(waiting.outbox_pending, 1);
+    assert!(
+        (90.0..600.0).contains(&waiting.outbox_oldest_seconds),
+        "{waiting:?}"
+    );
+    assert_eq!(s.workers().relay_once().await.unwrap(), 1);
+    let relayed = s.workers().sample_backlog().await.unwrap();
+    assert_eq!(relayed.outbox_pending, 0);
+}
+
+#[tokio::test]
 async fn an_event_with_a_bound_queue_lands_there_not_in_the_unrouted_queue() {
     let s = stack_with(without_workers()).await;
     let events = OrderEvents::listen(&s.topology).await;

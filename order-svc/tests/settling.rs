@@ -152,6 +152,7 @@ async fn a_payment_wechat_confirms_after_a_close_here_goes_to_review() {
     let txn = s.at_wechat(&number).transaction_id.unwrap();
     notify_accepted(&s, leaked_key_notification(&number, &txn, "1999", "CNY")).await;
     s.wait_status(&token, &id, "REVIEW").await;
+    assert_eq!(s.workers().sample_backlog().await.unwrap().in_review, 1);
     assert_eq!(
         anomalies(&s, &number).await,
         vec![pair("paid_after_close", "query")],

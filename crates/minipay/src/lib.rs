@@ -4,6 +4,7 @@
 //! The end-to-end tests start the stack through the same code.
 
 pub mod cli;
+pub mod gateway;
 pub mod infra;
 pub mod process;
 pub mod purchase;

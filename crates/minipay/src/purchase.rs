@@ -148,14 +148,16 @@ pub struct Shop {
 impl Shop {
     /// Against these URLs.
     pub fn new(order: String, sim: String) -> Self {
-        Shop {
-            http: Client::builder()
-                .timeout(Duration::from_secs(15))
-                .build()
-                .unwrap_or_default(),
-            order,
-            sim,
-        }
+        let http = Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap_or_default();
+        Shop::with_client(http, order, sim)
+    }
+
+    /// Against these URLs with this client (one that trusts a test gateway's CA, say).
+    pub fn with_client(http: Client, order: String, sim: String) -> Self {
+        Shop { http, order, sim }
     }
 
     /// A request to `url`, with the session token when there is one.

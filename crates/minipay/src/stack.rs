@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::Command;
 
+use crate::gateway::{self, GatewaySetup};
 use crate::process::{LogSink, Service};
 
 /// The ports the stack listens on (all on 127.0.0.1).
@@ -101,6 +102,9 @@ pub struct StackConfig {
     pub rust_log: String,
     /// Where their output goes.
     pub sink: LogSink,
+    /// The API gateway in front, when wanted: it then also takes WeChat's notifications
+    /// (the simulator trusts its test CA), and order-svc trusts its `X-Forwarded-For`.
+    pub gateway: Option<GatewaySetup>,
 }
 
 impl StackConfig {
@@ -129,6 +133,7 @@ impl StackConfig {
             sweep_interval: "5s".into(),
             rust_log: "info".into(),
             sink,
+            gateway: None,
         }
     }
 }
@@ -203,6 +208,9 @@ pub enum StackError {
     /// cargo ran and failed (its output went to the terminal).
     #[error("building the services failed: cargo exited with {0}")]
     BuildFailed(std::process::ExitStatus),
+    /// The gateway's configuration could not be prepared.
+    #[error("the API gateway cannot start")]
+    Gateway(#[from] gateway::GatewayError),
 }
 
 /// Why the stack's database could not be prepared.
@@ -309,7 +317,7 @@ impl RunningStack {
             }
         }
         let p = config.ports;
-        for (port, what) in [
+        let mut wanted = vec![
             (p.sim, "simulator"),
             (p.notify_http, "notify-svc"),
             (p.notify_ops, "notify-svc ops"),
@@ -318,7 +326,15 @@ impl RunningStack {
             (p.order_http, "order-svc HTTP"),
             (p.order_grpc, "order-svc gRPC"),
             (p.order_ops, "order-svc ops"),
-        ] {
+        ];
+        if let Some(g) = &config.gateway {
+            wanted.extend([
+                (g.ports.https, "API gateway HTTPS"),
+                (g.ports.probes, "API gateway probes"),
+                (g.ports.admin, "API gateway admin"),
+            ]);
+        }
+        for (port, what) in wanted {
             if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
                 return Err(StackError::PortInUse { port, what });
             }
@@ -337,6 +353,14 @@ impl RunningStack {
             "--time-scale",
             &c.sim_time_scale.to_string(),
         ]);
+        // WeChat calls the public URL: through the gateway when there is one.
+        let notify_url = match &c.gateway {
+            Some(g) => {
+                sim.arg("--notify-ca").arg(g.tls.ca_path());
+                format!("{}/wechat/pay/notify", g.url())
+            }
+            None => format!("{}/wechat/pay/notify", url(p.notify_http)),
+        };
         stack
             .launch(
                 "wechatpay-sim",
@@ -369,10 +393,7 @@ impl RunningStack {
             .env("PAY_GATEWAY_OPS_ADDR", addr(p.gateway_ops))
             .env("GRPC_TOKEN", &c.gateway_grpc_token)
             .env("WECHAT_PAY_BASE_URL", url(p.sim))
-            .env(
-                "WECHAT_NOTIFY_URL",
-                format!("{}/wechat/pay/notify", url(p.notify_http)),
-            );
+            .env("WECHAT_NOTIFY_URL", &notify_url);
         stack
             .launch(
                 "pay-gateway-svc",
@@ -399,7 +420,12 @@ impl RunningStack {
             .env("SESSION_SECRET", &c.session_secret)
             .env("ORDER_TTL", &c.order_ttl)
             .env("PAYMENT_QUERY_AFTER", &c.payment_query_after)
-            .env("SWEEP_INTERVAL", &c.sweep_interval);
+            .env("SWEEP_INTERVAL", &c.sweep_interval)
+            // Behind the gateway, the client's address is the last X-Forwarded-For hop.
+            .env(
+                "TRUSTED_PROXY",
+                if c.gateway.is_some() { "on" } else { "off" },
+            );
         stack
             .launch(
                 "order-svc",
@@ -408,6 +434,35 @@ impl RunningStack {
                 progress,
             )
             .await?;
+
+        if let Some(g) = &c.gateway {
+            let config = gateway::render(g.ports, p.order_http, p.notify_http, &g.tls.dir)?;
+            let path = g.tls.dir.join("envoy.yaml");
+            std::fs::write(&path, config).map_err(|source| {
+                StackError::Gateway(gateway::GatewayError::Write {
+                    path: path.display().to_string(),
+                    source,
+                })
+            })?;
+            let mut envoy = Command::new(&g.envoy);
+            envoy.env_clear();
+            envoy
+                .arg("-c")
+                .arg(&path)
+                // Several gateways on one machine (tests): no shared hot-restart memory.
+                .args(["--disable-hot-restart", "--concurrency", "1"])
+                .args(["--log-level", "warn"])
+                // Access log lines within 100 ms (Envoy's default is every 10 s).
+                .args(["--file-flush-interval-msec", "100"]);
+            stack
+                .launch(
+                    "gateway",
+                    envoy,
+                    &format!("http://127.0.0.1:{}/ready", g.ports.probes),
+                    progress,
+                )
+                .await?;
+        }
         Ok(stack)
     }
 
@@ -515,6 +570,11 @@ impl RunningStack {
     /// notify-svc's ops base URL (health, readiness, metrics).
     pub fn notify_ops_url(&self) -> String {
         url(self.config.ports.notify_ops)
+    }
+
+    /// The API gateway's public base URL, when there is one.
+    pub fn gateway_url(&self) -> Option<String> {
+        self.config.gateway.as_ref().map(GatewaySetup::url)
     }
 
     /// Which services have exited (they should not have).

@@ -1,7 +1,8 @@
 //! JSON logs, the trace id that crosses HTTP and gRPC, and Prometheus metrics.
 //!
-//! A request's trace id comes from its `x-trace-id` header (HTTP) or metadata (gRPC), or is
-//! made fresh; it is kept in a task-local while the request is handled, stamped on every log
+//! A request's trace id comes from its `x-trace-id` header (HTTP) or metadata (gRPC), else
+//! from the `x-request-id` header the API gateway generates for every request (so a gateway
+//! access log line and the services' log lines share one id), or is made fresh; it is kept in a task-local while the request is handled, stamped on every log
 //! line through the request's span, echoed in the HTTP response, and added to outgoing gRPC
 //! calls by [`inject_trace_id`].
 
@@ -18,6 +19,10 @@ use tracing::Instrument;
 
 /// The header (HTTP) and metadata key (gRPC) carrying the trace id.
 pub const TRACE_ID_HEADER: &str = "x-trace-id";
+
+/// The request id an HTTP proxy (the API gateway) adds; the trace id when there is no
+/// [`TRACE_ID_HEADER`].
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 tokio::task_local! {
     static TRACE_ID: String;
@@ -118,12 +123,7 @@ pub async fn http_layer(
     next: Next,
 ) -> Response {
     let _ = metrics_handle();
-    let trace_id = request
-        .headers()
-        .get(TRACE_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| valid_trace_id(v))
-        .map_or_else(new_trace_id, str::to_owned);
+    let trace_id = http_trace_id(request.headers());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -151,6 +151,20 @@ pub async fn http_layer(
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
     response
+}
+
+/// The trace id an HTTP request carries (`x-trace-id`, else the gateway's `x-request-id`),
+/// or a fresh one; an invalid value is ignored.
+fn http_trace_id(headers: &axum::http::HeaderMap) -> String {
+    [TRACE_ID_HEADER, REQUEST_ID_HEADER]
+        .into_iter()
+        .find_map(|name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| valid_trace_id(v))
+        })
+        .map_or_else(new_trace_id, str::to_owned)
 }
 
 fn outcome_of(status: u16) -> &'static str {
@@ -220,6 +234,28 @@ pub fn inject_trace_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_trace_id_prefers_x_trace_id_then_the_gateways_request_id() {
+        use axum::http::HeaderMap;
+        let gateway_id = "5f0c6f5e-2d4b-4f7a-9a57-0b1d2c3e4f50";
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from_static(gateway_id));
+        assert_eq!(http_trace_id(&headers), gateway_id);
+        headers.insert(
+            TRACE_ID_HEADER,
+            HeaderValue::from_static("0123456789abcdef"),
+        );
+        assert_eq!(http_trace_id(&headers), "0123456789abcdef");
+        // An invalid id is ignored, not trusted: the next source, else a fresh id.
+        headers.insert(TRACE_ID_HEADER, HeaderValue::from_static("bad id"));
+        assert_eq!(http_trace_id(&headers), gateway_id);
+        let mut bad = HeaderMap::new();
+        bad.insert(REQUEST_ID_HEADER, HeaderValue::from_static("x"));
+        let fresh = http_trace_id(&bad);
+        assert_eq!(fresh.len(), 32);
+        assert_ne!(fresh, http_trace_id(&bad));
+    }
 
     #[tokio::test]
     async fn trace_id_is_task_local_and_injected_into_grpc_metadata() {

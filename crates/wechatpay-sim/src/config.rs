@@ -82,6 +82,9 @@ pub struct SimConfig {
     pub prepay_ttl: Duration,
     /// How long to wait for a notification receiver's answer (WeChat: about 5 s).
     pub notify_timeout: Duration,
+    /// Certificate authorities trusted, besides the system's, when notifications go to an
+    /// `https` URL (a test gateway's own CA).
+    pub notify_ca: Vec<reqwest::Certificate>,
     /// Faults in force from the start.
     pub faults: Faults,
 }
@@ -95,6 +98,7 @@ impl Default for SimConfig {
             auto_pay_after: None,
             prepay_ttl: Duration::from_secs(2 * 3600),
             notify_timeout: Duration::from_secs(5),
+            notify_ca: Vec::new(),
             faults: Faults::default(),
         }
     }
@@ -227,6 +231,10 @@ struct Args {
     /// How long to wait for a notification receiver's answer
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_flag)]
     notify_timeout: Duration,
+    /// A PEM file with a CA certificate to trust for https notification URLs (besides the
+    /// system's roots), e.g. the certificate of a local API gateway
+    #[arg(long, value_name = "PEM_FILE")]
+    notify_ca: Option<std::path::PathBuf>,
     /// Fault: delay every merchant API answer (at most 60s)
     #[arg(long, value_name = "DURATION", value_parser = latency_flag)]
     latency: Option<Duration>,
@@ -286,6 +294,15 @@ where
     faults
         .validate()
         .map_err(|e| command.error(ErrorKind::ValueValidation, e))?;
+    let notify_ca = match args.notify_ca {
+        None => Vec::new(),
+        Some(path) => read_ca(&path).map_err(|e| {
+            command.error(
+                ErrorKind::InvalidValue,
+                format!("--notify-ca {}: {e}", path.display()),
+            )
+        })?,
+    };
     Ok(SimConfig {
         listen,
         merchants: merchants_in_order(&matches, args.merchant, args.config),
@@ -293,8 +310,19 @@ where
         auto_pay_after: args.auto_pay_after,
         prepay_ttl: args.prepay_ttl,
         notify_timeout: args.notify_timeout,
+        notify_ca,
         faults,
     })
+}
+
+/// The certificates of a PEM file; a file without one is refused.
+fn read_ca(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in it".into());
+    }
+    Ok(certs)
 }
 
 /// The merchants of `--merchant` and `--config` in command-line order (the first is the
@@ -458,6 +486,16 @@ mod tests {
                 refused(&[flag, value], None, flag),
                 ErrorKind::ValueValidation,
                 "{flag} {value}"
+            );
+        }
+        for ca in [
+            "/no/such/ca.pem",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ] {
+            assert_eq!(
+                refused(&["--notify-ca", ca], None, "--notify-ca"),
+                ErrorKind::InvalidValue,
+                "{ca}"
             );
         }
         assert_eq!(

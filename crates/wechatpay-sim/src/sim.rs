@@ -160,11 +160,13 @@ impl Sim {
             .iter()
             .map(|m| (m.mch_id.clone(), m.clone()))
             .collect();
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.notify_timeout)
-            .build()
-            .unwrap_or_default();
+            .timeout(config.notify_timeout);
+        for ca in &config.notify_ca {
+            http = http.add_root_certificate(ca.clone());
+        }
+        let http = http.build().unwrap_or_default();
         Arc::new(Sim {
             faults: Mutex::new(config.faults.clone()),
             config,

@@ -105,3 +105,34 @@ impl StoreError {
         }
     }
 }
+
+/// What waits for someone: orders in REVIEW (an operator) and unpublished outbox events (the
+/// relay), for the `orders_in_review` and `outbox_*` gauges.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Orders in REVIEW.
+    pub in_review: i64,
+    /// Outbox events not yet published.
+    pub outbox_pending: i64,
+    /// Age of the oldest of them, in seconds (0 when there is none).
+    pub outbox_oldest_seconds: f64,
+}
+
+impl Store {
+    /// Counts the backlog in one statement (both counts use partial indexes).
+    pub async fn backlog(&self) -> Result<Backlog, StoreError> {
+        let (in_review, outbox_pending, outbox_oldest_seconds): (i64, i64, f64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM orders WHERE status = 'REVIEW'),
+                    count(*),
+                    COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(Backlog {
+            in_review,
+            outbox_pending,
+            outbox_oldest_seconds,
+        })
+    }
+}

@@ -19,6 +19,9 @@ use crate::error::AppError;
 use crate::settings::Settings;
 use crate::store::Store;
 
+/// How often the backlog gauges are sampled.
+const BACKLOG_PERIOD: Duration = Duration::from_secs(5);
+
 /// Orders settled, queried or events relayed per step.
 const BATCH: u32 = 50;
 
@@ -139,7 +142,27 @@ impl Workers {
             stop,
             |w| async move { w.query_once().await },
         ));
+        tasks.push(
+            self.every("backlog gauges", BACKLOG_PERIOD, stop, |w| async move {
+                let backlog = w.sample_backlog().await?;
+                Ok(usize::try_from(backlog.outbox_pending).unwrap_or(usize::MAX))
+            }),
+        );
         tasks
+    }
+
+    /// Sets the backlog gauges: `orders_in_review`, `outbox_pending_events` and
+    /// `outbox_oldest_pending_seconds` (every replica reports the same database; alert on
+    /// `max`), and returns what it counted.
+    pub async fn sample_backlog(&self) -> Result<crate::store::Backlog, AppError> {
+        let backlog = self.store.backlog().await?;
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        {
+            metrics::gauge!("orders_in_review").set(backlog.in_review as f64);
+            metrics::gauge!("outbox_pending_events").set(backlog.outbox_pending as f64);
+        }
+        metrics::gauge!("outbox_oldest_pending_seconds").set(backlog.outbox_oldest_seconds);
+        Ok(backlog)
     }
 
     fn every<F, Fut>(
