@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Validates the deployment files offline with third-party tools: docker-compose.yml (the real
 # Compose v2 parser and the compose-spec schema), every kustomize overlay under k8s/overlays
-# (kubernetes-validate --strict; any warning fails), checkov (zero failed checks), yamllint,
-# and promtool when Debian's prometheus package is installed. No Docker engine and no cluster
-# are needed.
+# (kubernetes-validate --strict; any warning fails), k8s/monitoring, checkov (zero failed
+# checks), yamllint, and promtool (Debian's prometheus package, installed when missing): the
+# Prometheus config, the alert rules and their unit tests, the dashboard queries; plus
+# scripts/check-monitoring.py (every metric a dashboard or alert uses is exported, the
+# PrometheusRule equals alerts.yml, the PodMonitors match k8s/base). No Docker engine and no
+# cluster are needed.
 #
 # The tools are installed once into a cache outside the clone, ${MINIPAY_TOOLS:-/var/cache/minipay-tools},
 # each in its own virtualenv (checkov's dependencies conflict with the others); a marker file
@@ -56,7 +59,62 @@ install_all() {
     fi
 }
 
+# promtool comes from Debian's prometheus package (no PyPI or static build in the registries
+# here), installed system-wide when missing; needs root or password-less sudo. On a machine
+# without a policy-rc.d the package's postinst starts a prometheus daemon: whatever prometheus
+# process the install started is stopped again (by pid, or via systemd), so nothing keeps
+# running or listening on 9090.
+install_promtool() {
+    if command -v promtool >/dev/null 2>&1; then
+        return 0
+    fi
+    local as_root=() before pid was_active=no started=()
+    if [ "$(id -u)" -ne 0 ]; then
+        as_root=(sudo -n)
+    fi
+    before=" $(pgrep -x prometheus | tr '\n' ' ' || true)"
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        was_active=yes
+    fi
+    echo "installing promtool (Debian package prometheus)" >&2
+    apt_install() {
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            --no-install-recommends -o DPkg::Lock::Timeout=300 prometheus >/dev/null
+    }
+    # A clean machine may have no package lists yet.
+    if ! apt_install 2>/dev/null; then
+        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+        apt_install
+    fi
+    if [ "$was_active" = no ] && command -v systemctl >/dev/null 2>&1 \
+        && systemctl is-active --quiet prometheus 2>/dev/null; then
+        echo "stopping the prometheus service the package started" >&2
+        "${as_root[@]}" systemctl stop prometheus
+    fi
+    for pid in $(pgrep -x prometheus); do
+        case "$before" in *" $pid "*) continue ;; esac
+        echo "stopping the prometheus daemon the package started (pid $pid)" >&2
+        "${as_root[@]}" kill "$pid"
+        started+=("$pid")
+    done
+    for pid in "${started[@]}"; do
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            [ -e "/proc/$pid" ] || break
+            sleep 1
+        done
+        if [ -e "/proc/$pid" ]; then
+            echo "validate-deploy: the prometheus daemon (pid $pid) is still running after the install" >&2
+            exit 1
+        fi
+    done
+    command -v promtool >/dev/null 2>&1 || {
+        echo "validate-deploy: installing promtool failed" >&2
+        exit 1
+    }
+}
+
 install_all
+install_promtool
 if [ "${1:-}" = "--install-only" ]; then
     exit 0
 fi
@@ -119,10 +177,36 @@ for overlay in k8s/overlays/*/; do
     step "kubectl kustomize $overlay | kubernetes-validate --strict -k $k8s_version" validate_overlay "$overlay"
 done
 
-# checkov on what each overlay renders (the annotations carry the skips and their reasons),
-# and on the Dockerfile; zero failed checks.
+# k8s/monitoring uses the Prometheus Operator's CRDs (PrometheusRule, PodMonitor), for which
+# kubernetes-validate bundles no schema: it prints "Couldn't find schema" as a WARN, exits 0,
+# and has no flag to load CRD schemas or to fail instead. So the built-in kinds (the dashboard
+# ConfigMap) are validated strictly, the WARN is accepted for exactly those two CRD kinds and
+# any other warning fails. The CRD resources are NOT checked against the operator's OpenAPI
+# schema; what covers them instead: check-monitoring.py rules (spec.groups equals alerts.yml,
+# which promtool checks and tests) and podmonitors (selectors, port names and job labels
+# against k8s/base).
+validate_monitoring() {
+    local rendered="$work/monitoring.yaml" unexpected
+    kubectl kustomize k8s/monitoring >"$rendered" || return 1
+    "$kubernetes_validate" --strict -k "$k8s_version" "$rendered" >"$work/kv" 2>&1 || {
+        grep -v '^INFO ' "$work/kv"
+        return 1
+    }
+    unexpected="$(grep -v '^INFO ' "$work/kv" | grep -Ev "^WARN .* Couldn't find schema for kind (PrometheusRule|PodMonitor) with api version monitoring\.coreos\.com/v1 " || true)"
+    if [ -n "$unexpected" ]; then
+        echo "$unexpected"
+        return 1
+    fi
+    echo "$(grep -c '^INFO .* passed' "$work/kv") built-in resources valid against Kubernetes $k8s_version;" \
+        "$(grep -c "Couldn't find schema" "$work/kv") CRD resources (PrometheusRule, PodMonitor) not schema-checked"
+}
+step "kubectl kustomize k8s/monitoring | kubernetes-validate --strict (built-in kinds; CRDs not schema-checked)" \
+    validate_monitoring
+
+# checkov on what each overlay and k8s/monitoring render (the annotations carry the skips and
+# their reasons), and on the Dockerfile; zero failed checks.
 checkov_all() {
-    local args=() overlay
+    local args=(-f "$work/monitoring.yaml") overlay
     for overlay in "${overlays[@]}"; do
         args+=(-f "$work/$(basename "$overlay").yaml")
     done
@@ -131,15 +215,25 @@ checkov_all() {
     "$checkov" -f Dockerfile --framework dockerfile --skip-download --compact --quiet || rc=1
     return "$rc"
 }
-step "checkov: rendered overlays (kubernetes) and Dockerfile (dockerfile), zero failed checks" checkov_all
+step "checkov: rendered overlays and k8s/monitoring (kubernetes), Dockerfile (dockerfile), zero failed checks" checkov_all
 step "yamllint -s . (config .yamllint)" "$yamllint" -s .
 
-if command -v promtool >/dev/null 2>&1; then
-    step "promtool check config deploy/prometheus/prometheus.yml" \
-        promtool check config --syntax-only deploy/prometheus/prometheus.yml
-else
-    echo "== promtool: not installed (Debian package prometheus); deploy/prometheus/prometheus.yml not checked by promtool"
-fi
+# Prometheus and Grafana. check-monitoring.py needs PyYAML: the yamllint virtualenv has it.
+pyyaml_python="$(venv_of "${tools[4]}")/bin/python"
+step "promtool check config deploy/prometheus/prometheus.yml (with its rule file)" \
+    promtool check config deploy/prometheus/prometheus.yml
+step "promtool check rules deploy/prometheus/alerts.yml" promtool check rules deploy/prometheus/alerts.yml
+step "promtool test rules deploy/prometheus/alerts.test.yml" promtool test rules deploy/prometheus/alerts.test.yml
+step "check-monitoring.py metrics: dashboards parse, unique panel ids, every metric used is exported" \
+    "$pyyaml_python" scripts/check-monitoring.py metrics --emit-rules "$work/dashboard-queries.yml"
+step "promtool check rules: every dashboard query parses as PromQL" promtool check rules "$work/dashboard-queries.yml"
+step "check-monitoring.py rules: k8s/monitoring's PrometheusRule has the groups of alerts.yml" \
+    "$pyyaml_python" scripts/check-monitoring.py rules "$work/monitoring.yaml"
+check_podmonitors() {
+    kubectl kustomize k8s/base >"$work/base.yaml" || return 1
+    "$pyyaml_python" scripts/check-monitoring.py podmonitors "$work/base.yaml" "$work/monitoring.yaml"
+}
+step "check-monitoring.py podmonitors: k8s/monitoring's PodMonitors against k8s/base" check_podmonitors
 
 if [ "${#failures[@]}" -ne 0 ]; then
     echo "validate-deploy: FAILED: ${failures[*]}" >&2
