@@ -2,7 +2,7 @@
 """Offline checks of the monitoring files, run by scripts/validate-deploy.sh (needs PyYAML,
 except `rules --write`: the script runs it with the yamllint virtualenv's python).
 
-  check-monitoring.py metrics [--sources DIR] [--emit-rules FILE] [--no-pending]
+  check-monitoring.py metrics [--sources DIR] [--emit-rules FILE]
       Every dashboard under k8s/monitoring/dashboards/ parses, has a uid and unique panel ids;
       every metric named in a panel query or in an expression of deploy/prometheus/alerts.yml
       is exported: defined in the Rust sources by a counter!/gauge!/histogram! call (histograms
@@ -39,10 +39,6 @@ PROMETHEUS_RULE = os.path.join(REPO, "k8s", "monitoring", "prometheusrule.yaml")
 # itself (`up` per target, `ALERTS` for the alerting rules).
 EXTERNAL_PREFIXES = ("rabbitmq_", "envoy_")
 EXTERNAL_NAMES = {"up", "ALERTS"}
-
-# TEMPORARY: order-svc gauges added on another branch, not yet merged into this one. Each is
-# accepted while absent from the sources (with a note); once merged, delete this set.
-PENDING = {"orders_in_review", "outbox_pending_events", "outbox_oldest_pending_seconds"}
 
 DEFINITION = re.compile(r'\b(?:metrics::)?(counter|gauge|histogram)!\s*\(\s*"([^"]+)"')
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
@@ -167,7 +163,6 @@ def check_metrics(args):
                 name = rule.get("alert") or rule.get("record")
                 rules.append((f"{os.path.relpath(ALERTS, REPO)}: {name}", rule["expr"]))
 
-    used_pending = set()
     for where, expr in [(w, e) for w, e, _ in queries] + rules:
         for name in sorted(metric_names(expr)):
             base = next((name[: -len(s)] for s in HISTOGRAM_SUFFIXES if name.endswith(s)), None)
@@ -179,17 +174,8 @@ def check_metrics(args):
                 continue
             if name in EXTERNAL_NAMES or name.startswith(EXTERNAL_PREFIXES):
                 continue
-            if name in PENDING and not args.no_pending:
-                used_pending.add(name)
-                continue
             errors.append(f"{where}: {name} is not exported by the services (no counter!/gauge!/"
                           f"histogram! \"{name}\" under {sources}) nor by an external exporter")
-    if used_pending:
-        notes.append(f"accepted while not in the sources yet (PENDING, from another branch): "
-                     f"{', '.join(sorted(used_pending))}")
-    if PENDING & set(defined):
-        notes.append(f"now defined in the sources, remove from PENDING in {os.path.relpath(__file__, REPO)}: "
-                     f"{', '.join(sorted(PENDING & set(defined)))}")
 
     if args.emit_rules:
         group = {"name": "dashboard-queries",
@@ -316,7 +302,6 @@ def main():
     p = sub.add_parser("metrics")
     p.add_argument("--sources", help="where to look for the Rust sources (default: the repository)")
     p.add_argument("--emit-rules", help="write the panel queries as a rules file for promtool")
-    p.add_argument("--no-pending", action="store_true", help="accept no PENDING name that is not in the sources")
     p.set_defaults(run=check_metrics)
     p = sub.add_parser("rules")
     p.add_argument("rendered", nargs="?", help="kubectl kustomize k8s/monitoring output")

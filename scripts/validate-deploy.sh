@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Validates the deployment files offline with third-party tools: docker-compose.yml (the real
 # Compose v2 parser and the compose-spec schema), every kustomize overlay under k8s/overlays
-# (kubernetes-validate --strict; any warning fails), k8s/monitoring, checkov (zero failed
-# checks), yamllint, and promtool (Debian's prometheus package, installed when missing): the
-# Prometheus config, the alert rules and their unit tests, the dashboard queries; plus
+# (kubernetes-validate --strict; any warning fails), k8s/monitoring, the API gateway's
+# configuration (Envoy's own `--mode validate`, with the binary of scripts/install-envoy.sh; any
+# warning fails) and that compose and every overlay run that same Envoy version, checkov (zero
+# failed checks), yamllint, and promtool (Debian's prometheus package, installed when missing):
+# the Prometheus config, the alert rules and their unit tests, the dashboard queries; plus
 # scripts/check-monitoring.py (every metric a dashboard or alert uses is exported, the
 # PrometheusRule equals alerts.yml, the PodMonitors match k8s/base). No Docker engine and no
-# cluster are needed.
+# cluster are needed; openssl makes the gateway's throwaway certificate.
 #
 # The tools are installed once into a cache outside the clone, ${MINIPAY_TOOLS:-/var/cache/minipay-tools},
 # each in its own virtualenv (checkov's dependencies conflict with the others); a marker file
@@ -115,6 +117,14 @@ install_promtool() {
 
 install_all
 install_promtool
+# Envoy, from its own installer: the version the gateway test runs. That script's version is
+# the one source of truth; the images in docker-compose.yml and k8s must carry it.
+envoy="$(bash "$repo/scripts/install-envoy.sh")"
+envoy_version="$(sed -n 's/^version="\([0-9][0-9.]*\)"$/\1/p' "$repo/scripts/install-envoy.sh")"
+if [ -z "$envoy_version" ]; then
+    echo "validate-deploy: no version=\"...\" line in scripts/install-envoy.sh" >&2
+    exit 1
+fi
 if [ "${1:-}" = "--install-only" ]; then
     exit 0
 fi
@@ -202,6 +212,74 @@ validate_monitoring() {
 }
 step "kubectl kustomize k8s/monitoring | kubernetes-validate --strict (built-in kinds; CRDs not schema-checked)" \
     validate_monitoring
+
+# The gateway's configuration as Envoy itself loads it. Validation mode reads the certificate
+# files, so a throwaway certificate is made here and the copy validated differs from
+# k8s/base/gateway/envoy.yaml only in its certificate directory (/etc/minipay/tls/). The
+# flags are the Deployment's (k8s/base/gateway.yaml), so they are checked too. Any
+# [warning], [error] or [critical] line fails, as does a non-zero exit.
+validate_gateway() {
+    local dir="$work/gateway" rc=0
+    if ! command -v openssl >/dev/null 2>&1; then
+        echo "openssl not found (Debian package openssl): needed for the throwaway certificate"
+        return 1
+    fi
+    mkdir -p "$dir/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj /CN=localhost -keyout "$dir/tls/tls.key" -out "$dir/tls/tls.crt" >"$dir/openssl.log" 2>&1 || {
+        cat "$dir/openssl.log"
+        return 1
+    }
+    sed "s#/etc/minipay/tls/#$dir/tls/#g" k8s/base/gateway/envoy.yaml >"$dir/envoy.yaml"
+    if ! grep -q "$dir/tls/tls.key" "$dir/envoy.yaml"; then
+        echo "k8s/base/gateway/envoy.yaml does not read its key from /etc/minipay/tls/ (where compose and k8s mount it)"
+        return 1
+    fi
+    "$envoy" --mode validate -c "$dir/envoy.yaml" --disable-hot-restart --concurrency 2 \
+        --drain-strategy immediate --drain-time-s 20 >"$dir/out" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        cat "$dir/out"
+        echo "envoy --mode validate exited with $rc"
+        return 1
+    fi
+    if grep -E '\]\[(warning|error|critical)\]' "$dir/out"; then
+        echo "envoy --mode validate logged the warnings or errors above"
+        return 1
+    fi
+    tail -n 1 "$dir/out"
+}
+step "envoy $envoy_version --mode validate -c k8s/base/gateway/envoy.yaml (throwaway certificate)" validate_gateway
+
+# The gateway's image is envoyproxy/envoy:v<the version install-envoy.sh installs> in
+# docker-compose.yml and in every rendered overlay (a digest after the tag is allowed).
+check_envoy_images() {
+    local want="envoyproxy/envoy:v$envoy_version" failed=0 images name file
+    # an optional registry in front, the exact tag, an optional digest
+    local pattern="(.*/)?envoyproxy/envoy:v${envoy_version//./[.]}(@sha256:[0-9a-f]{64})?"
+    images="$(docker compose -f docker-compose.yml --env-file .env.example config --images)" || return 1
+    for name in docker-compose.yml "${overlays[@]}"; do
+        if [ "$name" = docker-compose.yml ]; then
+            file="$work/compose-images"
+            printf '%s\n' "$images" >"$file"
+        else
+            file="$work/$(basename "$name")-images"
+            sed -n 's/^[[:space:]]*image:[[:space:]]*//p' "$work/$(basename "$name").yaml" | tr -d '"' >"$file"
+        fi
+        if ! grep -q 'envoyproxy/envoy' "$file"; then
+            echo "$name: no envoyproxy/envoy image (expected $want)"
+            failed=1
+        elif grep 'envoyproxy/envoy' "$file" | grep -v -x -E "$pattern" | sed "s#^#$name: not $want: #" | grep .; then
+            failed=1
+        fi
+    done
+    [ "$failed" -eq 0 ] || return 1
+    echo "docker-compose.yml and ${overlays[*]} run $want"
+}
+step "the gateway's image is $envoy_version (scripts/install-envoy.sh) in docker-compose.yml and every overlay" \
+    check_envoy_images
+
+# checkov on what each overlay renders (the annotations carry the skips and their reasons),
+# and on the Dockerfile; zero failed checks.
 
 # checkov on what each overlay and k8s/monitoring render (the annotations carry the skips and
 # their reasons), and on the Dockerfile; zero failed checks.
