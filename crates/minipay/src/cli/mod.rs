@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::gateway::{GatewayError, GatewayPorts, GatewaySetup};
 use crate::infra::{Infra, InfraError};
 use crate::process::LogSink;
 use crate::stack::{self, DatabaseError, RunningStack, StackConfig, StackError};
@@ -101,14 +102,34 @@ pub enum StartError {
     /// A service did not start or become ready.
     #[error(transparent)]
     Stack(StackError),
+    /// The API gateway could not be prepared (Envoy, its certificate).
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
     /// Ctrl-C or SIGTERM arrived first.
     #[error("interrupted while starting; everything started so far was stopped")]
     Interrupted,
 }
 
-/// Infrastructure, the `minipay` database, fresh binaries, and the four processes.
-async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack), StartError> {
+/// Infrastructure, the `minipay` database, fresh binaries, and the four processes (five
+/// with the API gateway in front, `gateway`).
+async fn start(
+    build: BuildArgs,
+    sink: LogSink,
+    gateway: bool,
+) -> Result<(Infra, RunningStack), StartError> {
     let state = PathBuf::from(".minipay");
+    let gateway = if gateway {
+        println!("API gateway:");
+        let setup = GatewaySetup::prepare(GatewayPorts::standard(), &state.join("gateway")).await?;
+        say(&format!(
+            "Envoy {}; test certificate for localhost, its CA in {}",
+            setup.envoy.display(),
+            setup.tls.ca_path().display()
+        ));
+        Some(setup)
+    } else {
+        None
+    };
     println!("Infrastructure:");
     let infra = Infra::ensure(&state, &sink, &say).await?;
     let database_url = match stack::ensure_database(&infra.database_url, "minipay").await {
@@ -129,13 +150,14 @@ async fn start(build: BuildArgs, sink: LogSink) -> Result<(Infra, RunningStack),
         }
     }
     println!("Services:");
-    let config = StackConfig::local(
+    let mut config = StackConfig::local(
         bin_dir,
         database_url,
         infra.redis_url.clone(),
         infra.amqp_url.clone(),
         sink,
     );
+    config.gateway = gateway;
     match RunningStack::start(config, &say).await {
         Ok(stack) => Ok((infra, stack)),
         Err(e) => {
@@ -189,6 +211,14 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Up(a)) if a.build.no_build));
         let cli = parse(&["demo"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Demo(a)) if !a.build.no_build));
+    }
+
+    #[test]
+    fn gateway_is_a_flag_of_up() {
+        let cli = parse(&["up", "--gateway"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Up(a)) if a.gateway));
+        let cli = parse(&["up"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Up(a)) if !a.gateway));
     }
 
     #[test]

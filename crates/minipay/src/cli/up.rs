@@ -15,6 +15,10 @@ use crate::stack::RunningStack;
 pub struct Args {
     #[command(flatten)]
     pub(super) build: BuildArgs,
+    /// Put the API gateway in front (Envoy with the deployed configuration, HTTPS on 8443 with
+    /// a test certificate made now): the self-check and WeChat's notifications go through it
+    #[arg(long)]
+    pub gateway: bool,
 }
 
 pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
@@ -23,7 +27,7 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
     // Interrupted while starting: dropping the start drops every process it started (each
     // dropped service kills its process group), so nothing is left behind.
     let started = tokio::select! {
-        s = start(args.build, sink.clone()) => s,
+        s = start(args.build, sink.clone(), args.gateway) => s,
         () = interrupted(interrupt.clone()) => Err(StartError::Interrupted),
     };
     let (infra, mut running) = match started {
@@ -33,8 +37,24 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("\nready. Self-check: one real purchase through the HTTP API");
-    let shop = Shop::new(running.order_url(), running.sim_url());
+    let shop = match &running.config.gateway {
+        Some(gateway) => {
+            println!("\nready. Self-check: one real purchase through the API gateway (HTTPS)");
+            match gateway.client() {
+                Ok(client) => Shop::with_client(client, gateway.url(), running.sim_url()),
+                Err(e) => {
+                    eprintln!("  self-check FAILED: {}", error_chain(&e));
+                    running.stop().await;
+                    infra.stop().await;
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => {
+            println!("\nready. Self-check: one real purchase through the HTTP API");
+            Shop::new(running.order_url(), running.sim_url())
+        }
+    };
     match shop.purchase("selfcheck", &|_, _| {}).await {
         Ok(receipt) => println!(
             "{}\n  self-check passed: order {} is PAID\n",
@@ -44,6 +64,7 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
         Err(e) => {
             eprintln!("  self-check FAILED: {}", error_chain(&e));
             for name in [
+                "gateway",
                 "order-svc",
                 "notify-svc",
                 "pay-gateway-svc",
@@ -111,29 +132,40 @@ fn print_guide(running: &RunningStack) {
         "  ops (/healthz /readyz /metrics): order-svc http://127.0.0.1:{}  notify-svc http://127.0.0.1:{}  pay-gateway-svc http://127.0.0.1:{}",
         p.order_ops, p.notify_ops, p.gateway_ops
     );
-    println!("  gRPC calls need the service's token (GRPC_TOKEN, generated for this run)\n");
+    println!("  gRPC calls need the service's token (GRPC_TOKEN, generated for this run)");
+    if let Some(g) = &running.config.gateway {
+        println!(
+            "  API gateway      HTTPS {}  (/api/ /admin/ -> order-svc, /wechat/ -> notify-svc; WeChat notifies through it)",
+            g.url()
+        );
+        println!(
+            "                   curl --cacert {} {}/api/v1/products",
+            g.tls.ca_path().display(),
+            g.url()
+        );
+    }
+    println!();
+    // The calls a Mini Program makes: through the gateway when there is one.
+    let api = match &running.config.gateway {
+        Some(g) => format!("--cacert {} {}", g.tls.ca_path().display(), g.url()),
+        None => format!("localhost:{}", p.order_http),
+    };
     println!("Try it (each step is one curl):");
     println!(
-        "  TOKEN=$(curl -s -X POST localhost:{}/api/v1/sessions -d '{{\"code\":\"test-alice\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')",
-        p.order_http
+        "  TOKEN=$(curl -s -X POST {api}/api/v1/sessions -d '{{\"code\":\"test-alice\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')"
     );
-    println!("  curl -s localhost:{}/api/v1/products", p.order_http);
+    println!("  curl -s {api}/api/v1/products");
     println!(
-        "  curl -s -X POST localhost:{}/api/v1/orders -H \"Authorization: Bearer $TOKEN\" -d '{{\"items\":[{{\"sku\":\"TEA-JASMINE\",\"quantity\":2}}]}}'",
-        p.order_http
+        "  curl -s -X POST {api}/api/v1/orders -H \"Authorization: Bearer $TOKEN\" -d '{{\"items\":[{{\"sku\":\"TEA-JASMINE\",\"quantity\":2}}]}}'"
     );
     println!(
-        "  curl -s -X POST localhost:{}/api/v1/orders/<id>/payment -H \"Authorization: Bearer $TOKEN\"",
-        p.order_http
+        "  curl -s -X POST {api}/api/v1/orders/<id>/payment -H \"Authorization: Bearer $TOKEN\""
     );
     println!(
         "  curl -s -X POST localhost:{}/sim/v1/orders/<out_trade_no>/pay        # the user pays in WeChat",
         p.sim
     );
-    println!(
-        "  curl -s localhost:{}/api/v1/orders/<id> -H \"Authorization: Bearer $TOKEN\"   # PAID",
-        p.order_http
-    );
+    println!("  curl -s {api}/api/v1/orders/<id> -H \"Authorization: Bearer $TOKEN\"   # PAID");
     println!(
         "  (a `test-<name>` code logs in user <name>; use `test-<name>.2`, `.3`, ... for more logins: each code works once)\n"
     );
