@@ -3,8 +3,13 @@
 //! `--gateway`) while sampling the services' CPU and RSS.
 //!
 //! ```text
-//! cargo run --release -p minipay --example sizing -- <api base URL> <simulator URL> <buyers> <seconds> [ca.pem]
+//! cargo run --release -p minipay --example sizing -- buy|poll <api base URL> <simulator URL> <buyers> <seconds> [ca.pem]
 //! ```
+//!
+//! `buy`: each buyer logs in once, then orders, prepays, pays and polls until PAID, again and
+//! again. `poll`: each buyer logs in, orders once, then reads its order's status in a loop
+//! (the Mini Program's status poll; neither logins nor order creations, which the gateway
+//! rate-limits per client).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,15 +37,18 @@ async fn buy(shop: &Shop, token: &str) -> Result<(), minipay::purchase::Purchase
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() < 5 {
-        eprintln!("usage: sizing <api base URL> <simulator URL> <buyers> <seconds> [ca.pem]");
+    if args.len() < 6 || !matches!(args[1].as_str(), "buy" | "poll") {
+        eprintln!(
+            "usage: sizing buy|poll <api base URL> <simulator URL> <buyers> <seconds> [ca.pem]"
+        );
         std::process::exit(2);
     }
-    let (api, sim) = (args[1].clone(), args[2].clone());
-    let buyers: usize = args[3].parse().unwrap_or(8);
-    let seconds: u64 = args[4].parse().unwrap_or(20);
+    let poll = args[1] == "poll";
+    let (api, sim) = (args[2].clone(), args[3].clone());
+    let buyers: usize = args[4].parse().unwrap_or(8);
+    let seconds: u64 = args[5].parse().unwrap_or(20);
     let mut client = reqwest::Client::builder().timeout(Duration::from_secs(30));
-    if let Some(ca) = args.get(5) {
+    if let Some(ca) = args.get(6) {
         let pem = std::fs::read(ca).unwrap_or_default();
         match reqwest::Certificate::from_pem(&pem) {
             Ok(cert) => client = client.add_root_certificate(cert),
@@ -67,8 +75,30 @@ async fn main() {
                         return;
                     }
                 };
+                let order = if poll {
+                    match shop
+                        .create_order(
+                            &token,
+                            serde_json::json!([{ "sku": "TEA-JASMINE", "quantity": 1 }]),
+                        )
+                        .await
+                    {
+                        Ok(o) => o["id"].as_str().unwrap_or_default().to_owned(),
+                        Err(e) => {
+                            eprintln!("order: {e}");
+                            return;
+                        }
+                    }
+                } else {
+                    String::new()
+                };
                 while Instant::now() < until {
-                    match buy(&shop, &token).await {
+                    let step = if poll {
+                        shop.order(&token, &order).await.map(|_| ())
+                    } else {
+                        buy(&shop, &token).await
+                    };
+                    match step {
                         Ok(()) => done.fetch_add(1, Ordering::Relaxed),
                         Err(e) => {
                             eprintln!("{e}");
@@ -87,7 +117,8 @@ async fn main() {
     #[allow(clippy::cast_precision_loss)]
     let rate = done as f64 / elapsed;
     println!(
-        "{done} purchases in {elapsed:.1} s ({rate:.1}/s), {} failed, {buyers} buyers",
+        "{done} {} in {elapsed:.1} s ({rate:.1}/s), {} failed, {buyers} buyers",
+        if poll { "status polls" } else { "purchases" },
         failed.load(Ordering::Relaxed)
     );
 }

@@ -335,7 +335,7 @@ mod tests {
             "0.0.0.0",
             "order-svc, port",
             "notify-svc, port",
-            "/etc/minipay",
+            "/etc/minipay/tls/tls.",
         ] {
             assert!(!config.contains(gone), "{gone} is still there");
         }

@@ -1,131 +1,17 @@
-//! The API gateway for real: Envoy (installed by scripts/install-envoy.sh) with the shared
-//! configuration of k8s/base/gateway/envoy.yaml and a certificate made at run time, in front
-//! of the real services, started as `minipay up --gateway` starts them. Everything below goes
-//! through the gateway over HTTPS, WeChat's notifications included.
+//! The API gateway for real (see `support`): everything below goes through it over HTTPS,
+//! WeChat's notifications included.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod support;
+
 use std::time::Duration;
 
-use minipay::gateway::{GatewayPorts, GatewaySetup};
-use minipay::process::LogSink;
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig, StackError};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use test_support::{
-    AmqpCleanup, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
-    wait_until,
-};
-
-/// Longest wait for what the stack does on its own (a log line written, a notification).
-const PATIENCE: Duration = Duration::from_secs(15);
-
-struct Edge {
-    stack: Option<RunningStack>,
-    sink: LogSink,
-    /// Trusts the gateway's test CA.
-    http: reqwest::Client,
-    /// The gateway's public URL.
-    url: String,
-    tls_dir: std::path::PathBuf,
-    _cleanup: AmqpCleanup,
-}
-
-impl Edge {
-    async fn start() -> Edge {
-        require_redis().await;
-        let _ = require_rabbitmq().await.close(200, "checked").await;
-        let database = fresh_database().await;
-        let id = unique_id();
-        let sink = LogSink::keep();
-        let mut config = StackConfig::local(
-            stack::bin_dir(),
-            database,
-            redis_url(),
-            amqp_url(),
-            sink.clone(),
-        );
-        config.amqp_prefix = format!("g{id}.");
-        config.redis_prefix = format!("minipay-gw-{id}:");
-        config.sim_time_scale = 0.001;
-        let cleanup = AmqpCleanup::new(config.amqp_prefix.clone());
-        let tls_dir = std::env::temp_dir().join(format!("minipay-gateway-{id}"));
-        let mut attempt = 0;
-        let stack = loop {
-            let mut attempt_config = config.clone();
-            attempt_config.ports = Ports::ephemeral().unwrap();
-            let gateway = GatewaySetup::prepare(GatewayPorts::ephemeral().unwrap(), &tls_dir)
-                .await
-                .unwrap_or_else(|e| panic!("the gateway cannot be prepared: {e}"));
-            attempt_config.gateway = Some(gateway);
-            match RunningStack::start(attempt_config, &|_| {}).await {
-                Ok(stack) => break stack,
-                Err(StackError::PortInUse { .. }) if attempt < 3 => attempt += 1,
-                Err(e) => panic!(
-                    "the stack did not start: {}",
-                    service_runtime::telemetry::error_chain(&e)
-                ),
-            }
-        };
-        let gateway = stack.config.gateway.clone().unwrap();
-        Edge {
-            url: gateway.url(),
-            http: gateway.client().unwrap(),
-            stack: Some(stack),
-            sink,
-            tls_dir,
-            _cleanup: cleanup,
-        }
-    }
-
-    fn stack(&self) -> &RunningStack {
-        self.stack.as_ref().unwrap()
-    }
-
-    fn shop(&self) -> Shop {
-        // The Mini Program's calls go through the gateway; the simulator's control API
-        // (standing in for the user's WeChat app) is not behind it.
-        Shop::with_client(self.http.clone(), self.url.clone(), self.stack().sim_url())
-    }
-
-    /// The gateway's JSON access log line for the request with this id.
-    async fn access_log(&self, request_id: &str) -> Value {
-        wait_until(
-            PATIENCE,
-            &format!("the gateway logged request {request_id}"),
-            || async {
-                self.sink
-                    .tail("gateway", usize::MAX)
-                    .iter()
-                    .filter_map(|l| l.strip_prefix("[gateway] "))
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .find(|v| v["request_id"] == request_id)
-            },
-        )
-        .await
-    }
-
-    async fn stop(mut self) {
-        if let Some(stack) = self.stack.take() {
-            let unclean = stack.stop().await;
-            assert!(
-                unclean.is_empty(),
-                "these did not stop on SIGTERM: {unclean:?}"
-            );
-        }
-        let _ = std::fs::remove_dir_all(&self.tls_dir);
-    }
-}
-
-fn request_id(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("the gateway returns the request id")
-        .to_owned()
-}
+use support::{Edge, PATIENCE, request_id};
+use test_support::wait_until;
 
 #[tokio::test]
 async fn a_purchase_and_wechats_notification_go_through_the_gateway_over_https() {
