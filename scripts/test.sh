@@ -9,4 +9,8 @@ bash scripts/ensure-services.sh
 bash scripts/install-schemathesis.sh > /dev/null
 # The deployment files (compose, kustomize overlays, Dockerfile, Prometheus) checked offline.
 bash scripts/validate-deploy.sh
+# The Mini Program sample (clients/miniprogram): its npm dependencies, installed once outside
+# the clone, its typecheck and its component and page tests. Its end-to-end suite runs inside
+# cargo test (crates/minipay/tests/miniprogram.rs), against the real stack behind the gateway.
+bash scripts/test-miniprogram.sh
 exec cargo test --workspace "$@"

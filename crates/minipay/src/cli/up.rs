@@ -143,6 +143,11 @@ fn print_guide(running: &RunningStack) {
             g.tls.ca_path().display(),
             g.url()
         );
+        println!(
+            "  Mini Program sample (clients/miniprogram): base URL {}  (trust {} in a test runner)",
+            g.url(),
+            g.tls.ca_path().display()
+        );
     }
     println!();
     // The calls a Mini Program makes: through the gateway when there is one.
