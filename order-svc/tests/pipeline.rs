@@ -553,6 +553,51 @@ async fn events_that_pile_up_while_order_svc_is_down_all_apply_after_restart() {
 }
 
 #[tokio::test]
+async fn ten_queued_copies_of_a_payment_handled_at_once_apply_once() {
+    let mut s = stack().await;
+    let events = OrderEvents::listen(&s.topology).await;
+    let (token, id, number) = s.prepaid_order("burst").await;
+    s.stop_order_svc().await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            duplicate_notifications: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    s.user_pays(&number);
+    // Every copy is acked by notify-svc and waits in the queue ...
+    s.notification_settled(&number, 10).await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults::default())
+        .unwrap();
+    // ... so the restarted consumer takes them up together (prefetch 32).
+    s.start_order_svc().await;
+    s.wait_status(&token, &id, "PAID").await;
+    s.handled_so_far().await;
+    assert_eq!(
+        s.sql_count(&format!(
+            "SELECT count(*) FROM orders WHERE id = '{id}' AND status = 'PAID'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox").await,
+        2,
+        "one transition for this order, one for the barrier"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
+        0
+    );
+    assert_eq!(s.dead_letters().await, 0);
+    s.wait_events(&events, "order.paid", 2).await;
+    assert_eq!(events.count("order.paid"), 2);
+}
+
+#[tokio::test]
 async fn an_event_that_keeps_failing_is_dead_lettered_after_the_delivery_limit() {
     let s = stack().await;
     let (token_a, id_a, number_a) = s.prepaid_order("lou").await;

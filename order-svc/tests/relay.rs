@@ -67,6 +67,42 @@ async fn the_backlog_gauges_count_what_waits_for_the_relay_and_for_an_operator()
 }
 
 #[tokio::test]
+async fn a_committed_outbox_write_wakes_the_relays_listener() {
+    let s = stack_with(without_workers()).await;
+    let pool = sqlx::PgPool::connect(&s.database_url).await.unwrap();
+    let mut listener = order_svc::store::Store::new(pool)
+        .outbox_listener()
+        .await
+        .unwrap();
+    an_outbox_event(&s).await;
+    let woken = tokio::time::timeout(PATIENCE, listener.recv())
+        .await
+        .expect("a notification within the deadline")
+        .unwrap();
+    assert_eq!(woken.channel(), "minipay_outbox");
+}
+
+#[tokio::test]
+async fn a_full_batch_is_published_with_pipelined_confirms_in_one_step() {
+    let s = stack_with(without_workers()).await;
+    let events = OrderEvents::listen(&s.topology).await;
+    s.sql(
+        "INSERT INTO outbox (id, routing_key, payload)
+         SELECT gen_random_uuid(), 'order.paid', '\\x0a01' FROM generate_series(1, 600)",
+    )
+    .await;
+    assert_eq!(s.workers().relay_once().await.unwrap(), 500);
+    assert_eq!(s.workers().relay_once().await.unwrap(), 100);
+    assert_eq!(s.workers().relay_once().await.unwrap(), 0);
+    s.wait_events(&events, "order.paid", 600).await;
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
 async fn an_event_with_a_bound_queue_lands_there_not_in_the_unrouted_queue() {
     let s = stack_with(without_workers()).await;
     let events = OrderEvents::listen(&s.topology).await;

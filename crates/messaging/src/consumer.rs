@@ -1,5 +1,6 @@
-//! A consumer loop: manual acks, a prefetch limit, reconnection with backoff, and a clean
-//! stop that finishes the message in hand and acks nothing unfinished.
+//! A consumer loop: manual acks, up to a prefetch's worth of deliveries handled at once (each
+//! settled when its own handling ends), reconnection with backoff, and a clean stop that
+//! finishes the messages in hand and acks nothing unfinished.
 
 use std::pin::Pin;
 use std::task::Poll;
@@ -8,6 +9,8 @@ use std::time::Duration;
 use futures_util::future::Fuse;
 
 use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use lapin::acker::Acker;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     BasicRejectOptions,
@@ -63,8 +66,10 @@ pub enum Verdict {
 }
 
 /// Consumes `queue` until `stop` completes, reconnecting with backoff. `setup` declares the
-/// topology on each new channel; `handle` decides each message's fate. Once `stop` completes
-/// no new delivery is taken; the message in hand is finished and settled first.
+/// topology on each new channel; `handle` decides each message's fate, for up to `prefetch`
+/// messages at once (so it must be correct when two deliveries about the same thing run
+/// together). Once `stop` completes no new delivery is taken; the messages in hand are
+/// finished and settled first.
 pub async fn run_consumer<S, SF, H, HF>(
     url: String,
     name: String,
@@ -151,35 +156,69 @@ where
         )
         .await?;
     tracing::info!(consumer = %name, queue, prefetch, "consuming");
+    // Up to `prefetch` deliveries are handled at once (the broker sends no more unacked than
+    // that); each is settled as soon as its own handling ends, in whatever order they finish.
+    let limit = usize::from(prefetch.max(1));
+    let mut in_flight = FuturesUnordered::new();
     loop {
-        // Biased: when the stop and a delivery are both ready, the stop wins.
+        // Biased: when the stop and a delivery are both ready, the stop wins; finished work
+        // is settled before a new delivery is taken.
         tokio::select! {
             biased;
             () = &mut stop => {
-                // Stop taking deliveries; what was prefetched but not handled is not acked
-                // and goes back to the queue when the channel closes.
+                // Stop taking deliveries; finish and settle what is in hand. What was
+                // prefetched but not started is not acked and goes back to the queue when the
+                // channel closes.
                 let _ = channel.basic_cancel(name, BasicCancelOptions::default()).await;
+                while let Some((acker, verdict)) = in_flight.next().await {
+                    settle(queue, &acker, verdict).await?;
+                }
                 drop(consumer);
                 close_in_order(Some(channel), Some(connection), "shutting down").await;
                 return Ok(());
             }
-            next = consumer.next() => {
+            Some((acker, verdict)) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(queue, &acker, verdict).await?;
+            }
+            next = consumer.next(), if in_flight.len() < limit => {
                 let delivery = match next {
                     Some(Ok(d)) => d,
                     Some(Err(e)) => return Err(e),
                     None => return Err(lapin::Error::InvalidChannelState(lapin::ChannelState::Closed)),
                 };
-                // The body moves into the message; the acker stays here to settle it.
+                // The body moves into the message; the acker travels with the handling to
+                // settle it once the verdict is known.
                 let lapin::message::Delivery { data, routing_key, redelivered, properties, acker, .. } = delivery;
                 let message = Message { data, routing_key: routing_key.to_string(), redelivered, properties };
-                let verdict = handle(message).await;
-                let label = match verdict {
-                    Verdict::Ack => { acker.ack(BasicAckOptions::default()).await?; "ack" }
-                    Verdict::Retry => { acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await?; "retry" }
-                    Verdict::DeadLetter => { acker.reject(BasicRejectOptions { requeue: false }).await?; "dead_letter" }
-                };
-                metrics::counter!("amqp_consumed_total", "queue" => queue.to_owned(), "verdict" => label).increment(1);
+                let handling = handle(message);
+                in_flight.push(async move { (acker, handling.await) });
             }
         }
     }
+}
+
+/// Acks, requeues or dead-letters one delivery by its verdict.
+async fn settle(queue: &str, acker: &Acker, verdict: Verdict) -> Result<(), lapin::Error> {
+    let label = match verdict {
+        Verdict::Ack => {
+            acker.ack(BasicAckOptions::default()).await?;
+            "ack"
+        }
+        Verdict::Retry => {
+            acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                })
+                .await?;
+            "retry"
+        }
+        Verdict::DeadLetter => {
+            acker.reject(BasicRejectOptions { requeue: false }).await?;
+            "dead_letter"
+        }
+    };
+    metrics::counter!("amqp_consumed_total", "queue" => queue.to_owned(), "verdict" => label)
+        .increment(1);
+    Ok(())
 }

@@ -1,6 +1,6 @@
-//! `run_consumer`'s stop, against the real RabbitMQ: once the stop future completes, no new
-//! delivery is taken, the message in hand is finished and acked, and what was prefetched but
-//! not handled goes back to the queue.
+//! `run_consumer`'s stop, against the real RabbitMQ: up to the prefetch's worth of messages
+//! are handled at once; once the stop future completes, no new delivery is taken, the
+//! messages in hand are finished and acked, and the rest stays in the queue.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -14,7 +14,7 @@ use messaging::{Message, Topology, Verdict, run_consumer};
 use test_support::{
     AmqpCleanup, amqp_url, dead_addr, queue_state, require_rabbitmq, unique_id, wait_until,
 };
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{oneshot, watch};
 
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -51,33 +51,26 @@ async fn ready_messages(topology: &Topology) -> u32 {
 }
 
 #[tokio::test]
-async fn a_stop_while_handling_finishes_and_acks_the_message_in_hand_and_takes_no_more() {
-    let (_cleanup, topology) = queue_with(3).await;
-    let handled = Arc::new(AtomicUsize::new(0));
-    let in_hand = Arc::new(Notify::new());
-    let release = Arc::new(Notify::new());
+async fn a_stop_while_handling_finishes_and_acks_the_messages_in_hand_and_takes_no_more() {
+    let (_cleanup, topology) = queue_with(5).await;
+    let (started, handled) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (release_tx, release_rx) = watch::channel(false);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let consumer = tokio::spawn(run_consumer(
         amqp_url(),
         "consumer-test".to_owned(),
         topology.order_payments_queue(),
-        10,
+        // Two in hand at once: the broker sends no more unacked than the prefetch.
+        2,
         |_| async { Ok(()) },
         {
-            let (handled, in_hand, release) = (
-                Arc::clone(&handled),
-                Arc::clone(&in_hand),
-                Arc::clone(&release),
-            );
+            let (started, handled) = (Arc::clone(&started), Arc::clone(&handled));
             move |_: Message| {
-                let (handled, in_hand, release) = (
-                    Arc::clone(&handled),
-                    Arc::clone(&in_hand),
-                    Arc::clone(&release),
-                );
+                let (started, handled) = (Arc::clone(&started), Arc::clone(&handled));
+                let mut release = release_rx.clone();
                 async move {
-                    in_hand.notify_one();
-                    release.notified().await;
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = release.wait_for(|&go| go).await;
                     handled.fetch_add(1, Ordering::SeqCst);
                     Verdict::Ack
                 }
@@ -87,25 +80,29 @@ async fn a_stop_while_handling_finishes_and_acks_the_message_in_hand_and_takes_n
             let _ = stop_rx.await;
         },
     ));
-    tokio::time::timeout(PATIENCE, in_hand.notified())
-        .await
-        .expect("the first message is handed over");
+    wait_until(PATIENCE, "two messages are in hand at once", || async {
+        match started.load(Ordering::SeqCst) {
+            2 => Ok(()),
+            n => Err(n),
+        }
+    })
+    .await;
     stop_tx.send(()).unwrap();
-    // The stop is seen, but the message in hand is still being handled: it finishes.
-    release.notify_one();
+    // The stop is seen, but the messages in hand are still being handled: they finish.
+    release_tx.send(true).unwrap();
     tokio::time::timeout(PATIENCE, consumer)
         .await
         .expect("the consumer stops")
         .unwrap();
     assert_eq!(
-        handled.load(Ordering::SeqCst),
-        1,
-        "no delivery after the stop"
+        (started.load(Ordering::SeqCst), handled.load(Ordering::SeqCst)),
+        (2, 2),
+        "both in hand were finished, no delivery after the stop"
     );
-    // The one in hand was acked; the two prefetched ones are back in the queue.
-    wait_until(PATIENCE, "two messages are ready again", || async {
+    // The two in hand were acked; the other three are still in the queue.
+    wait_until(PATIENCE, "three messages are ready", || async {
         match ready_messages(&topology).await {
-            2 => Ok(()),
+            3 => Ok(()),
             n => Err(n),
         }
     })

@@ -18,12 +18,35 @@ use crate::error::AppError;
 use crate::store::StoreError;
 use crate::transitions::Applied;
 
+/// Counts an event in hand for as long as it lives (also when its handling is dropped).
+struct InHand<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InHand<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        let now = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        #[allow(clippy::cast_precision_loss)] // at most the prefetch
+        metrics::gauge!("payment_events_in_hand").set(now as f64);
+        InHand(count)
+    }
+}
+
+impl Drop for InHand<'_> {
+    fn drop(&mut self) {
+        let now = self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
+        #[allow(clippy::cast_precision_loss)] // at most the prefetch
+        metrics::gauge!("payment_events_in_hand").set(now as f64);
+    }
+}
+
 /// Longest pause between two attempts while the database is unreachable.
 const MAX_OUTAGE_BACKOFF: Duration = Duration::from_secs(5);
 
 impl Workers {
-    /// Handles one payment event and says what to do with the message.
+    /// Handles one payment event and says what to do with the message. The consumer runs up
+    /// to its prefetch of these at once; correctness comes from the row lock and the guarded
+    /// update, not from order.
     pub async fn handle_event(&self, message: Message) -> Verdict {
+        let _in_hand = InHand::enter(&self.in_hand);
         let trace_id = message
             .header(TRACE_ID_HEADER)
             .filter(|t| !t.is_empty())

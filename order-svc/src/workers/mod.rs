@@ -44,6 +44,9 @@ pub struct Workers {
     /// Set once the consumer has declared its queue: from then on payment events have
     /// somewhere to go (notify-svc publishes with `mandatory`).
     topology_declared: Arc<std::sync::atomic::AtomicBool>,
+    /// Payment events being handled right now (the consumer handles up to its prefetch at
+    /// once): the `payment_events_in_hand` gauge.
+    in_hand: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Workers {
@@ -72,6 +75,7 @@ impl Workers {
             retry_delay: settings.amqp_retry_delay,
             stop: None,
             topology_declared: Arc::default(),
+            in_hand: Arc::default(),
         }
     }
 
@@ -124,12 +128,7 @@ impl Workers {
             },
             stop.wait(),
         )));
-        tasks.push(self.every(
-            "outbox relay",
-            Duration::from_millis(200),
-            stop,
-            |w| async move { w.relay_once().await },
-        ));
+        tasks.push(tokio::spawn(self.clone().run_relay(stop.clone())));
         tasks.push(self.every(
             "expiry sweeper",
             self.sweep_interval,
@@ -149,6 +148,11 @@ impl Workers {
             }),
         );
         tasks
+    }
+
+    /// How many payment events are being handled right now.
+    pub fn events_in_hand(&self) -> usize {
+        self.in_hand.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Sets the backlog gauges: `orders_in_review`, `outbox_pending_events` and

@@ -1,24 +1,38 @@
 //! The outbox relay: publishes the events transitions wrote to the outbox, with confirms and
 //! `mandatory`, so an event is marked published only once a queue holds it (a consumer's, or
-//! the unrouted queue behind the orders exchange's alternate exchange).
+//! the unrouted queue behind the orders exchange's alternate exchange). Batches of events go
+//! out with pipelined confirms, and the relay is woken by the commit that wrote them
+//! (LISTEN/NOTIFY), not by a timer.
+
+use std::time::Duration;
 
 use messaging::EVENT_TYPE_HEADER;
+use service_runtime::shutdown::Shutdown;
 use service_runtime::telemetry::{TRACE_ID_HEADER, error_chain};
 use uuid::Uuid;
 
-use super::{BATCH, Workers};
+use super::Workers;
 use crate::error::AppError;
 use crate::store::outbox;
+
+/// Events published per step: the batch is claimed in one transaction and published with
+/// pipelined confirms (all sent, then all confirms awaited).
+pub(super) const RELAY_BATCH: u32 = 500;
+
+/// How long the relay waits for a notification before it looks anyway (a notification can be
+/// lost while its listening connection is down).
+const RELAY_FALLBACK: Duration = Duration::from_secs(1);
 
 impl Workers {
     /// Publishes up to a batch of unpublished outbox events, with confirms, in one
     /// transaction that holds their rows (so several replicas never publish the same batch
-    /// at once). Returns how many were published.
+    /// at once). The publishes are pipelined: every event is sent, then the confirms are
+    /// awaited together; each confirmed event is marked published, one that is not stays
+    /// for the next step. Returns how many were published.
     pub async fn relay_once(&self) -> Result<usize, AppError> {
         let mut tx = self.store.begin().await?;
-        let events = outbox::claim(&mut tx, BATCH).await?;
-        let mut published: Vec<Uuid> = Vec::with_capacity(events.len());
-        for event in &events {
+        let events = outbox::claim(&mut tx, RELAY_BATCH).await?;
+        let sends = events.iter().map(|event| async move {
             let sent = self
                 .publisher
                 .publish(
@@ -36,16 +50,74 @@ impl Workers {
                     true,
                 )
                 .await;
+            (event.id, sent)
+        });
+        let mut published: Vec<Uuid> = Vec::with_capacity(events.len());
+        let mut unconfirmed = 0usize;
+        let mut first_error = None;
+        for (id, sent) in futures_util::future::join_all(sends).await {
             match sent {
-                Ok(()) => published.push(event.id),
+                Ok(()) => published.push(id),
                 Err(e) => {
-                    tracing::warn!(error = %error_chain(&e), "outbox relay paused: event not confirmed");
-                    break;
+                    unconfirmed += 1;
+                    first_error.get_or_insert(e);
                 }
             }
+        }
+        if let Some(e) = first_error {
+            tracing::warn!(unconfirmed, error = %error_chain(&e), "outbox relay: events not confirmed stay in the outbox");
         }
         outbox::mark_published(&mut tx, &published).await?;
         tx.commit().await?;
         Ok(published.len())
+    }
+
+    /// The relay's loop until `stop`: a step, then another at once while steps come back
+    /// full, else a wait for a committed outbox write (LISTEN), at most [`RELAY_FALLBACK`].
+    /// Without a listening connection (the database is down) it looks every fallback period.
+    pub(super) async fn run_relay(self, stop: Shutdown) {
+        let stopped = stop.wait();
+        tokio::pin!(stopped);
+        let mut listener = None;
+        loop {
+            let full = match self.relay_once().await {
+                Ok(n) => n >= RELAY_BATCH as usize,
+                Err(e) => {
+                    tracing::warn!(worker = "outbox relay", error = %error_chain(&e), "worker step failed; retrying next period");
+                    false
+                }
+            };
+            if full {
+                if stop.is_triggered() {
+                    break;
+                }
+                continue;
+            }
+            if listener.is_none() {
+                listener = self.store.outbox_listener().await.ok();
+            }
+            let woken = async {
+                match listener.as_mut() {
+                    Some(l) => match tokio::time::timeout(RELAY_FALLBACK, l.recv()).await {
+                        Ok(Ok(_)) | Err(_) => true,
+                        Ok(Err(_)) => false,
+                    },
+                    None => {
+                        tokio::time::sleep(RELAY_FALLBACK).await;
+                        true
+                    }
+                }
+            };
+            tokio::select! {
+                () = &mut stopped => break,
+                alive = woken => {
+                    if !alive {
+                        // The listening connection broke: a new one next time round.
+                        listener = None;
+                    }
+                }
+            }
+        }
+        tracing::info!(worker = "outbox relay", "stopped");
     }
 }

@@ -368,14 +368,22 @@ impl Stack {
     }
 
     /// Returns once order-svc has handled every payment event published before the call: a
-    /// fresh order is paid through the same path (notify-svc, the queue, the consumer), and
-    /// the queue hands events in order to one consumer that handles one at a time. (An event
+    /// fresh order is paid through the same path (notify-svc, the queue, the consumer); the
+    /// queue hands events in order to the one consumer, so every earlier event was taken up
+    /// before this one, and once it is PAID and no event is in hand, all are done. (An event
     /// given back for redelivery may come after it; the tests use it after acks and dead
     /// letters only.) Needs the simulator's notification faults off.
     pub async fn handled_so_far(&self) {
         let (token, id, number) = self.prepaid_order("barrier").await;
         self.user_pays(&number);
         self.wait_status(&token, &id, "PAID").await;
+        wait_until(PATIENCE, "no payment event in hand", || async {
+            match self.workers().events_in_hand() {
+                0 => Ok(()),
+                n => Err(n),
+            }
+        })
+        .await;
     }
 
     /// Waits until `n` events with this routing key were seen.
