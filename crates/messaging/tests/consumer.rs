@@ -95,7 +95,10 @@ async fn a_stop_while_handling_finishes_and_acks_the_messages_in_hand_and_takes_
         .expect("the consumer stops")
         .unwrap();
     assert_eq!(
-        (started.load(Ordering::SeqCst), handled.load(Ordering::SeqCst)),
+        (
+            started.load(Ordering::SeqCst),
+            handled.load(Ordering::SeqCst)
+        ),
         (2, 2),
         "both in hand were finished, no delivery after the stop"
     );

@@ -41,14 +41,11 @@ impl GatewayPorts {
 
     /// Free ports picked by the OS (tests).
     pub fn ephemeral() -> std::io::Result<Self> {
-        let listeners = (0..3)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let port = |i: usize| listeners[i].local_addr().map(|a| a.port());
+        let p = crate::stack::free_ports(3)?;
         Ok(GatewayPorts {
-            https: port(0)?,
-            probes: port(1)?,
-            admin: port(2)?,
+            https: p[0],
+            probes: p[1],
+            admin: p[2],
         })
     }
 }

@@ -47,13 +47,7 @@ impl Ports {
 
     /// Free ports picked by the OS (tests).
     pub fn ephemeral() -> std::io::Result<Self> {
-        let listeners = (0..8)
-            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
-            .collect::<Result<Vec<_>, _>>()?;
-        let p = listeners
-            .iter()
-            .map(|l| l.local_addr().map(|a| a.port()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let p = free_ports(8)?;
         Ok(Ports {
             order_http: p[0],
             order_grpc: p[1],
@@ -65,6 +59,18 @@ impl Ports {
             sim: p[7],
         })
     }
+}
+
+/// `n` distinct free ports on 127.0.0.1, picked by the OS and released again: whoever binds
+/// them later may find one taken meanwhile ([`StackError::is_port_race`]).
+pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<Vec<_>, _>>()?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect()
 }
 
 /// How to run the stack.
@@ -180,6 +186,15 @@ pub enum StackError {
         /// Its role.
         what: &'static str,
     },
+    /// A service could not bind its port: something took it after the port was checked or
+    /// picked (tests pick free ports, release them, and the services bind them later).
+    #[error("{name} could not bind its port: it was taken while the stack started{tail}")]
+    PortTaken {
+        /// Which.
+        name: String,
+        /// Its last log lines.
+        tail: String,
+    },
     /// A service exited while it was being awaited.
     #[error("{name} did not become ready: it exited with {status}{tail}")]
     Exited {
@@ -211,6 +226,16 @@ pub enum StackError {
     /// The gateway's configuration could not be prepared.
     #[error("the API gateway cannot start")]
     Gateway(#[from] gateway::GatewayError),
+}
+
+impl StackError {
+    /// Whether starting again on other ports may work (a port was taken).
+    pub fn is_port_race(&self) -> bool {
+        matches!(
+            self,
+            StackError::PortInUse { .. } | StackError::PortTaken { .. }
+        )
+    }
 }
 
 /// Why the stack's database could not be prepared.
@@ -498,10 +523,17 @@ impl RunningStack {
         let deadline = started + READY_WITHIN;
         loop {
             if let Some(status) = service.exited() {
+                let tail = self.tail(name);
+                if tail.contains("Address already in use") {
+                    return Err(StackError::PortTaken {
+                        name: name.to_owned(),
+                        tail,
+                    });
+                }
                 return Err(StackError::Exited {
                     name: name.to_owned(),
                     status,
-                    tail: self.tail(name),
+                    tail,
                 });
             }
             if let Ok(r) = client

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use minipay::process::LogSink;
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig, StackError};
+use minipay::stack::{self, Ports, RunningStack, StackConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_support::{
@@ -59,7 +59,7 @@ impl E2e {
             attempt_config.ports = Ports::ephemeral().unwrap();
             match RunningStack::start(attempt_config, &|_| {}).await {
                 Ok(stack) => break stack,
-                Err(StackError::PortInUse { .. }) if attempt < 3 => attempt += 1,
+                Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
                 Err(e) => panic!("the stack did not start: {e}"),
             }
         };

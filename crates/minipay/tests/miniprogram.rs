@@ -28,18 +28,28 @@ async fn the_mini_program_samples_api_module_buys_through_the_gateway() {
         String::from_utf8_lossy(&install.stderr)
     );
     let e = Edge::start().await;
-    let run = Command::new("npm")
+    // npm starts node: both in a process group of their own, killed together on a timeout.
+    let child = Command::new("npm")
         .args(["run", "--silent", "test:e2e"])
         .current_dir(repo.join("clients/miniprogram"))
         .env("MINIPAY_API_URL", &e.url)
         .env("MINIPAY_SIM_URL", e.stack().sim_url())
         .env("MINIPAY_CA_FILE", e.ca_file())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true)
-        .output();
-    let run = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the Mini Program e2e suite finishes within 3 minutes")
+        .spawn()
         .unwrap();
+    let group = child.id().unwrap();
+    let Ok(run) = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output()).await
+    else {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &format!("-{group}")])
+            .status();
+        panic!("the Mini Program e2e suite did not finish within 3 minutes");
+    };
+    let run = run.unwrap();
     let output = format!(
         "{}{}",
         String::from_utf8_lossy(&run.stdout),

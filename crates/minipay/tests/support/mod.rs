@@ -10,7 +10,7 @@ use std::time::Duration;
 use minipay::gateway::{GatewayPorts, GatewaySetup};
 use minipay::process::LogSink;
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig, StackError};
+use minipay::stack::{self, Ports, RunningStack, StackConfig};
 use serde_json::Value;
 use test_support::{
     AmqpCleanup, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
@@ -62,7 +62,7 @@ impl Edge {
             attempt_config.gateway = Some(gateway);
             match RunningStack::start(attempt_config, &|_| {}).await {
                 Ok(stack) => break stack,
-                Err(StackError::PortInUse { .. }) if attempt < 3 => attempt += 1,
+                Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
                 Err(e) => panic!(
                     "the stack did not start: {}",
                     service_runtime::telemetry::error_chain(&e)
@@ -99,18 +99,26 @@ impl Edge {
 
     /// The gateway's JSON access log line for the request with this id.
     pub(crate) async fn access_log(&self, request_id: &str) -> Value {
-        wait_until(
-            PATIENCE,
-            &format!("the gateway logged request {request_id}"),
-            || async {
-                self.sink
-                    .tail("gateway", usize::MAX)
-                    .iter()
-                    .filter_map(|l| l.strip_prefix("[gateway] "))
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .find(|v| v["request_id"] == request_id)
-            },
-        )
+        self.access_log_where(&format!("request {request_id}"), |v| {
+            v["request_id"] == request_id
+        })
+        .await
+    }
+
+    /// The first JSON access log line of the gateway that `matches` (waited for).
+    pub(crate) async fn access_log_where(
+        &self,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_until(PATIENCE, &format!("the gateway logged {what}"), || async {
+            self.sink
+                .tail("gateway", usize::MAX)
+                .iter()
+                .filter_map(|l| l.strip_prefix("[gateway] "))
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| matches(v))
+        })
         .await
     }
 
