@@ -16,7 +16,9 @@
  * - the payment: the `wx.requestPayment` object from the server passed as is, then polling
  *   `GET /api/v1/orders/{id}` with backoff until PAID, CLOSED or a timeout. The sheet's
  *   `requestPayment:ok` is never taken as proof of payment: only the server says PAID. A
- *   payment the server has not confirmed in time is "confirming", not "failed";
+ *   payment the server has not confirmed is "confirming", not "failed": whether the poll ran
+ *   out or a query failed for good (a 401 after logging in again, a 404, a 429, an unreadable
+ *   answer), once the sheet said paid `pay` never rejects and never offers to pay again;
  * - every error code mapped to a message for the user, in Chinese and English (`messageFor`).
  *
  * It never sends an amount: the server prices every order from its own price list, so a
@@ -294,8 +296,12 @@ export interface PayOptions {
 export type PaymentOutcome =
   /** The server confirmed the payment. */
   | { kind: 'paid'; order: Order }
-  /** The sheet said paid, but the server has not confirmed it within the poll's timeout. */
-  | { kind: 'confirming'; order: Order | undefined }
+  /**
+   * The sheet said paid, but the server has not confirmed it: not within the poll's timeout,
+   * or a query failed in a way another query would not mend. `order` is the last one the poll
+   * read, if any; `error` is that failure (for logs: the user sees "paid, confirming…").
+   */
+  | { kind: 'confirming'; order: Order | undefined; error?: MinipayError }
   /** The user closed the payment sheet: the order is still payable, with the same prepay. */
   | { kind: 'cancelled' }
   /** The sheet failed (`requestPayment:fail ...`); the order is still payable. */
@@ -387,7 +393,12 @@ function isOrder(v: unknown): v is Order {
   return isObject(v) && typeof v.id === 'string' && typeof v.status === 'string' && typeof v.amount_fen === 'number'
 }
 
-/** A failed answer as an error: the body's `code` if it has one, else one from the status. */
+/**
+ * A failed answer as an error: the body's `code` if it has one, else one from the status.
+ * The API's errors are flat, `{"code", "message"}`, and so is the gateway's 404 for a route it
+ * does not expose (`not_found`: a wrong base URL); the same pair nested under `error` is read
+ * too, as some proxies answer.
+ */
 function errorOf(res: WxResponse): MinipayError {
   let body = res.data
   if (typeof body === 'string') {
@@ -397,6 +408,7 @@ function errorOf(res: WxResponse): MinipayError {
       // Not JSON: a proxy's page, for instance.
     }
   }
+  if (isObject(body) && typeof body.code !== 'string' && isObject(body.error)) body = body.error
   const retryAfter = Number(headerValue(res.header, 'Retry-After'))
   const retryAfterMs = Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter * 1000 : undefined
   if (isObject(body) && typeof body.code === 'string') {
@@ -432,6 +444,15 @@ function settled(order: Order): PollOutcome {
 /** After the sheet said paid, PENDING means "not confirmed yet", never "failed". */
 function afterPayment(result: PollOutcome): PaymentOutcome {
   return result.kind === 'pending' ? { kind: 'confirming', order: result.order } : result
+}
+
+/** What the poll found, or the failure that ended it and the last order it read. */
+type PollResult = PollOutcome | { kind: 'error'; error: unknown; order: Order | undefined }
+
+/** Any failure as a `MinipayError` (a foreign one as `internal`). */
+function asMinipayError(e: unknown): MinipayError {
+  if (isMinipayError(e)) return e
+  return new MinipayError('internal', 0, e instanceof Error ? e.message : String(e))
 }
 
 /** Failures that may pass on another try: no answer, the gateway or a service unavailable, a
@@ -596,7 +617,10 @@ export class Minipay {
 
   /**
    * Pays an order: prepay, the payment sheet, then the server's answer. Resolves with how it
-   * ended; rejects only with a `MinipayError` for a call that failed (show `messageFor(e)`).
+   * ended; rejects only with a `MinipayError` for a call that failed before the sheet said
+   * paid (show `messageFor(e)`). Once the sheet said paid it always resolves: a query of the
+   * order that fails for good ends as `confirming` (the failure in its `error`), so the user
+   * is never told the payment failed nor offered to pay again.
    */
   async pay(id: string, options: PayOptions = {}): Promise<PaymentOutcome> {
     const onProgress = options.onProgress ?? (() => {})
@@ -610,10 +634,11 @@ export class Minipay {
     }
     const sheet = await this.sheet(params)
     if (sheet.ok) {
-      const result = await this.waitForResult(id, {
+      const result = await this.poll(id, {
         onAttempt: (attempt, networkFailures) => onProgress({ state: 'confirming', attempt, networkFailures }),
         stop: options.stop,
       })
+      if (result.kind === 'error') return { kind: 'confirming', order: result.order, error: asMinipayError(result.error) }
       return afterPayment(result)
     }
     if (sheet.cancelled) return { kind: 'cancelled' }
@@ -649,8 +674,18 @@ export class Minipay {
    * Polls the order until it leaves PENDING or the poll policy's timeout: the first query at
    * once, then with growing waits. A failed query (network, 5xx) does not end the poll; a 401
    * logs in again once. Ends as `pending` at the timeout, or as soon as `stop()` is true.
+   * Rejects with a failure another query would not mend (a second 401, a 404, a 429, an
+   * unreadable answer): after the sheet said paid, show that as "paid, confirming…" (as `pay`
+   * does), never as a failed payment.
    */
   async waitForResult(id: string, options: WaitOptions = {}): Promise<PollOutcome> {
+    const result = await this.poll(id, options)
+    if (result.kind === 'error') throw result.error
+    return result
+  }
+
+  /** `waitForResult`'s loop; a failure that ends it comes back with the last order read. */
+  private async poll(id: string, options: WaitOptions): Promise<PollResult> {
     const p = this.pollPolicy
     const onAttempt = options.onAttempt ?? (() => {})
     const stop = options.stop ?? (() => false)
@@ -658,20 +693,24 @@ export class Minipay {
     let delay = p.firstDelayMs
     let last: Order | undefined
     let networkFailures = 0
-    for (let attempt = 1; ; attempt++) {
-      onAttempt(attempt, networkFailures)
-      try {
-        last = await this.order(id, { retry: false })
-        if (last.status !== 'PENDING') return settled(last)
-      } catch (e) {
-        if (!retryable(e)) throw e
-        networkFailures++
+    try {
+      for (let attempt = 1; ; attempt++) {
+        onAttempt(attempt, networkFailures)
+        try {
+          last = await this.order(id, { retry: false })
+          if (last.status !== 'PENDING') return settled(last)
+        } catch (e) {
+          if (!retryable(e)) throw e
+          networkFailures++
+        }
+        const left = deadline - this.now()
+        if (left <= 0 || stop()) return { kind: 'pending', order: last }
+        await this.sleep(Math.min(delay, left))
+        if (stop()) return { kind: 'pending', order: last }
+        delay = Math.min(delay * p.factor, p.maxDelayMs)
       }
-      const left = deadline - this.now()
-      if (left <= 0 || stop()) return { kind: 'pending', order: last }
-      await this.sleep(Math.min(delay, left))
-      if (stop()) return { kind: 'pending', order: last }
-      delay = Math.min(delay * p.factor, p.maxDelayMs)
+    } catch (error) {
+      return { kind: 'error', error, order: last }
     }
   }
 

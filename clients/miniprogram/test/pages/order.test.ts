@@ -6,6 +6,7 @@
  */
 import type { Order } from '../../miniprogram/api/minipay'
 import { until } from '../support/fake'
+import type { Fault } from '../support/fake'
 import { fakeShop, load, tap, text, texts } from '../support/simulate'
 import type { Rendered, Shop } from '../support/simulate'
 
@@ -142,6 +143,33 @@ test('paid but not confirmed in time: "paid, confirming…", never "failed"', as
   expect(page.data.state).toBe('unconfirmed')
   expect(status(page)).toBe('支付成功，正在确认…')
   expect(shop.wx.navigations).toEqual([{ how: 'redirectTo', url: `/pages/result/index?id=${order.id}&outcome=confirming` }])
+})
+
+describe('paid, then asking the server fails for good: "paid, confirming…", never an error or "pay again"', () => {
+  const cases: [string, Fault, number][] = [
+    ['401 after logging in again once', { kind: 'status', status: 401, body: { code: 'unauthenticated', message: 'session token expired' } }, 2],
+    ['404 order_not_found', { kind: 'status', status: 404, body: { code: 'order_not_found', message: 'order not found' } }, 1],
+    ["the gateway's 404 not_found", { kind: 'status', status: 404, body: { code: 'not_found', message: 'no such route' } }, 1],
+    ['429', { kind: 'status', status: 429, body: 'local_rate_limited' }, 1],
+    ['an unreadable 200', { kind: 'status', status: 200, body: '<html>portal</html>' }, 1],
+  ]
+
+  test.each(cases)('%s', async (_name, fault, times) => {
+    const { shop, page, order } = await open('en')
+    shop.wx.user({ pay: 'never-confirmed' })
+    shop.server.fail('GET', ORDER_PATH, fault, times)
+    await pay(page)
+    expect(page.data.state).toBe('unconfirmed')
+    expect(page.data.state).not.toBe('error')
+    expect(status(page)).toBe('Paid, confirming…')
+    expect(text(page.querySelector('#status') as Rendered, '.hint')).toBe('If you were charged, refresh later; do not pay again')
+    expect(buttons(page)).toEqual(['Refresh'])
+    expect(buttons(page)).not.toContain('Pay again')
+    expect(page.querySelector('.pay')).toBeUndefined()
+    expect(page.data.message).toBe('')
+    expect(shop.wx.navigations).toEqual([{ how: 'redirectTo', url: `/pages/result/index?id=${order.id}&outcome=confirming` }])
+    expect(shop.wx.sheets).toHaveLength(1)
+  })
 })
 
 test('the order expired: says so, offers the shop, opens no sheet', async () => {

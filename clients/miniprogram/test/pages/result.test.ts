@@ -5,6 +5,7 @@
  */
 import type { Order } from '../../miniprogram/api/minipay'
 import { until } from '../support/fake'
+import type { Fault } from '../support/fake'
 import { fakeShop, load, tap, text, texts } from '../support/simulate'
 import type { Rendered, Shop } from '../support/simulate'
 
@@ -82,6 +83,22 @@ test('not confirmed within the poll: "paid, confirming…" and a refresh that la
   await tap(page.querySelector('#status') as Rendered, '.action-refresh')
   await until('PAID after the refresh', () => page.data.state === 'paid')
   expect(title(page)).toBe('支付成功')
+})
+
+test.each([
+  ['401 after logging in again once', { kind: 'status', status: 401, body: { code: 'unauthenticated', message: 'session token expired' } }, 2],
+  ["the gateway's 404 not_found", { kind: 'status', status: 404, body: { code: 'not_found', message: 'no such route' } }, 1],
+  ['429', { kind: 'status', status: 429, body: 'local_rate_limited' }, 1],
+] as [string, Fault, number][])('asking fails for good (%s): "paid, confirming…" with a refresh, never "pay again"', async (_name, fault, times) => {
+  const { shop, page, order, checked } = await open('en', (s) => s.server.fail('GET', ORDER_PATH, fault, times), 'confirming')
+  await checked
+  expect(page.data.state).toBe('unconfirmed')
+  expect(title(page)).toBe('Paid, confirming…')
+  expect(texts(page.querySelector('#status') as Rendered, '.action')).toEqual(['Refresh'])
+  shop.server.confirmPayment(order.id)
+  await tap(page.querySelector('#status') as Rendered, '.action-refresh')
+  await until('PAID after the refresh', () => page.data.state === 'paid')
+  expect(title(page)).toBe('Payment successful')
 })
 
 test('CLOSED: the poll stops and the page says the order is closed', async () => {

@@ -18,6 +18,7 @@ import {
 } from '../../miniprogram/api/minipay'
 import type { MinipayConfig, PayProgress } from '../../miniprogram/api/minipay'
 import { FakeServer, FakeWx } from '../support/fake'
+import type { Fault } from '../support/fake'
 
 const ORDER_PATH = /^\/api\/v1\/orders\/[^/]+$/
 
@@ -229,6 +230,27 @@ describe('retries', () => {
     expect(messageFor(e, 'en')).toBe('Too many attempts; wait a moment and try again')
   })
 
+  test("the gateway's 404 for a route it does not expose reads as not_found, not retried", async () => {
+    const { server, client } = setup()
+    const bodies: [unknown, string][] = [
+      // What the gateway answers: flat, like the API's errors.
+      [{ code: 'not_found', message: 'no such route' }, 'no such route'],
+      // The same as text (no JSON content type), and nested under `error`.
+      ['{"code":"not_found","message":"no such route"}', 'no such route'],
+      [{ error: { code: 'not_found', message: 'no such route' } }, 'no such route'],
+      // No body to read: the status says it.
+      ['404 page not found', 'HTTP 404'],
+    ]
+    for (const [body, message] of bodies) {
+      server.fail('GET', /^\/api\/v1\/products$/, { kind: 'status', status: 404, body, header: { 'content-type': 'application/json' } })
+      const e = await rejection(client.products())
+      expect([e.code, e.status, e.message]).toEqual(['not_found', 404, message])
+      expect(messageFor(e, 'zh')).toBe('服务地址有误，请联系商家')
+      expect(messageFor(e, 'en')).toBe('This service is not available here; contact the shop')
+    }
+    expect(server.requests('GET', /products/)).toHaveLength(bodies.length)
+  })
+
   test("WeChat's refusal (502 payment_refused) is final: not retried", async () => {
     const { server, client } = setup()
     const { order } = await client.createOrder([{ sku: 'TEA-JASMINE', quantity: 1 }])
@@ -365,6 +387,71 @@ describe('paying', () => {
     const paid = await placed(s)
     s.server.confirmPayment(paid.id)
     expect((await s.client.pay(paid.id)).kind).toBe('paid')
+    expect(s.wx.sheets).toHaveLength(0)
+  })
+
+  describe('after the sheet said paid, a query that fails for good is "confirming", never an error', () => {
+    const cases: [string, Fault, number, string, number][] = [
+      // The first 401 logs in again; the second is final.
+      ['401 after logging in again once', { kind: 'status', status: 401, body: { code: 'unauthenticated', message: 'session token expired; log in again' } }, 2, 'unauthenticated', 401],
+      ['404 order_not_found', { kind: 'status', status: 404, body: { code: 'order_not_found', message: 'order not found' } }, 1, 'order_not_found', 404],
+      ["the gateway's 404 for a route it does not expose", { kind: 'status', status: 404, body: { code: 'not_found', message: 'no such route' } }, 1, 'not_found', 404],
+      ['429 from the gateway', { kind: 'status', status: 429, body: 'local_rate_limited', header: { 'Retry-After': '1' } }, 1, 'rate_limited', 429],
+      ['a 200 that is not JSON', { kind: 'status', status: 200, body: '<html>portal</html>' }, 1, 'bad_response', 200],
+      ['a 200 that is not an order', { kind: 'status', status: 200, body: { ok: true } }, 1, 'bad_response', 200],
+    ]
+
+    test.each(cases)('%s', async (_name, fault, times, code, status) => {
+      const s = setup()
+      const order = await placed(s)
+      s.wx.user({ pay: 'never-confirmed' })
+      s.server.fail('GET', ORDER_PATH, fault, times)
+      const progress: PayProgress['state'][] = []
+      const outcome = await s.client.pay(order.id, { onProgress: (p) => progress.push(p.state) })
+      expect(outcome.kind).toBe('confirming')
+      expect(outcome.kind === 'confirming' && outcome.order).toBeUndefined()
+      const error = outcome.kind === 'confirming' ? outcome.error : undefined
+      expect([error?.code, error?.status]).toEqual([code, status])
+      expect(messageFor(outcomeMessage(outcome), 'zh')).toBe('支付成功，正在确认…')
+      expect(messageFor(outcomeMessage(outcome), 'en')).toBe('Paid, confirming…')
+      expect(progress).toEqual(['paying', 'confirming'])
+      // The failure ended the poll: no query after it, and one sheet only.
+      expect(s.server.requests('GET', ORDER_PATH)).toHaveLength(times)
+      expect(s.wx.sheets).toHaveLength(1)
+      expect(s.server.logins).toBe(times === 2 ? 2 : 1)
+    })
+
+    test('the last order the poll read is kept', async () => {
+      const s = setup()
+      const order = await placed(s)
+      s.wx.user({ pay: 'never-confirmed' })
+      const outcome = await s.client.pay(order.id, {
+        onProgress: (p) => {
+          if (p.state === 'confirming' && p.attempt === 3) {
+            s.server.fail('GET', ORDER_PATH, { kind: 'status', status: 404, body: { code: 'order_not_found', message: 'order not found' } })
+          }
+        },
+      })
+      expect(outcome.kind).toBe('confirming')
+      expect(outcome.kind === 'confirming' && outcome.order?.status).toBe('PENDING')
+      expect(outcome.kind === 'confirming' && outcome.error?.code).toBe('order_not_found')
+      expect(s.server.requests('GET', ORDER_PATH).map((x) => x.status)).toEqual([200, 200, 404])
+    })
+
+    test('waitForResult alone still rejects with the failure (the caller knows whether the sheet said paid)', async () => {
+      const s = setup()
+      const order = await placed(s)
+      s.server.fail('GET', ORDER_PATH, { kind: 'status', status: 429, body: 'local_rate_limited' })
+      expect((await rejection(s.client.waitForResult(order.id))).code).toBe('rate_limited')
+    })
+  })
+
+  test('before the sheet, a failed call still rejects: no sheet opens', async () => {
+    const s = setup()
+    const order = await placed(s)
+    s.server.fail('POST', /\/payment$/, { kind: 'status', status: 404, body: { code: 'not_found', message: 'no such route' } })
+    const e = await rejection(s.client.pay(order.id))
+    expect(e.code).toBe('not_found')
     expect(s.wx.sheets).toHaveLength(0)
   })
 

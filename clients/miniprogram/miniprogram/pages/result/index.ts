@@ -1,4 +1,3 @@
-import { messageFor } from '../../api/minipay'
 import type { PollOutcome } from '../../api/minipay'
 import type { PaymentState, StatusAction } from '../../components/payment-status/index'
 import { labels } from '../../i18n'
@@ -17,7 +16,7 @@ const AFTER: Record<PollOutcome['kind'], PaymentState> = {
 /**
  * The payment's result, after the sheet said paid: asks the server (with backoff, through
  * network drops) until it says PAID or CLOSED, and says "paid, confirming…" with a refresh
- * button if it has not confirmed yet — never "failed".
+ * button if it has not confirmed yet, or if asking failed — never "failed".
  */
 Component({
   data: {
@@ -51,8 +50,11 @@ Component({
         })
         this.setData({ state: AFTER[result.kind], reconnecting: false })
         if (result.order) this.setData({ order: orderView(result.order, lang) })
-      } catch (e) {
-        this.setData({ state: 'error', message: messageFor(e, lang), reconnecting: false })
+      } catch {
+        // The sheet said paid: a query that failed for good (a second 401, a 404, a 429, an
+        // unreadable answer) leaves the payment unconfirmed, with a refresh button; it is
+        // never shown as a failure with a "pay again".
+        this.setData({ state: 'unconfirmed', reconnecting: false })
       }
     },
 
