@@ -45,6 +45,23 @@ impl Ports {
         }
     }
 
+    /// The local ports of replica `n` (0 is [`Ports::standard`]): each service port plus
+    /// 100 × `n` (the simulator is shared).
+    pub fn standard_replica(n: u16) -> Self {
+        let s = Ports::standard();
+        let shift = |port: u16| port + 100 * n;
+        Ports {
+            order_http: shift(s.order_http),
+            order_grpc: shift(s.order_grpc),
+            order_ops: shift(s.order_ops),
+            notify_http: shift(s.notify_http),
+            notify_ops: shift(s.notify_ops),
+            gateway_grpc: shift(s.gateway_grpc),
+            gateway_ops: shift(s.gateway_ops),
+            sim: s.sim,
+        }
+    }
+
     /// Free ports picked by the OS (tests).
     pub fn ephemeral() -> std::io::Result<Self> {
         let p = free_ports(8)?;
@@ -76,8 +93,13 @@ pub fn free_ports(n: usize) -> std::io::Result<Vec<u16>> {
 /// How to run the stack.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
-    /// Where it listens.
+    /// Where it listens (the first replica of each service, and the simulator).
     pub ports: Ports,
+    /// Where further replicas of notify-svc, pay-gateway-svc and order-svc listen (their
+    /// `sim` is unused): replica `i` of pay-gateway-svc tells WeChat to notify replica `i` of
+    /// notify-svc, and replica `i` of order-svc calls replica `i` of pay-gateway-svc, so every
+    /// replica carries traffic; all share the database, Redis and RabbitMQ.
+    pub more_replicas: Vec<Ports>,
     /// Where the four binaries are.
     pub bin_dir: PathBuf,
     /// order-svc's database.
@@ -124,6 +146,7 @@ impl StackConfig {
     ) -> Self {
         StackConfig {
             ports: Ports::standard(),
+            more_replicas: Vec::new(),
             bin_dir,
             database_url,
             redis_url,
@@ -342,16 +365,21 @@ impl RunningStack {
             }
         }
         let p = config.ports;
-        let mut wanted = vec![
-            (p.sim, "simulator"),
-            (p.notify_http, "notify-svc"),
-            (p.notify_ops, "notify-svc ops"),
-            (p.gateway_grpc, "pay-gateway-svc gRPC"),
-            (p.gateway_ops, "pay-gateway-svc ops"),
-            (p.order_http, "order-svc HTTP"),
-            (p.order_grpc, "order-svc gRPC"),
-            (p.order_ops, "order-svc ops"),
-        ];
+        let replicas: Vec<Ports> = std::iter::once(p)
+            .chain(config.more_replicas.iter().copied())
+            .collect();
+        let mut wanted = vec![(p.sim, "simulator")];
+        for r in &replicas {
+            wanted.extend([
+                (r.notify_http, "notify-svc"),
+                (r.notify_ops, "notify-svc ops"),
+                (r.gateway_grpc, "pay-gateway-svc gRPC"),
+                (r.gateway_ops, "pay-gateway-svc ops"),
+                (r.order_http, "order-svc HTTP"),
+                (r.order_grpc, "order-svc gRPC"),
+                (r.order_ops, "order-svc ops"),
+            ]);
+        }
         if let Some(g) = &config.gateway {
             wanted.extend([
                 (g.ports.https, "API gateway HTTPS"),
@@ -378,14 +406,9 @@ impl RunningStack {
             "--time-scale",
             &c.sim_time_scale.to_string(),
         ]);
-        // WeChat calls the public URL: through the gateway when there is one.
-        let notify_url = match &c.gateway {
-            Some(g) => {
-                sim.arg("--notify-ca").arg(g.tls.ca_path());
-                format!("{}/wechat/pay/notify", g.url())
-            }
-            None => format!("{}/wechat/pay/notify", url(p.notify_http)),
-        };
+        if let Some(g) = &c.gateway {
+            sim.arg("--notify-ca").arg(g.tls.ca_path());
+        }
         stack
             .launch(
                 "wechatpay-sim",
@@ -395,70 +418,83 @@ impl RunningStack {
             )
             .await?;
 
-        let mut notify = stack.command("notify-svc");
-        notify
-            .env("WECHAT_MODE", "simulator")
-            .env("NOTIFY_HTTP_ADDR", addr(p.notify_http))
-            .env("NOTIFY_OPS_ADDR", addr(p.notify_ops))
-            .env("AMQP_URL", &c.amqp_url)
-            .env("AMQP_PREFIX", &c.amqp_prefix);
-        stack
-            .launch(
-                "notify-svc",
-                notify,
-                &format!("{}/readyz", url(p.notify_ops)),
-                progress,
-            )
-            .await?;
+        for (i, r) in replicas.iter().enumerate() {
+            // Logs and errors name replica 2 and up `order-svc-2`, ...
+            let suffix = if i == 0 {
+                String::new()
+            } else {
+                format!("-{}", i + 1)
+            };
+            // WeChat calls the public URL: through the gateway when there is one.
+            let notify_url = match &c.gateway {
+                Some(g) => format!("{}/wechat/pay/notify", g.url()),
+                None => format!("{}/wechat/pay/notify", url(r.notify_http)),
+            };
+            let mut notify = stack.command("notify-svc");
+            notify
+                .env("WECHAT_MODE", "simulator")
+                .env("NOTIFY_HTTP_ADDR", addr(r.notify_http))
+                .env("NOTIFY_OPS_ADDR", addr(r.notify_ops))
+                .env("AMQP_URL", &c.amqp_url)
+                .env("AMQP_PREFIX", &c.amqp_prefix);
+            stack
+                .launch(
+                    &format!("notify-svc{suffix}"),
+                    notify,
+                    &format!("{}/readyz", url(r.notify_ops)),
+                    progress,
+                )
+                .await?;
 
-        let mut gateway = stack.command("pay-gateway-svc");
-        gateway
-            .env("WECHAT_MODE", "simulator")
-            .env("PAY_GATEWAY_GRPC_ADDR", addr(p.gateway_grpc))
-            .env("PAY_GATEWAY_OPS_ADDR", addr(p.gateway_ops))
-            .env("GRPC_TOKEN", &c.gateway_grpc_token)
-            .env("WECHAT_PAY_BASE_URL", url(p.sim))
-            .env("WECHAT_NOTIFY_URL", &notify_url);
-        stack
-            .launch(
-                "pay-gateway-svc",
-                gateway,
-                &format!("{}/readyz", url(p.gateway_ops)),
-                progress,
-            )
-            .await?;
+            let mut gateway = stack.command("pay-gateway-svc");
+            gateway
+                .env("WECHAT_MODE", "simulator")
+                .env("PAY_GATEWAY_GRPC_ADDR", addr(r.gateway_grpc))
+                .env("PAY_GATEWAY_OPS_ADDR", addr(r.gateway_ops))
+                .env("GRPC_TOKEN", &c.gateway_grpc_token)
+                .env("WECHAT_PAY_BASE_URL", url(p.sim))
+                .env("WECHAT_NOTIFY_URL", &notify_url);
+            stack
+                .launch(
+                    &format!("pay-gateway-svc{suffix}"),
+                    gateway,
+                    &format!("{}/readyz", url(r.gateway_ops)),
+                    progress,
+                )
+                .await?;
 
-        let mut order = stack.command("order-svc");
-        order
-            .env("WECHAT_MODE", "simulator")
-            .env("ORDER_HTTP_ADDR", addr(p.order_http))
-            .env("ORDER_GRPC_ADDR", addr(p.order_grpc))
-            .env("ORDER_OPS_ADDR", addr(p.order_ops))
-            .env("GRPC_TOKEN", &c.order_grpc_token)
-            .env("PAY_GATEWAY_TOKEN", &c.gateway_grpc_token)
-            .env("DATABASE_URL", &c.database_url)
-            .env("REDIS_URL", &c.redis_url)
-            .env("REDIS_KEY_PREFIX", &c.redis_prefix)
-            .env("AMQP_URL", &c.amqp_url)
-            .env("AMQP_PREFIX", &c.amqp_prefix)
-            .env("PAY_GATEWAY_URL", url(p.gateway_grpc))
-            .env("SESSION_SECRET", &c.session_secret)
-            .env("ORDER_TTL", &c.order_ttl)
-            .env("PAYMENT_QUERY_AFTER", &c.payment_query_after)
-            .env("SWEEP_INTERVAL", &c.sweep_interval)
-            // Behind the gateway, the client's address is the last X-Forwarded-For hop.
-            .env(
-                "TRUSTED_PROXY",
-                if c.gateway.is_some() { "on" } else { "off" },
-            );
-        stack
-            .launch(
-                "order-svc",
-                order,
-                &format!("{}/readyz", url(p.order_ops)),
-                progress,
-            )
-            .await?;
+            let mut order = stack.command("order-svc");
+            order
+                .env("WECHAT_MODE", "simulator")
+                .env("ORDER_HTTP_ADDR", addr(r.order_http))
+                .env("ORDER_GRPC_ADDR", addr(r.order_grpc))
+                .env("ORDER_OPS_ADDR", addr(r.order_ops))
+                .env("GRPC_TOKEN", &c.order_grpc_token)
+                .env("PAY_GATEWAY_TOKEN", &c.gateway_grpc_token)
+                .env("DATABASE_URL", &c.database_url)
+                .env("REDIS_URL", &c.redis_url)
+                .env("REDIS_KEY_PREFIX", &c.redis_prefix)
+                .env("AMQP_URL", &c.amqp_url)
+                .env("AMQP_PREFIX", &c.amqp_prefix)
+                .env("PAY_GATEWAY_URL", url(r.gateway_grpc))
+                .env("SESSION_SECRET", &c.session_secret)
+                .env("ORDER_TTL", &c.order_ttl)
+                .env("PAYMENT_QUERY_AFTER", &c.payment_query_after)
+                .env("SWEEP_INTERVAL", &c.sweep_interval)
+                // Behind the gateway, the client's address is the last X-Forwarded-For hop.
+                .env(
+                    "TRUSTED_PROXY",
+                    if c.gateway.is_some() { "on" } else { "off" },
+                );
+            stack
+                .launch(
+                    &format!("order-svc{suffix}"),
+                    order,
+                    &format!("{}/readyz", url(r.order_ops)),
+                    progress,
+                )
+                .await?;
+        }
 
         if let Some(g) = &c.gateway {
             let config = gateway::render(g.ports, p.order_http, p.notify_http, &g.tls.dir)?;
@@ -577,6 +613,14 @@ impl RunningStack {
     /// order-svc's base URL.
     pub fn order_url(&self) -> String {
         url(self.config.ports.order_http)
+    }
+
+    /// Every order-svc replica's base URL, the first one first.
+    pub fn order_urls(&self) -> Vec<String> {
+        std::iter::once(&self.config.ports)
+            .chain(&self.config.more_replicas)
+            .map(|p| url(p.order_http))
+            .collect()
     }
 
     /// notify-svc's base URL.

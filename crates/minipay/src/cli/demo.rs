@@ -25,7 +25,7 @@ pub(super) async fn run(args: Args) -> ExitCode {
             "No stack on port {}: starting one for the demo.\n",
             ports.order_http
         );
-        match start(args.build, LogSink::keep(), false).await {
+        match start(args.build, LogSink::keep(), false, 1).await {
             Ok(s) => started = Some(s),
             Err(e) => {
                 eprintln!("minipay demo: cannot start the stack: {}", error_chain(&e));

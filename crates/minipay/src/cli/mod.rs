@@ -13,7 +13,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::gateway::{GatewayError, GatewayPorts, GatewaySetup};
 use crate::infra::{Infra, InfraError};
 use crate::process::LogSink;
-use crate::stack::{self, DatabaseError, RunningStack, StackConfig, StackError};
+use crate::stack::{self, DatabaseError, Ports, RunningStack, StackConfig, StackError};
 
 const ENVIRONMENT: &str = "\
 Environment: DATABASE_URL (admin database; default postgres://postgres@127.0.0.1:5432/postgres),
@@ -116,6 +116,7 @@ async fn start(
     build: BuildArgs,
     sink: LogSink,
     gateway: bool,
+    replicas: u16,
 ) -> Result<(Infra, RunningStack), StartError> {
     let state = PathBuf::from(".minipay");
     let gateway = if gateway {
@@ -158,6 +159,7 @@ async fn start(
         sink,
     );
     config.gateway = gateway;
+    config.more_replicas = (1..replicas).map(Ports::standard_replica).collect();
     match RunningStack::start(config, &say).await {
         Ok(stack) => Ok((infra, stack)),
         Err(e) => {
@@ -219,6 +221,18 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Up(a)) if a.gateway));
         let cli = parse(&["up"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Up(a)) if !a.gateway));
+    }
+
+    #[test]
+    fn replicas_is_a_bounded_flag_of_up() {
+        let cli = parse(&["up", "--replicas", "2"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Up(a)) if a.replicas == 2));
+        let cli = parse(&["up"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Up(a)) if a.replicas == 1));
+        for bad in ["0", "5", "two"] {
+            let error = parse(&["up", "--replicas", bad]).unwrap_err();
+            assert!(error.to_string().contains("--replicas"), "{error}");
+        }
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct Args {
     /// a test certificate made now): the self-check and WeChat's notifications go through it
     #[arg(long)]
     pub gateway: bool,
+    /// Run this many replicas of notify-svc, pay-gateway-svc and order-svc (1 to 4; replica n
+    /// listens on each port + 100 × (n - 1)), all sharing PostgreSQL, Redis and RabbitMQ
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=4))]
+    pub replicas: u16,
 }
 
 pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
@@ -27,7 +31,7 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
     // Interrupted while starting: dropping the start drops every process it started (each
     // dropped service kills its process group), so nothing is left behind.
     let started = tokio::select! {
-        s = start(args.build, sink.clone(), args.gateway) => s,
+        s = start(args.build, sink.clone(), args.gateway, args.replicas) => s,
         () = interrupted(interrupt.clone()) => Err(StartError::Interrupted),
     };
     let (infra, mut running) = match started {
@@ -132,6 +136,19 @@ fn print_guide(running: &RunningStack) {
         "  ops (/healthz /readyz /metrics): order-svc http://127.0.0.1:{}  notify-svc http://127.0.0.1:{}  pay-gateway-svc http://127.0.0.1:{}",
         p.order_ops, p.notify_ops, p.gateway_ops
     );
+    for (i, r) in running.config.more_replicas.iter().enumerate() {
+        println!(
+            "  replica {}: order-svc http://127.0.0.1:{} (gRPC {}, ops {})  notify-svc http://127.0.0.1:{} (ops {})  pay-gateway-svc gRPC {} (ops {})",
+            i + 2,
+            r.order_http,
+            r.order_grpc,
+            r.order_ops,
+            r.notify_http,
+            r.notify_ops,
+            r.gateway_grpc,
+            r.gateway_ops
+        );
+    }
     println!("  gRPC calls need the service's token (GRPC_TOKEN, generated for this run)");
     if let Some(g) = &running.config.gateway {
         println!(
