@@ -32,15 +32,18 @@ async fn a_purchase_and_wechats_notification_go_through_the_gateway_over_https()
 
     // The request id the gateway made is the trace id of order-svc's log line for it; a
     // client's own x-request-id is replaced and its x-trace-id dropped, neither trusted.
+    // (A login: every write is logged at INFO; successful reads only at DEBUG.)
     let response = e
         .http
-        .get(format!("{}/api/v1/products", e.url))
+        .post(format!("{}/api/v1/sessions", e.url))
         .header("x-request-id", "client-chosen-id-0001")
         .header("x-trace-id", "client-chosen-trace-0001")
+        .header("content-type", "application/json")
+        .body(json!({ "code": "test-gwtrace" }).to_string())
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::CREATED);
     let id = request_id(&response);
     assert_ne!(id, "client-chosen-id-0001");
     assert_eq!(
@@ -55,10 +58,10 @@ async fn a_purchase_and_wechats_notification_go_through_the_gateway_over_https()
             .find(|l| l.contains(&format!("\"trace_id\":\"{id}\"")))
     })
     .await;
-    assert!(line.contains("/api/v1/products"), "{line}");
+    assert!(line.contains("/api/v1/sessions"), "{line}");
     let logged = e.access_log(&id).await;
     assert_eq!(logged["upstream"], "order-svc");
-    assert_eq!(logged["status"], 200);
+    assert_eq!(logged["status"], 201);
     e.stop().await;
 }
 

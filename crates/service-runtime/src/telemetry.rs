@@ -138,6 +138,7 @@ pub async fn http_layer(
     let status = response.status().as_u16();
     let elapsed = started.elapsed().as_secs_f64();
     let outcome = outcome_of(status);
+    let quiet = quiet(&method, status);
     let labels = [
         ("service", service.to_owned()),
         ("route", route),
@@ -146,7 +147,18 @@ pub async fn http_layer(
     ];
     metrics::counter!("http_requests_total", &labels).increment(1);
     metrics::histogram!("http_request_duration_seconds", &labels).record(elapsed);
-    span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
+    // A successful read (the Mini Program's status poll, thousands a second on a sale day) is
+    // logged at DEBUG: its JSON line cost a fifth of the poll's CPU. Every write, every
+    // refusal and every failure stays at INFO, with its trace id.
+    if quiet {
+        span.in_scope(
+            || tracing::debug!(status, elapsed_ms = elapsed * 1000.0, "request finished"),
+        );
+    } else {
+        span.in_scope(
+            || tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"),
+        );
+    }
     if let Ok(v) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert(TRACE_ID_HEADER, v);
     }
@@ -165,6 +177,11 @@ fn http_trace_id(headers: &axum::http::HeaderMap) -> String {
                 .filter(|v| valid_trace_id(v))
         })
         .map_or_else(new_trace_id, str::to_owned)
+}
+
+/// Whether a finished request is logged at DEBUG only: a successful GET or HEAD.
+fn quiet(method: &str, status: u16) -> bool {
+    matches!(method, "GET" | "HEAD") && (200..400).contains(&status)
 }
 
 fn outcome_of(status: u16) -> &'static str {
@@ -234,6 +251,16 @@ pub fn inject_trace_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_successful_reads_are_logged_quietly() {
+        assert!(quiet("GET", 200));
+        assert!(quiet("HEAD", 304));
+        assert!(!quiet("GET", 404));
+        assert!(!quiet("GET", 503));
+        assert!(!quiet("POST", 201));
+        assert!(!quiet("DELETE", 200));
+    }
 
     #[test]
     fn http_trace_id_prefers_x_trace_id_then_the_gateways_request_id() {
