@@ -653,6 +653,15 @@ impl RunningStack {
         self.config.gateway.as_ref().map(GatewaySetup::url)
     }
 
+    /// The process id of the service called `name` (`order-svc`, `order-svc-2`, `gateway`,
+    /// ...), while it runs.
+    pub fn pid_of(&self, name: &str) -> Option<u32> {
+        self.services
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(Service::id)
+    }
+
     /// Which services have exited (they should not have).
     pub fn exited(&mut self) -> Vec<String> {
         self.services

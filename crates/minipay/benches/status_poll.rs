@@ -1,0 +1,164 @@
+//! The Mini Program's status poll (`GET /api/v1/orders/{id}`, bearer token, cache hit) against
+//! the real order-svc, as a ratio against a bare axum server measured in the same run with
+//! the same load generator: the reference answers every GET with a fixed body of the same
+//! size, which is the least any HTTP server does per request. The gap is what order-svc adds:
+//! the session token's HMAC, the Redis read, the JSON, the metrics.
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! cargo bench -p minipay --bench status_poll
+//! ```
+//!
+//! PostgreSQL, Redis and RabbitMQ as for the tests. `BENCH_SECONDS` (default 10) and
+//! `BENCH_CONNECTIONS` (default 64) size the run. The load generator shares the machine's
+//! cores with the server, as it does with the reference.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: failing loudly is right
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use minipay::process::LogSink;
+use minipay::purchase::Shop;
+use minipay::stack::{self, Ports, RunningStack, StackConfig};
+use serde_json::json;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// GETs `url` with `token` from `connections` keep-alive connections for `seconds`; the
+/// requests answered 200 per second.
+async fn drive(url: &str, token: &str, connections: u64, seconds: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let (url, token, done) = (url.to_owned(), token.to_owned(), Arc::clone(&done));
+            tokio::spawn(async move {
+                // One client per task: one connection each, kept alive.
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1)
+                    .build()
+                    .unwrap();
+                while Instant::now() < until {
+                    let response = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                    assert_eq!(response.status(), 200, "{url}");
+                    response.bytes().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    rate
+}
+
+/// A bare axum server answering every GET with `body`; its base URL.
+async fn bare_server(body: Vec<u8>) -> String {
+    let body = bytes_of(body);
+    let app = axum::Router::new().fallback(axum::routing::get(move || {
+        let body = body.clone();
+        async move { ([("content-type", "application/json")], body) }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+fn bytes_of(body: Vec<u8>) -> axum::body::Bytes {
+    axum::body::Bytes::from(body)
+}
+
+/// CPU seconds (user + system) process `pid` has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+#[tokio::main]
+async fn main() {
+    let seconds = env_or("BENCH_SECONDS", 10);
+    let connections = env_or("BENCH_CONNECTIONS", 64);
+    let database = stack::ensure_database(
+        &std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        "minipay_bench",
+    )
+    .await
+    .expect("PostgreSQL");
+    let id = std::process::id();
+    let mut config = StackConfig::local(
+        stack::bin_dir(),
+        database,
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        std::env::var("AMQP_URL")
+            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+        LogSink::keep(),
+    );
+    config.ports = Ports::ephemeral().unwrap();
+    config.amqp_prefix = format!("bench{id}.");
+    config.redis_prefix = format!("minipay-bench-{id}:");
+    let stack = RunningStack::start(config, &|_| {})
+        .await
+        .unwrap_or_else(|e| panic!("{}", service_runtime::telemetry::error_chain(&e)));
+
+    let shop = Shop::new(stack.order_url(), stack.sim_url());
+    let token = shop.login("bench").await.unwrap();
+    let order = shop
+        .create_order(&token, json!([{ "sku": "TEA-JASMINE", "quantity": 1 }]))
+        .await
+        .unwrap();
+    let url = format!(
+        "{}/api/v1/orders/{}",
+        stack.order_url(),
+        order["id"].as_str().unwrap()
+    );
+    // The body order-svc answers, for the reference to answer too (and a warm cache).
+    let body = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let size = body.len();
+    let reference_url = format!("{}/api/v1/orders/x", bare_server(body).await);
+
+    let reference = drive(&reference_url, &token, connections, seconds).await;
+    let pid = stack.pid_of("order-svc").expect("order-svc runs");
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    let measured = drive(&url, &token, connections, seconds).await;
+    let cores = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64();
+    let unclean = stack.stop().await;
+    assert!(unclean.is_empty(), "{unclean:?}");
+
+    println!("status poll, {connections} connections, {seconds} s each, {size}-byte body:");
+    println!("  bare axum server, same body:   {reference:>9.0} req/s");
+    println!(
+        "  order-svc (token, Redis, JSON): {measured:>9.0} req/s   order-svc at {cores:.2} cores, {:.1} µs CPU per poll",
+        cores * 1e6 / measured
+    );
+    println!("  ratio: {:.2}", measured / reference);
+}
