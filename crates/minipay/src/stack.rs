@@ -653,6 +653,15 @@ impl RunningStack {
         self.config.gateway.as_ref().map(GatewaySetup::url)
     }
 
+    /// Each running service's name (`order-svc-2` for a second replica, `gateway` for Envoy)
+    /// and process id: what `/proc` shows of this stack, when other stacks run beside it.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.services
+            .iter()
+            .filter_map(|s| s.id().map(|pid| (s.name.clone(), pid)))
+            .collect()
+    }
+
     /// Which services have exited (they should not have).
     pub fn exited(&mut self) -> Vec<String> {
         self.services
