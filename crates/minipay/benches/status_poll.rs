@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use minipay::load::procs;
 use minipay::process::LogSink;
 use minipay::purchase::Shop;
 use minipay::stack::{self, Ports, RunningStack, StackConfig};
@@ -80,17 +81,9 @@ fn bytes_of(body: Vec<u8>) -> axum::body::Bytes {
     axum::body::Bytes::from(body)
 }
 
-/// CPU seconds (user + system) process `pid` has used.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
-    (ticks(11) + ticks(12)) / 100.0
+/// CPU ticks (user + system) process `pid` has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    procs::Snapshot::of_pid(std::path::Path::new("/proc"), pid).map_or(0, |p| p.cpu_ticks)
 }
 
 #[tokio::main]
@@ -146,11 +139,15 @@ async fn main() {
     let reference_url = format!("{}/api/v1/orders/x", bare_server(body).await);
 
     let reference = drive(&reference_url, &token, connections, seconds).await;
-    let pid = stack.pid_of("order-svc").expect("order-svc runs");
-    let cpu_before = cpu_seconds(pid);
+    let pid = stack
+        .pids()
+        .into_iter()
+        .find_map(|(name, pid)| (name == "order-svc").then_some(pid))
+        .expect("order-svc runs");
+    let cpu_before = cpu_ticks(pid);
     let started = Instant::now();
     let measured = drive(&url, &token, connections, seconds).await;
-    let cores = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64();
+    let cores = procs::cores(cpu_before, cpu_ticks(pid), started.elapsed()).unwrap_or(0.0);
     let unclean = stack.stop().await;
     assert!(unclean.is_empty(), "{unclean:?}");
 

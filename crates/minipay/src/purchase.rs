@@ -30,6 +30,8 @@ pub mod step {
     pub const AT_WECHAT: &str = "read order at WeChat (simulator)";
     /// The simulator's faults set.
     pub const FAULTS: &str = "set simulator faults";
+    /// The simulator's health read.
+    pub const SIM_HEALTH: &str = "simulator health";
 }
 
 /// Why a step of the purchase (or a single [`Shop`] call) failed. Each variant names the step.
@@ -318,6 +320,15 @@ impl Shop {
         let url = format!("{}/sim/v1/orders/{out_trade_no}", self.sim);
         let request = self.request(Method::GET, url, None);
         self.expect(step::AT_WECHAT, request, StatusCode::OK).await
+    }
+
+    /// Whether the simulator answers its health endpoint.
+    pub async fn sim_health(&self) -> Result<(), PurchaseError> {
+        let url = format!("{}/sim/v1/health", self.sim);
+        let request = self.request(Method::GET, url, None);
+        self.expect(step::SIM_HEALTH, request, StatusCode::OK)
+            .await
+            .map(|_| ())
     }
 
     /// Sets the simulator's faults.

@@ -653,13 +653,13 @@ impl RunningStack {
         self.config.gateway.as_ref().map(GatewaySetup::url)
     }
 
-    /// The process id of the service called `name` (`order-svc`, `order-svc-2`, `gateway`,
-    /// ...), while it runs.
-    pub fn pid_of(&self, name: &str) -> Option<u32> {
+    /// Each running service's name (`order-svc-2` for a second replica, `gateway` for Envoy)
+    /// and process id: what `/proc` shows of this stack, when other stacks run beside it.
+    pub fn pids(&self) -> Vec<(String, u32)> {
         self.services
             .iter()
-            .find(|s| s.name == name)
-            .and_then(Service::id)
+            .filter_map(|s| s.id().map(|pid| (s.name.clone(), pid)))
+            .collect()
     }
 
     /// Which services have exited (they should not have).

@@ -20,7 +20,7 @@ fn help_names_every_subcommand() {
     let out = minipay(&["--help"]);
     assert!(out.status.success(), "{out:?}");
     let help = text(&out.stdout);
-    for name in ["up", "demo", "status"] {
+    for name in ["up", "demo", "status", "load"] {
         assert!(help.contains(name), "{help}");
     }
 }
@@ -37,4 +37,37 @@ fn an_unknown_flag_is_refused_naming_it() {
     let out = minipay(&["up", "--no-biuld"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(text(&out.stderr).contains("'--no-biuld'"), "{out:?}");
+}
+
+#[test]
+fn load_against_nothing_exits_2_naming_what_is_not_reachable() {
+    let dead = format!("http://{}", test_support::dead_addr());
+    let out = minipay(&["load", "--api", &dead, "--sim", &dead, "--count", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{dead}/api/v1/products")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{dead}/sim/v1/health")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn load_refuses_a_duration_and_a_count_together() {
+    let out = minipay(&["load", "--duration", "5s", "--count", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("--count"), "{out:?}");
+}
+
+#[test]
+fn load_refuses_a_ca_for_plain_http() {
+    let out = minipay(&["load", "--ca", "ca.pem", "--count", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("--ca is for an https --api"),
+        "{out:?}"
+    );
 }

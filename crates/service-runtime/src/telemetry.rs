@@ -151,13 +151,11 @@ pub async fn http_layer(
     // logged at DEBUG: its JSON line cost a fifth of the poll's CPU. Every write, every
     // refusal and every failure stays at INFO, with its trace id.
     if quiet {
-        span.in_scope(
-            || tracing::debug!(status, elapsed_ms = elapsed * 1000.0, "request finished"),
-        );
+        span.in_scope(|| {
+            tracing::debug!(status, elapsed_ms = elapsed * 1000.0, "request finished")
+        });
     } else {
-        span.in_scope(
-            || tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"),
-        );
+        span.in_scope(|| tracing::info!(status, elapsed_ms = elapsed * 1000.0, "request finished"));
     }
     if let Ok(v) = HeaderValue::from_str(&trace_id) {
         response.headers_mut().insert(TRACE_ID_HEADER, v);

@@ -1,7 +1,8 @@
-//! The command line: `minipay up | demo | status`, one module per subcommand. `main` parses
+//! The command line: `minipay up | demo | status | load`, one module per subcommand. `main` parses
 //! [`Cli`] and hands it to [`run`].
 
 pub mod demo;
+pub mod load;
 pub mod status;
 pub mod up;
 
@@ -41,6 +42,9 @@ pub enum Command {
     Demo(demo::Args),
     /// What is running and ready, and orders per state.
     Status(status::Args),
+    /// Drive a running stack with concurrent buyers (login, order, prepay, pay, poll until
+    /// PAID); report throughput, latency per step, errors by code, each service's CPU and RSS.
+    Load(load::Args),
 }
 
 /// Flags shared by the subcommands that may start the stack.
@@ -60,6 +64,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Up(args)) => up::run(args, interrupt).await,
         Some(Command::Demo(args)) => demo::run(args).await,
         Some(Command::Status(args)) => status::run(args).await,
+        Some(Command::Load(args)) => load::run(args, interrupt).await,
         None => {
             let _ = Cli::command().print_help();
             ExitCode::SUCCESS
@@ -171,9 +176,12 @@ async fn start(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use clap::error::ErrorKind;
 
     use super::*;
+    use crate::load::Until;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("minipay").chain(args.iter().copied()))
@@ -189,7 +197,7 @@ mod tests {
         let help = parse(&["--help"]).unwrap_err();
         assert_eq!(help.kind(), ErrorKind::DisplayHelp);
         let text = help.to_string();
-        for name in ["up", "demo", "status", "DATABASE_URL"] {
+        for name in ["up", "demo", "status", "load", "DATABASE_URL"] {
             assert!(text.contains(name), "{name} missing from:\n{text}");
         }
     }
@@ -233,6 +241,85 @@ mod tests {
             let error = parse(&["up", "--replicas", bad]).unwrap_err();
             assert!(error.to_string().contains("--replicas"), "{error}");
         }
+    }
+
+    fn load(args: &[&str]) -> Result<load::Args, clap::Error> {
+        let cli = parse(&[&["load"], args].concat())?;
+        match cli.command {
+            Some(Command::Load(a)) => Ok(a),
+            other => panic!("not load: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn load_runs_16_buyers_for_30_seconds_against_the_local_stack_by_default() {
+        let a = load(&[]).unwrap();
+        assert_eq!(a.api, "http://127.0.0.1:8080");
+        assert_eq!(a.sim, "http://127.0.0.1:8090");
+        assert_eq!(a.buyers, 16);
+        assert_eq!(a.until(), Until::Elapsed(Duration::from_secs(30)));
+        assert!(a.ca.is_none() && !a.json);
+    }
+
+    #[test]
+    fn load_reads_every_flag() {
+        let a = load(&[
+            "--api",
+            "https://127.0.0.1:8443/",
+            "--ca",
+            ".minipay/gateway/ca.pem",
+            "--sim",
+            "http://10.0.0.5:8090",
+            "--buyers",
+            "4",
+            "--duration",
+            "1m 30s",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(a.api, "https://127.0.0.1:8443", "the trailing slash goes");
+        assert_eq!(a.ca, Some(PathBuf::from(".minipay/gateway/ca.pem")));
+        assert_eq!(a.sim, "http://10.0.0.5:8090");
+        assert_eq!(a.buyers, 4);
+        assert_eq!(a.until(), Until::Elapsed(Duration::from_secs(90)));
+        assert!(a.json);
+        let a = load(&["--count", "20"]).unwrap();
+        assert_eq!(a.until(), Until::Count(20));
+    }
+
+    #[test]
+    fn load_takes_a_duration_or_a_count_not_both() {
+        let error = load(&["--duration", "10s", "--count", "5"]).unwrap_err();
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict);
+        let text = error.to_string();
+        assert!(
+            text.contains("--duration") && text.contains("--count"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn load_refuses_bad_values_naming_the_flag() {
+        for (flag, bad) in [
+            ("--buyers", "0"),
+            ("--buyers", "1001"),
+            ("--buyers", "many"),
+            ("--count", "0"),
+            ("--duration", "0s"),
+            ("--duration", "30"),
+            ("--duration", "soon"),
+            ("--api", "127.0.0.1:8080"),
+            ("--api", "ftp://127.0.0.1"),
+            ("--api", "http://127.0.0.1:8080/?x=1"),
+            ("--sim", "not a url"),
+        ] {
+            let error = load(&[flag, bad]).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains(flag), "{flag} {bad}: {text}");
+            assert!(text.contains(bad), "{flag} {bad}: {text}");
+        }
+        let error = load(&["--count=-3"]).unwrap_err();
+        assert!(error.to_string().contains("--count"), "{error}");
     }
 
     #[test]
