@@ -58,12 +58,13 @@ pub async fn claim(conn: &mut PgConnection, limit: u32) -> Result<Vec<OutboxEven
         .collect()
 }
 
-/// Marks the events `ids` published (in the transaction that claimed them).
+/// Marks the events `ids` published (in the transaction that claimed them), at the time the
+/// broker confirmed them (not the transaction's start: the lag is measured from these).
 pub async fn mark_published(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(), StoreError> {
     if ids.is_empty() {
         return Ok(());
     }
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+    sqlx::query("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1)")
         .bind(ids)
         .execute(&mut *conn)
         .await?;
