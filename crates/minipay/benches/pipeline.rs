@@ -19,18 +19,12 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use minipay::process::LogSink;
+mod common;
+
+use common::{Bench, env_or};
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig};
 use serde_json::json;
 use wechat_pay::v2::{self, ApiKey, Params, SignType, xml};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// WeChat's notification that order `number` was paid `amount` fen, signed with the
 /// simulator's merchant key (what notify-svc verifies in simulator mode).
@@ -112,28 +106,9 @@ async fn pgbench(database: &str, rows: usize, clients: usize, seconds: u64) -> f
 async fn main() {
     let payments = env_or("BENCH_PAYMENTS", 5000);
     let connections = env_or("BENCH_CONNECTIONS", 32);
-    let admin = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let id = std::process::id();
-    let database = stack::ensure_database(&admin, &format!("minipay_bench_{id}"))
-        .await
-        .expect("PostgreSQL");
-    let mut config = StackConfig::local(
-        stack::bin_dir(),
-        database.clone(),
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        std::env::var("AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
-        LogSink::keep(),
-    );
-    config.ports = Ports::ephemeral().unwrap();
-    config.amqp_prefix = format!("bench{id}.");
-    config.redis_prefix = format!("minipay-bench-{id}:");
-    config.rust_log = "warn".into();
-    let stack = RunningStack::start(config, &|_| {})
-        .await
-        .unwrap_or_else(|e| panic!("{}", service_runtime::telemetry::error_chain(&e)));
-
+    // Services at WARN: the run is about the pipeline, not about writing log lines.
+    let bench = Bench::start("pipeline", "warn").await;
+    let (stack, database) = (&bench.stack, bench.database.clone());
     // The orders, placed through the API by a few buyers (logins are rate-limited).
     let shop = Shop::new(stack.order_url(), stack.sim_url());
     let mut tokens = Vec::new();
@@ -219,19 +194,17 @@ async fn main() {
     .fetch_one(&db)
     .await
     .unwrap();
-    let unclean = stack.stop().await;
-    assert!(unclean.is_empty(), "{unclean:?}");
-
-    let seconds = paid_after.as_secs().max(5);
-    let reference = pgbench(&database, payments, connections, seconds).await;
     db.close().await;
-    let admin_pool = sqlx::PgPool::connect(&admin).await.unwrap();
-    sqlx::query(&format!(
-        "DROP DATABASE \"minipay_bench_{id}\" WITH (FORCE)"
-    ))
-    .execute(&admin_pool)
-    .await
-    .unwrap();
+    // The reference runs alone, on a scratch database of the same server, as long as the
+    // measured run took.
+    let admin = bench.finish().await;
+    let scratch = format!("minipay_bench_pgbench_{}", std::process::id());
+    let scratch_url = minipay::stack::ensure_database(&admin, &scratch)
+        .await
+        .expect("PostgreSQL");
+    let seconds = paid_after.as_secs().max(5);
+    let reference = pgbench(&scratch_url, payments, connections, seconds).await;
+    common::drop_database(&admin, &scratch).await;
 
     #[allow(clippy::cast_precision_loss)]
     let rate = |n: usize, d: Duration| n as f64 / d.as_secs_f64();

@@ -19,18 +19,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use minipay::load::procs;
-use minipay::process::LogSink;
-use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig};
-use serde_json::json;
+mod common;
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{Bench, env_or};
+use minipay::load::procs;
+use minipay::purchase::Shop;
+use serde_json::json;
 
 /// GETs `url` with `token` from `connections` keep-alive connections for `seconds`; the
 /// requests answered 200 per second.
@@ -88,31 +82,10 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let seconds = env_or("BENCH_SECONDS", 10);
-    let connections = env_or("BENCH_CONNECTIONS", 64);
-    let database = stack::ensure_database(
-        &std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        "minipay_bench",
-    )
-    .await
-    .expect("PostgreSQL");
-    let id = std::process::id();
-    let mut config = StackConfig::local(
-        stack::bin_dir(),
-        database,
-        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        std::env::var("AMQP_URL")
-            .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
-        LogSink::keep(),
-    );
-    config.ports = Ports::ephemeral().unwrap();
-    config.amqp_prefix = format!("bench{id}.");
-    config.redis_prefix = format!("minipay-bench-{id}:");
-    let stack = RunningStack::start(config, &|_| {})
-        .await
-        .unwrap_or_else(|e| panic!("{}", service_runtime::telemetry::error_chain(&e)));
-
+    let seconds = env_or("BENCH_SECONDS", 10) as u64;
+    let connections = env_or("BENCH_CONNECTIONS", 64) as u64;
+    let bench = Bench::start("poll", "info").await;
+    let stack = &bench.stack;
     let shop = Shop::new(stack.order_url(), stack.sim_url());
     let token = shop.login("bench").await.unwrap();
     let order = shop
@@ -148,8 +121,7 @@ async fn main() {
     let started = Instant::now();
     let measured = drive(&url, &token, connections, seconds).await;
     let cores = procs::cores(cpu_before, cpu_ticks(pid), started.elapsed()).unwrap_or(0.0);
-    let unclean = stack.stop().await;
-    assert!(unclean.is_empty(), "{unclean:?}");
+    bench.finish().await;
 
     println!("status poll, {connections} connections, {seconds} s each, {size}-byte body:");
     println!("  bare axum server, same body:   {reference:>9.0} req/s");

@@ -249,6 +249,9 @@ pub enum StackError {
     /// The gateway's configuration could not be prepared.
     #[error("the API gateway cannot start")]
     Gateway(#[from] gateway::GatewayError),
+    /// No free port could be picked.
+    #[error("cannot pick free ports")]
+    FreePorts(#[source] std::io::Error),
 }
 
 impl StackError {
@@ -525,6 +528,28 @@ impl RunningStack {
                 .await?;
         }
         Ok(stack)
+    }
+
+    /// Starts `config` on free ports picked now (its own, its further replicas' — as many as
+    /// it lists — and its gateway's), picking new ones when one was taken before a service
+    /// bound it (at most four attempts). For tests and benchmarks, which run side by side.
+    pub async fn start_on_free_ports(config: StackConfig) -> Result<RunningStack, StackError> {
+        let mut attempt = 0;
+        loop {
+            let mut c = config.clone();
+            c.ports = Ports::ephemeral().map_err(StackError::FreePorts)?;
+            c.more_replicas = (0..config.more_replicas.len())
+                .map(|_| Ports::ephemeral())
+                .collect::<Result<_, _>>()
+                .map_err(StackError::FreePorts)?;
+            if let Some(g) = &mut c.gateway {
+                g.ports = gateway::GatewayPorts::ephemeral().map_err(StackError::FreePorts)?;
+            }
+            match RunningStack::start(c, &|_| {}).await {
+                Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
+                started => return started,
+            }
+        }
     }
 
     fn command(&self, bin: &str) -> Command {

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use minipay::process::LogSink;
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig};
+use minipay::stack::{RunningStack, StackConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use test_support::{
-    AmqpCleanup, OrderApi, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis,
-    unique_id, wait_until,
-};
+use test_support::{AmqpCleanup, OrderApi, wait_until};
+
+mod support;
 
 /// Longest wait for what the stack does on its own (a notification recorded).
 const PATIENCE: Duration = Duration::from_secs(15);
@@ -33,36 +32,10 @@ struct E2e {
 
 impl E2e {
     async fn start(tweak: impl FnOnce(&mut StackConfig)) -> E2e {
-        require_redis().await;
-        let _ = require_rabbitmq().await.close(200, "checked").await;
-        let database = fresh_database().await;
-        let id = unique_id();
-        let mut config = StackConfig::local(
-            stack::bin_dir(),
-            database,
-            redis_url(),
-            amqp_url(),
-            LogSink::keep(),
-        );
-        config.ports = Ports::ephemeral().unwrap();
-        config.amqp_prefix = format!("e{id}.");
-        config.redis_prefix = format!("minipay-e2e-{id}:");
-        config.sim_time_scale = 0.001;
+        let (mut config, cleanup) = support::isolated("e", LogSink::keep()).await;
         config.sweep_interval = "1s".into();
         tweak(&mut config);
-        let cleanup = AmqpCleanup::new(config.amqp_prefix.clone());
-        // Free ports are picked by the OS and released before the services bind them, so
-        // another process may take one in between: start again on new ports.
-        let mut attempt = 0;
-        let stack = loop {
-            let mut attempt_config = config.clone();
-            attempt_config.ports = Ports::ephemeral().unwrap();
-            match RunningStack::start(attempt_config, &|_| {}).await {
-                Ok(stack) => break stack,
-                Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
-                Err(e) => panic!("the stack did not start: {e}"),
-            }
-        };
+        let stack = support::start(config).await;
         let shop = Shop::new(stack.order_url(), stack.sim_url());
         let api = OrderApi::new(stack.order_url());
         E2e {

@@ -6,44 +6,15 @@
 
 use minipay::load::{self, LoadOptions, Step, Until};
 use minipay::process::LogSink;
-use minipay::stack::{self, Ports, RunningStack, StackConfig};
-use test_support::{
-    AmqpCleanup, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
-};
+use minipay::stack::RunningStack;
+use test_support::AmqpCleanup;
 
-/// A stack of real processes, as `tests/e2e.rs` starts it, and what cleans up after it.
+mod support;
+
+/// A stack of real processes of its own, and what cleans up after it.
 async fn start() -> (RunningStack, AmqpCleanup) {
-    require_redis().await;
-    let _ = require_rabbitmq().await.close(200, "checked").await;
-    let database = fresh_database().await;
-    let id = unique_id();
-    let mut config = StackConfig::local(
-        stack::bin_dir(),
-        database,
-        redis_url(),
-        amqp_url(),
-        LogSink::keep(),
-    );
-    config.amqp_prefix = format!("l{id}.");
-    config.redis_prefix = format!("minipay-load-{id}:");
-    config.sim_time_scale = 0.001;
-    let cleanup = AmqpCleanup::new(config.amqp_prefix.clone());
-    // Free ports are picked by the OS and released before the services bind them, so
-    // another process may take one in between: start again on new ports.
-    let mut attempt = 0;
-    let stack = loop {
-        let mut attempt_config = config.clone();
-        attempt_config.ports = Ports::ephemeral().unwrap();
-        match RunningStack::start(attempt_config, &|_| {}).await {
-            Ok(stack) => break stack,
-            Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
-            Err(e) => panic!(
-                "the stack did not start: {}",
-                service_runtime::telemetry::error_chain(&e)
-            ),
-        }
-    };
-    (stack, cleanup)
+    let (config, cleanup) = support::isolated("l", LogSink::keep()).await;
+    (support::start(config).await, cleanup)
 }
 
 #[tokio::test]

@@ -13,14 +13,13 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use minipay::process::LogSink;
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig};
+use minipay::stack::Ports;
 use prost::Message as _;
 use proto::events::v1::{OrderClosed, OrderPaid};
 use serde_json::json;
-use test_support::{
-    AmqpCleanup, OrderEvents, amqp_url, fresh_database, queue_state, redis_url, require_rabbitmq,
-    require_redis, unique_id, wait_until,
-};
+use test_support::{OrderEvents, queue_state, wait_until};
+
+mod support;
 
 /// Orders placed; the first `PAID` of them are paid, the rest expire.
 const ORDERS: usize = 240;
@@ -32,35 +31,14 @@ const ORDER_TTL: &str = "75s";
 
 #[tokio::test]
 async fn two_replicas_of_each_service_pay_once_close_once_and_announce_once() {
-    require_redis().await;
-    let _ = require_rabbitmq().await.close(200, "checked").await;
-    let database = fresh_database().await;
-    let id = unique_id();
-    let mut config = StackConfig::local(
-        stack::bin_dir(),
-        database.clone(),
-        redis_url(),
-        amqp_url(),
-        LogSink::keep(),
-    );
-    config.amqp_prefix = format!("r{id}.");
-    config.redis_prefix = format!("minipay-r-{id}:");
-    config.sim_time_scale = 0.001;
+    let (mut config, cleanup) = support::isolated("r", LogSink::keep()).await;
+    let database = config.database_url.clone();
     config.order_ttl = ORDER_TTL.into();
     config.sweep_interval = "1s".into();
-    let cleanup = AmqpCleanup::new(config.amqp_prefix.clone());
+    // A second replica of each service (its ports are picked by `start`).
+    config.more_replicas = vec![Ports::standard_replica(1)];
     let events = OrderEvents::listen(&cleanup.topology).await;
-    let mut attempt = 0;
-    let stack = loop {
-        let mut attempt_config = config.clone();
-        attempt_config.ports = Ports::ephemeral().unwrap();
-        attempt_config.more_replicas = vec![Ports::ephemeral().unwrap()];
-        match RunningStack::start(attempt_config, &|_| {}).await {
-            Ok(stack) => break stack,
-            Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
-            Err(e) => panic!("the stack did not start: {e}"),
-        }
-    };
+    let stack = support::start(config).await;
     let urls = stack.order_urls();
     assert_eq!(urls.len(), 2);
     let shops: Vec<Shop> = urls

@@ -1,7 +1,8 @@
-//! The stack behind the real API gateway, for the tests that go through it: Envoy (installed
-//! by scripts/install-envoy.sh) with the shared configuration of k8s/base/gateway/envoy.yaml
-//! and a certificate made at run time, in front of the real services, started as `minipay up
-//! --gateway` starts them.
+//! Stacks of real processes for the end-to-end tests, each with its own database, Redis and
+//! AMQP names and free ports ([`isolated`], [`start`]); and the stack behind the real API
+//! gateway ([`Edge`]): Envoy (installed by scripts/install-envoy.sh) with the shared
+//! configuration of k8s/base/gateway/envoy.yaml and a certificate made at run time, in front
+//! of the real services, started as `minipay up --gateway` starts them.
 
 #![allow(dead_code)] // each test binary uses a part
 
@@ -10,12 +11,40 @@ use std::time::Duration;
 use minipay::gateway::{GatewayPorts, GatewaySetup};
 use minipay::process::LogSink;
 use minipay::purchase::Shop;
-use minipay::stack::{self, Ports, RunningStack, StackConfig};
+use minipay::stack::{self, RunningStack, StackConfig};
 use serde_json::Value;
 use test_support::{
     AmqpCleanup, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
     wait_until,
 };
+
+/// A stack configuration of one test's own: a fresh database, Redis keys and AMQP names
+/// under a unique prefix (`tag` names the test file in them), WeChat's clock 1,000 times
+/// faster, output kept in `sink`; and what removes its queues and exchanges when it ends.
+pub(crate) async fn isolated(tag: &str, sink: LogSink) -> (StackConfig, AmqpCleanup) {
+    require_redis().await;
+    let _ = require_rabbitmq().await.close(200, "checked").await;
+    let database = fresh_database().await;
+    let id = unique_id();
+    let mut config = StackConfig::local(stack::bin_dir(), database, redis_url(), amqp_url(), sink);
+    config.amqp_prefix = format!("{tag}{id}.");
+    config.redis_prefix = format!("minipay-{tag}-{id}:");
+    config.sim_time_scale = 0.001;
+    let cleanup = AmqpCleanup::new(config.amqp_prefix.clone());
+    (config, cleanup)
+}
+
+/// Starts `config` on free ports, or fails the test with the reason.
+pub(crate) async fn start(config: StackConfig) -> RunningStack {
+    RunningStack::start_on_free_ports(config)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "the stack did not start: {}",
+                service_runtime::telemetry::error_chain(&e)
+            )
+        })
+}
 
 /// Longest wait for what the stack does on its own (a log line written, a notification).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
@@ -35,40 +64,15 @@ pub(crate) struct Edge {
 impl Edge {
     /// A fresh stack (own database, prefixes, ports) behind a fresh gateway.
     pub(crate) async fn start() -> Edge {
-        require_redis().await;
-        let _ = require_rabbitmq().await.close(200, "checked").await;
-        let database = fresh_database().await;
-        let id = unique_id();
         let sink = LogSink::keep();
-        let mut config = StackConfig::local(
-            stack::bin_dir(),
-            database,
-            redis_url(),
-            amqp_url(),
-            sink.clone(),
-        );
-        config.amqp_prefix = format!("g{id}.");
-        config.redis_prefix = format!("minipay-gw-{id}:");
-        config.sim_time_scale = 0.001;
-        let cleanup = AmqpCleanup::new(config.amqp_prefix.clone());
-        let tls_dir = std::env::temp_dir().join(format!("minipay-gateway-{id}"));
-        let mut attempt = 0;
-        let stack = loop {
-            let mut attempt_config = config.clone();
-            attempt_config.ports = Ports::ephemeral().unwrap();
-            let gateway = GatewaySetup::prepare(GatewayPorts::ephemeral().unwrap(), &tls_dir)
-                .await
-                .unwrap_or_else(|e| panic!("the gateway cannot be prepared: {e}"));
-            attempt_config.gateway = Some(gateway);
-            match RunningStack::start(attempt_config, &|_| {}).await {
-                Ok(stack) => break stack,
-                Err(e) if e.is_port_race() && attempt < 3 => attempt += 1,
-                Err(e) => panic!(
-                    "the stack did not start: {}",
-                    service_runtime::telemetry::error_chain(&e)
-                ),
-            }
-        };
+        let (mut config, cleanup) = isolated("gw", sink.clone()).await;
+        let tls_dir = std::env::temp_dir().join(format!("minipay-{}", config.amqp_prefix));
+        // Its ports are picked again by `start`.
+        let gateway = GatewaySetup::prepare(GatewayPorts::standard(), &tls_dir)
+            .await
+            .unwrap_or_else(|e| panic!("the gateway cannot be prepared: {e}"));
+        config.gateway = Some(gateway);
+        let stack = start(config).await;
         let gateway = stack.config.gateway.clone().unwrap();
         Edge {
             url: gateway.url(),
