@@ -63,6 +63,31 @@ async fn wechat_gets_the_success_ack_and_stops_notifying() {
     assert_eq!(attempts[0]["outcome"], "acked");
 }
 
+/// After every copy of one order's payment was handled: the order is PAID, by one transition
+/// (one outbox row for it, one for the barrier), with no anomaly and no dead letter, and both
+/// `order.paid` events are out.
+async fn paid_once(s: &Stack, events: &OrderEvents, id: &str) {
+    s.handled_so_far().await;
+    assert_eq!(
+        s.sql_count(&format!(
+            "SELECT count(*) FROM orders WHERE id = '{id}' AND status = 'PAID'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM outbox").await,
+        2,
+        "one transition for this order, one for the barrier"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
+        0
+    );
+    assert_eq!(s.dead_letters().await, 0);
+    s.wait_events(events, "order.paid", 2).await;
+}
+
 #[tokio::test]
 async fn five_concurrent_copies_of_a_notification_apply_once() {
     let s = stack().await;
@@ -84,25 +109,7 @@ async fn five_concurrent_copies_of_a_notification_apply_once() {
         .sim()
         .set_faults(wechatpay_sim::Faults::default())
         .unwrap();
-    s.handled_so_far().await;
-    assert_eq!(
-        s.sql_count(&format!(
-            "SELECT count(*) FROM orders WHERE id = '{id}' AND status = 'PAID'"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(
-        s.sql_count("SELECT count(*) FROM outbox").await,
-        2,
-        "one transition for this order, one for the barrier"
-    );
-    assert_eq!(
-        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
-        0
-    );
-    assert_eq!(s.dead_letters().await, 0);
-    s.wait_events(&events, "order.paid", 2).await;
+    paid_once(&s, &events, &id).await;
     assert_eq!(s.workers().relay_once().await.unwrap(), 0);
     assert_eq!(events.count("order.paid"), 2);
 }
@@ -575,25 +582,7 @@ async fn ten_queued_copies_of_a_payment_handled_at_once_apply_once() {
     // ... so the restarted consumer takes them up together (prefetch 32).
     s.start_order_svc().await;
     s.wait_status(&token, &id, "PAID").await;
-    s.handled_so_far().await;
-    assert_eq!(
-        s.sql_count(&format!(
-            "SELECT count(*) FROM orders WHERE id = '{id}' AND status = 'PAID'"
-        ))
-        .await,
-        1
-    );
-    assert_eq!(
-        s.sql_count("SELECT count(*) FROM outbox").await,
-        2,
-        "one transition for this order, one for the barrier"
-    );
-    assert_eq!(
-        s.sql_count("SELECT count(*) FROM payment_anomalies").await,
-        0
-    );
-    assert_eq!(s.dead_letters().await, 0);
-    s.wait_events(&events, "order.paid", 2).await;
+    paid_once(&s, &events, &id).await;
     assert_eq!(events.count("order.paid"), 2);
 }
 
