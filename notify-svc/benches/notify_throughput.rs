@@ -63,13 +63,20 @@ async fn main() {
     let ch = conn.create_channel().await.unwrap();
     topology.declare_payments_exchange(&ch).await.unwrap();
     let queue = format!("{prefix}sink");
+    // A quorum queue, as order-svc's payment queue is: the reference is what notify-svc
+    // really publishes into.
+    let mut quorum = FieldTable::default();
+    quorum.insert(
+        "x-queue-type".into(),
+        lapin::types::AMQPValue::LongString("quorum".into()),
+    );
     ch.queue_declare(
         &queue,
         QueueDeclareOptions {
             durable: true,
             ..Default::default()
         },
-        FieldTable::default(),
+        quorum,
     )
     .await
     .unwrap();
