@@ -161,6 +161,7 @@ impl Checkout {
         let applied = transitions::apply_payment(&mut tx, facts, &self.settings.merchant).await?;
         tx.commit().await?;
         if let Some(order) = applied.changed() {
+            self.store.outbox_committed();
             self.cache.put(order).await;
         } else if let Applied::Duplicate(order) = &applied {
             // A repeat after a commit whose cache write was lost (the process died, the
@@ -229,6 +230,7 @@ impl Checkout {
         let closed = transitions::close(&mut tx, order, reason).await?;
         tx.commit().await?;
         if let Some(closed) = &closed {
+            self.store.outbox_committed();
             self.cache.put(closed).await;
         }
         Ok(closed.map_or(Settled::Unchanged, Settled::Closed))

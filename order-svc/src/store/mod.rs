@@ -13,7 +13,10 @@ pub mod products;
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use tokio::sync::Notify;
 
 pub use self::orders::{Inserted, NewOrder, Owner};
 
@@ -50,12 +53,33 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Signalled after a commit that wrote outbox events: wakes this process's relay. In
+    /// process rather than PostgreSQL's NOTIFY, which serializes every committing
+    /// transaction that used it on one lock (1,155 PAID/s without it, 730 with it, in the
+    /// pipeline bench); every outbox write happens in an order-svc process, whose own relay
+    /// this wakes, and the relay still looks every second for what another process left.
+    outbox_written: Arc<Notify>,
 }
 
 impl Store {
     /// Over this pool.
     pub fn new(pool: PgPool) -> Self {
-        Store { pool }
+        Store {
+            pool,
+            outbox_written: Arc::default(),
+        }
+    }
+
+    /// Says that a committed transaction wrote outbox events (call after the commit: a
+    /// relay woken before it would not see them yet).
+    pub fn outbox_committed(&self) {
+        self.outbox_written.notify_one();
+    }
+
+    /// Completes once [`Store::outbox_committed`] was called since the last wait (a call
+    /// while nobody waits is kept for the next wait).
+    pub async fn outbox_committed_since(&self) {
+        self.outbox_written.notified().await;
     }
 
     /// Starts a transaction (for transitions that lock rows).

@@ -2,14 +2,10 @@
 //! announce, then claimed and marked published by the relay. Claiming locks the rows
 //! (`FOR UPDATE SKIP LOCKED`), so several replicas never publish the same batch at once.
 
-use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use super::{Store, StoreError};
-
-/// The channel a committed outbox write notifies (migration 0006's trigger).
-const WRITTEN: &str = "minipay_outbox";
+use super::StoreError;
 
 /// An event waiting to be published.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,15 +65,4 @@ pub async fn mark_published(conn: &mut PgConnection, ids: &[Uuid]) -> Result<(),
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-impl Store {
-    /// A connection listening for committed outbox writes: each notification means "there
-    /// may be events to publish" (several commits may fold into one; one lost while the
-    /// connection was down is why the relay also looks now and then on its own).
-    pub async fn outbox_listener(&self) -> Result<PgListener, StoreError> {
-        let mut listener = PgListener::connect_with(self.pool()).await?;
-        listener.listen(WRITTEN).await?;
-        Ok(listener)
-    }
 }

@@ -1,8 +1,8 @@
 //! The outbox relay: publishes the events transitions wrote to the outbox, with confirms and
 //! `mandatory`, so an event is marked published only once a queue holds it (a consumer's, or
 //! the unrouted queue behind the orders exchange's alternate exchange). Batches of events go
-//! out with pipelined confirms, and the relay is woken by the commit that wrote them
-//! (LISTEN/NOTIFY), not by a timer.
+//! out with pipelined confirms, and the relay is woken by the commit that wrote them (in
+//! process), not by a timer.
 
 use std::time::Duration;
 
@@ -19,8 +19,8 @@ use crate::store::outbox;
 /// pipelined confirms (all sent, then all confirms awaited).
 pub(super) const RELAY_BATCH: u32 = 500;
 
-/// How long the relay waits for a notification before it looks anyway (a notification can be
-/// lost while its listening connection is down).
+/// How long the relay waits for a wake-up before it looks anyway (for events another process
+/// wrote: its own relay is woken, but it may have died).
 const RELAY_FALLBACK: Duration = Duration::from_secs(1);
 
 impl Workers {
@@ -73,12 +73,13 @@ impl Workers {
     }
 
     /// The relay's loop until `stop`: a step, then another at once while steps come back
-    /// full, else a wait for a committed outbox write (LISTEN), at most [`RELAY_FALLBACK`].
-    /// Without a listening connection (the database is down) it looks every fallback period.
+    /// full, else a wait until this process commits outbox events ([`Store::outbox_committed`])
+    /// or [`RELAY_FALLBACK`] passed (what another replica, or a process that died, left).
+    ///
+    /// [`Store::outbox_committed`]: crate::store::Store::outbox_committed
     pub(super) async fn run_relay(self, stop: Shutdown) {
         let stopped = stop.wait();
         tokio::pin!(stopped);
-        let mut listener = None;
         loop {
             let full = match self.relay_once().await {
                 Ok(n) => n >= RELAY_BATCH as usize,
@@ -93,29 +94,10 @@ impl Workers {
                 }
                 continue;
             }
-            if listener.is_none() {
-                listener = self.store.outbox_listener().await.ok();
-            }
-            let woken = async {
-                match listener.as_mut() {
-                    Some(l) => match tokio::time::timeout(RELAY_FALLBACK, l.recv()).await {
-                        Ok(Ok(_)) | Err(_) => true,
-                        Ok(Err(_)) => false,
-                    },
-                    None => {
-                        tokio::time::sleep(RELAY_FALLBACK).await;
-                        true
-                    }
-                }
-            };
             tokio::select! {
                 () = &mut stopped => break,
-                alive = woken => {
-                    if !alive {
-                        // The listening connection broke: a new one next time round.
-                        listener = None;
-                    }
-                }
+                () = self.store.outbox_committed_since() => {}
+                () = tokio::time::sleep(RELAY_FALLBACK) => {}
             }
         }
         tracing::info!(worker = "outbox relay", "stopped");
