@@ -130,6 +130,9 @@ pub struct StackConfig {
     pub rust_log: String,
     /// Where their output goes.
     pub sink: LogSink,
+    /// Further settings for every order-svc replica (`DATABASE_MAX_CONNECTIONS`,
+    /// `AMQP_PREFETCH`, ...), for experiments and benchmarks.
+    pub order_env: Vec<(String, String)>,
     /// The API gateway in front, when wanted: it then also takes WeChat's notifications
     /// (the simulator trusts its test CA), and order-svc trusts its `X-Forwarded-For`.
     pub gateway: Option<GatewaySetup>,
@@ -162,6 +165,7 @@ impl StackConfig {
             sweep_interval: "5s".into(),
             rust_log: "info".into(),
             sink,
+            order_env: Vec::new(),
             gateway: None,
         }
     }
@@ -488,7 +492,8 @@ impl RunningStack {
                 .env(
                     "TRUSTED_PROXY",
                     if c.gateway.is_some() { "on" } else { "off" },
-                );
+                )
+                .envs(c.order_env.iter().map(|(k, v)| (k, v)));
             stack
                 .launch(
                     &format!("order-svc{suffix}"),

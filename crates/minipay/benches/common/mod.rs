@@ -45,6 +45,13 @@ impl Bench {
         config.amqp_prefix = format!("bench{tag}{id}.");
         config.redis_prefix = format!("minipay-bench-{tag}-{id}:");
         config.rust_log = rust_log.into();
+        // BENCH_ORDER_ENV="DATABASE_MAX_CONNECTIONS=32,AMQP_PREFETCH=64" tries other settings.
+        config.order_env = std::env::var("BENCH_ORDER_ENV")
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
         let stack = RunningStack::start_on_free_ports(config)
             .await
             .unwrap_or_else(|e| panic!("{}", service_runtime::telemetry::error_chain(&e)));
