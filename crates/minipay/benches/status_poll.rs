@@ -60,7 +60,7 @@ async fn drive(url: &str, token: &str, connections: u64, seconds: u64) -> f64 {
 
 /// A bare axum server answering every GET with `body`; its base URL.
 async fn bare_server(body: Vec<u8>) -> String {
-    let body = bytes_of(body);
+    let body = axum::body::Bytes::from(body);
     let app = axum::Router::new().fallback(axum::routing::get(move || {
         let body = body.clone();
         async move { ([("content-type", "application/json")], body) }
@@ -69,10 +69,6 @@ async fn bare_server(body: Vec<u8>) -> String {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
-}
-
-fn bytes_of(body: Vec<u8>) -> axum::body::Bytes {
-    axum::body::Bytes::from(body)
 }
 
 /// CPU ticks (user + system) process `pid` has used.

@@ -293,10 +293,7 @@ impl GatewaySetup {
 
     /// An HTTP client that trusts the gateway's test CA.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
-            .add_root_certificate(self.tls.ca_certificate()?)
-            .timeout(std::time::Duration::from_secs(15))
-            .build()
+        crate::purchase::client(vec![self.tls.ca_certificate()?])
     }
 }
 

@@ -147,14 +147,24 @@ pub struct Shop {
     pub sim: String,
 }
 
+/// How long one call of the public APIs may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The HTTP client for the public APIs: [`REQUEST_TIMEOUT`], the system's roots and `roots`
+/// (a test gateway's CA, say).
+pub fn client(roots: Vec<reqwest::Certificate>) -> reqwest::Result<Client> {
+    roots
+        .into_iter()
+        .fold(Client::builder().timeout(REQUEST_TIMEOUT), |b, root| {
+            b.add_root_certificate(root)
+        })
+        .build()
+}
+
 impl Shop {
     /// Against these URLs.
     pub fn new(order: String, sim: String) -> Self {
-        let http = Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .unwrap_or_default();
-        Shop::with_client(http, order, sim)
+        Shop::with_client(client(Vec::new()).unwrap_or_default(), order, sim)
     }
 
     /// Against these URLs with this client (one that trusts a test gateway's CA, say).

@@ -139,6 +139,11 @@ pub struct StackConfig {
 }
 
 impl StackConfig {
+    /// The ports of every replica, the first one first.
+    pub fn replica_ports(&self) -> impl Iterator<Item = &Ports> {
+        std::iter::once(&self.ports).chain(&self.more_replicas)
+    }
+
     /// The defaults for a local run against these stores.
     pub fn local(
         bin_dir: PathBuf,
@@ -372,9 +377,7 @@ impl RunningStack {
             }
         }
         let p = config.ports;
-        let replicas: Vec<Ports> = std::iter::once(p)
-            .chain(config.more_replicas.iter().copied())
-            .collect();
+        let replicas: Vec<Ports> = config.replica_ports().copied().collect();
         let mut wanted = vec![(p.sim, "simulator")];
         for r in &replicas {
             wanted.extend([
@@ -647,8 +650,8 @@ impl RunningStack {
 
     /// Every order-svc replica's base URL, the first one first.
     pub fn order_urls(&self) -> Vec<String> {
-        std::iter::once(&self.config.ports)
-            .chain(&self.config.more_replicas)
+        self.config
+            .replica_ports()
             .map(|p| url(p.order_http))
             .collect()
     }

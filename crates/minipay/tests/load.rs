@@ -6,7 +6,7 @@
 
 use minipay::load::{self, LoadOptions, Step, Until};
 use minipay::process::LogSink;
-use minipay::stack::RunningStack;
+use minipay::stack::{self, RunningStack};
 use test_support::AmqpCleanup;
 
 mod support;
@@ -52,12 +52,7 @@ async fn four_buyers_make_twenty_purchases_and_every_step_is_timed() {
     // Other tests' stacks may run beside this one: find this stack's processes by the pids
     // it knows.
     let pids = stack.pids();
-    for name in [
-        "order-svc",
-        "notify-svc",
-        "pay-gateway-svc",
-        "wechatpay-sim",
-    ] {
+    for (_, name) in stack::BINARIES {
         let (_, pid) = pids.iter().find(|(n, _)| n == name).unwrap();
         let usage = report
             .services

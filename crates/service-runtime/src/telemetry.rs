@@ -2,7 +2,8 @@
 //!
 //! A request's trace id comes from its `x-trace-id` header (HTTP) or metadata (gRPC), else
 //! from the `x-request-id` header the API gateway generates for every request (so a gateway
-//! access log line and the services' log lines share one id), or is made fresh; it is kept in a task-local while the request is handled, stamped on every log
+//! access log line and the services' log lines share one id), or is made fresh; it is kept
+//! in a task-local while the request is handled, stamped on every log
 //! line through the request's span, echoed in the HTTP response, and added to outgoing gRPC
 //! calls by [`inject_trace_id`].
 

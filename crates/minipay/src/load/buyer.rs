@@ -161,10 +161,11 @@ impl Buyer {
         }
     }
 
-    /// Buys until `until` (counted from `started`) or until [`Live::stop`]; what it saw.
-    pub(super) async fn run(mut self, live: Arc<Live>, until: Until, started: Instant) -> Record {
+    /// Buys until `until` (counted from the run's start) or until [`Live::stop`]; what it
+    /// saw.
+    pub(super) async fn run(mut self, live: Arc<Live>, until: Until) -> Record {
         let mut stop = live.stop.subscribe();
-        while live.claim(until, started) {
+        while live.claim(until) {
             let outcome = tokio::select! {
                 outcome = self.purchase() => outcome,
                 // Ctrl-C: the purchase in flight is abandoned, in no count.

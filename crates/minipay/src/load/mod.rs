@@ -31,9 +31,6 @@ use crate::purchase::{PurchaseError, Shop};
 /// Where the processes are read from.
 const PROC: &str = "/proc";
 
-/// How long a request may take before it counts as a `transport` failure.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// When a run ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
@@ -133,29 +130,30 @@ fn unreachable_message(all: &[Unreachable]) -> String {
 /// The HTTP client for a run: trusts the system's roots, plus `ca` when given (the API
 /// gateway's test CA).
 pub fn client(ca: Option<&Path>) -> Result<reqwest::Client, LoadError> {
-    let mut builder = reqwest::Client::builder().timeout(REQUEST_TIMEOUT);
-    if let Some(path) = ca {
-        let pem = std::fs::read(path).map_err(|source| LoadError::CaRead {
-            path: path.to_owned(),
-            source,
-        })?;
-        // The bundle reader parses now; `from_pem` would defer a bad file to the first
-        // handshake, where it would look like an unreachable gateway.
-        let certificates =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| LoadError::CaParse {
+    let roots = match ca {
+        None => Vec::new(),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| LoadError::CaRead {
                 path: path.to_owned(),
                 source,
             })?;
-        if certificates.is_empty() {
-            return Err(LoadError::CaEmpty {
-                path: path.to_owned(),
-            });
+            // The bundle reader parses now; `from_pem` would defer a bad file to the first
+            // handshake, where it would look like an unreachable gateway.
+            let roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
+                LoadError::CaParse {
+                    path: path.to_owned(),
+                    source,
+                }
+            })?;
+            if roots.is_empty() {
+                return Err(LoadError::CaEmpty {
+                    path: path.to_owned(),
+                });
+            }
+            roots
         }
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder.build().map_err(LoadError::Client)
+    };
+    crate::purchase::client(roots).map_err(LoadError::Client)
 }
 
 /// The counters a progress line reads while a run goes on, and the switch that ends it early.
@@ -239,13 +237,13 @@ impl Live {
         *self.stop.borrow()
     }
 
-    /// Whether a buyer may begin another purchase.
-    fn claim(&self, until: Until, started: Instant) -> bool {
+    /// Whether a buyer may begin another purchase (a duration counts from the run's start).
+    fn claim(&self, until: Until) -> bool {
         if self.stopped() {
             return false;
         }
         match until {
-            Until::Elapsed(d) => started.elapsed() < d,
+            Until::Elapsed(d) => self.started.get().is_some_and(|s| s.elapsed() < d),
             Until::Count(n) => self.begun.fetch_add(1, Ordering::Relaxed) < n,
         }
     }
@@ -268,7 +266,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let mut buyers = JoinSet::new();
     for n in 0..options.buyers {
         let buyer = Buyer::new(shop.clone(), format!("load{n}"), sku.clone());
-        buyers.spawn(buyer.run(live.clone(), options.until, started));
+        buyers.spawn(buyer.run(live.clone(), options.until));
     }
     let mut record = Record::default();
     while let Some(joined) = buyers.join_next().await {
@@ -282,13 +280,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
     let elapsed = started.elapsed();
     let (after, me_after) = (Snapshot::take(proc, &WATCHED), Snapshot::of_pid(proc, me));
     let (services, not_found) = procs::usage(&before, &after, elapsed, &WATCHED);
-    let load_generator = me_after.map(|end| ServiceUsage {
-        name: end.name,
-        pid: me,
-        cpu_cores: me_before.and_then(|b| procs::cores(b.cpu_ticks, end.cpu_ticks, elapsed)),
-        rss_kib: end.rss_kib,
-        peak_rss_kib: end.peak_rss_kib,
-    });
+    let load_generator = procs::usage_of(me, me_before.as_ref(), me_after.as_ref(), elapsed);
     let (succeeded, failed) = (record.succeeded, record.failed());
     let seconds = elapsed.as_secs_f64();
     Ok(LoadReport {
@@ -324,23 +316,18 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
 /// The first product of the price list, once the API and the simulator both answered.
 async fn first_sku(shop: &Shop) -> Result<String, LoadError> {
     let (products, health) = tokio::join!(shop.products(), shop.sim_health());
-    let mut unreachable = Vec::new();
-    let products = products.map_err(|source| Unreachable {
-        what: "the API (GET /api/v1/products)",
-        source,
-    });
-    if let Err(source) = health {
-        unreachable.push(Unreachable {
-            what: "the simulator (GET /sim/v1/health)",
-            source,
-        });
-    }
-    let products = match products {
-        Ok(p) if unreachable.is_empty() => p,
-        Ok(_) => return Err(LoadError::Unreachable(unreachable)),
-        Err(api) => {
-            unreachable.insert(0, api);
-            return Err(LoadError::Unreachable(unreachable));
+    let products = match (products, health) {
+        (Ok(products), Ok(())) => products,
+        (products, health) => {
+            let api = products.err().map(|source| Unreachable {
+                what: "the API (GET /api/v1/products)",
+                source,
+            });
+            let sim = health.err().map(|source| Unreachable {
+                what: "the simulator (GET /sim/v1/health)",
+                source,
+            });
+            return Err(LoadError::Unreachable(api.into_iter().chain(sim).collect()));
         }
     };
     match products["products"][0]["sku"].as_str() {
@@ -358,22 +345,21 @@ mod tests {
     #[test]
     fn a_count_hands_out_exactly_that_many_tickets() {
         let live = Live::default();
-        let started = Instant::now();
-        let granted = (0..10)
-            .filter(|_| live.claim(Until::Count(4), started))
-            .count();
+        let granted = (0..10).filter(|_| live.claim(Until::Count(4))).count();
         assert_eq!(granted, 4);
     }
 
     #[test]
     fn a_duration_grants_until_it_has_passed_and_stop_ends_both() {
         let live = Live::default();
-        let long_ago = Instant::now() - Duration::from_secs(5);
-        assert!(live.claim(Until::Elapsed(Duration::from_secs(60)), long_ago));
-        assert!(!live.claim(Until::Elapsed(Duration::from_secs(1)), long_ago));
+        live.started
+            .set(Instant::now() - Duration::from_secs(5))
+            .unwrap();
+        assert!(live.claim(Until::Elapsed(Duration::from_secs(60))));
+        assert!(!live.claim(Until::Elapsed(Duration::from_secs(1))));
         live.stop();
-        assert!(!live.claim(Until::Elapsed(Duration::from_secs(60)), long_ago));
-        assert!(!live.claim(Until::Count(100), long_ago));
+        assert!(!live.claim(Until::Elapsed(Duration::from_secs(60))));
+        assert!(!live.claim(Until::Count(100)));
     }
 
     #[test]

@@ -129,6 +129,27 @@ pub struct ServiceUsage {
     pub peak_rss_kib: Option<u64>,
 }
 
+/// One process's use between two samples of it (`None` when it is in neither): CPU only if
+/// it is in both, memory from the last one.
+pub fn usage_of(
+    pid: u32,
+    start: Option<&ProcessSample>,
+    end: Option<&ProcessSample>,
+    elapsed: Duration,
+) -> Option<ServiceUsage> {
+    let any = end.or(start)?;
+    Some(ServiceUsage {
+        name: any.name.clone(),
+        pid,
+        cpu_cores: match (start, end) {
+            (Some(s), Some(e)) => cores(s.cpu_ticks, e.cpu_ticks, elapsed),
+            _ => None,
+        },
+        rss_kib: end.and_then(|e| e.rss_kib),
+        peak_rss_kib: any.peak_rss_kib,
+    })
+}
+
 /// Each process found in either snapshot, by name then pid, and the watched names found in
 /// neither. `elapsed` is the time between the snapshots.
 pub fn usage(
@@ -137,31 +158,23 @@ pub fn usage(
     elapsed: Duration,
     names: &[&str],
 ) -> (Vec<ServiceUsage>, Vec<String>) {
-    let mut found = Vec::new();
-    let mut pids: Vec<u32> = before
+    let pids: std::collections::BTreeSet<u32> = before
         .processes
         .keys()
         .chain(after.processes.keys())
         .copied()
         .collect();
-    pids.sort_unstable();
-    pids.dedup();
-    for pid in pids {
-        let (start, end) = (before.processes.get(&pid), after.processes.get(&pid));
-        let Some(any) = end.or(start) else {
-            continue;
-        };
-        found.push(ServiceUsage {
-            name: any.name.clone(),
-            pid,
-            cpu_cores: match (start, end) {
-                (Some(s), Some(e)) => cores(s.cpu_ticks, e.cpu_ticks, elapsed),
-                _ => None,
-            },
-            rss_kib: end.and_then(|e| e.rss_kib),
-            peak_rss_kib: any.peak_rss_kib,
-        });
-    }
+    let mut found: Vec<ServiceUsage> = pids
+        .into_iter()
+        .filter_map(|pid| {
+            usage_of(
+                pid,
+                before.processes.get(&pid),
+                after.processes.get(&pid),
+                elapsed,
+            )
+        })
+        .collect();
     // In the order of `names` (the stack's order), then by pid.
     found.sort_by_key(|u| {
         let rank = names
