@@ -331,6 +331,26 @@ pub fn bin_dir() -> PathBuf {
 pub async fn build_binaries(release: bool) -> Result<(), StackError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
+    // `cargo run` gave this process its package's variables (CARGO_MANIFEST_DIR, CARGO_PKG_*,
+    // ...); passed on, they differ from the outer build's environment, and build scripts
+    // that track them (ring's tracks CARGO_MANIFEST_DIR) would run again, recompiling ring,
+    // rustls and everything above them on every `minipay up`.
+    for (name, _) in std::env::vars_os() {
+        let cargo_run_var = name.to_str().is_some_and(|n| {
+            n.starts_with("CARGO_PKG_")
+                || matches!(
+                    n,
+                    "CARGO_MANIFEST_DIR"
+                        | "CARGO_MANIFEST_PATH"
+                        | "CARGO_CRATE_NAME"
+                        | "CARGO_BIN_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                )
+        });
+        if cargo_run_var {
+            command.env_remove(name);
+        }
+    }
     command.arg("build");
     if release {
         command.arg("--release");
