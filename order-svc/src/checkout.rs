@@ -4,6 +4,7 @@
 //! transaction is held across a call to pay-gateway-svc: decide from a read, call, then
 //! apply in a short transaction whose guarded UPDATE refuses a row that changed meanwhile.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use proto::paygateway::v1::RequestPayment;
@@ -17,7 +18,10 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::payments::{CloseOutcome, Payments};
 use crate::store::{Owner, Store};
-use crate::transitions::{self, Applied};
+use crate::transitions::{self, Applied, Claim};
+
+/// Most notifications applied in one shared transaction (`Checkout::apply_notification`).
+const MAX_TOGETHER: usize = 64;
 
 /// A prepay_id is reused only while it has at least this long left.
 const PREPAY_REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -56,6 +60,21 @@ impl Settled {
     }
 }
 
+/// One shared transaction of [`transitions::pay_together`].
+async fn pay_together_once(
+    store: &Store,
+    claims: &[Claim<'_>],
+    merchant: &ExpectedMerchant,
+) -> Result<Vec<Option<Order>>, AppError> {
+    let mut tx = store.begin().await?;
+    let outcome = transitions::pay_together(&mut tx, claims, merchant).await?;
+    tx.commit().await?;
+    // Their ratio is the mean batch size.
+    metrics::counter!("payment_batches_total").increment(1);
+    metrics::counter!("payment_batch_notifications_total").increment(claims.len() as u64);
+    Ok(outcome)
+}
+
 /// Settings of checkout.
 #[derive(Debug, Clone)]
 pub struct CheckoutSettings {
@@ -69,6 +88,15 @@ pub struct CheckoutSettings {
     pub query_max_interval: Duration,
 }
 
+/// A notification waiting for a shared transaction, and where its outcome goes: the order
+/// it paid, or `None` when it was left for a transaction of its own.
+#[derive(Debug)]
+struct Together {
+    facts: PaymentFacts,
+    trace_id: String,
+    reply: tokio::sync::oneshot::Sender<Option<Order>>,
+}
+
 /// The checkout use cases, over the store, the cache and pay-gateway-svc.
 #[derive(Debug, Clone)]
 pub struct Checkout {
@@ -76,6 +104,8 @@ pub struct Checkout {
     cache: OrderCache,
     payments: Payments,
     settings: CheckoutSettings,
+    /// The queue of the task that applies notifications together, started on first use.
+    together: Arc<OnceLock<tokio::sync::mpsc::Sender<Together>>>,
 }
 
 impl Checkout {
@@ -91,7 +121,80 @@ impl Checkout {
             cache,
             payments,
             settings,
+            together: Arc::default(),
         }
+    }
+
+    /// Applies a notification from the payment queue. The plain case (a PENDING order of
+    /// this merchant that the payment matches) shares its transaction with the other
+    /// notifications handled meanwhile ([`transitions::pay_together`]): one lock statement,
+    /// one UPDATE, one outbox INSERT and one commit for all of them. Anything else, or a
+    /// shared transaction that failed, goes through [`Checkout::apply_payment`] alone. Returns
+    /// only after the change is committed.
+    pub async fn apply_notification(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
+        let Some(paid) = self.pay_together(facts).await else {
+            return self.apply_payment(facts).await;
+        };
+        self.cache.put(&paid).await;
+        metrics::counter!("orders_paid_total", "source" => facts.source.as_str()).increment(1);
+        tracing::info!(order_id = %paid.id, transaction_id = %facts.transaction_id, source = facts.source.as_str(), "order paid");
+        Ok(Applied::Paid(paid))
+    }
+
+    /// Hands `facts` to the shared-transaction task and waits for its commit: the order it
+    /// paid, or `None` if it was left alone (or the task is gone).
+    async fn pay_together(&self, facts: &PaymentFacts) -> Option<Order> {
+        let queue = self.together.get_or_init(|| self.start_together());
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        let job = Together {
+            facts: facts.clone(),
+            trace_id: service_runtime::telemetry::current_trace_id().unwrap_or_default(),
+            reply,
+        };
+        queue.send(job).await.ok()?;
+        outcome.await.ok().flatten()
+    }
+
+    /// Starts the task that applies notifications together: it takes whatever has queued up
+    /// (at most [`MAX_TOGETHER`]) while the previous transaction ran, so the batches grow
+    /// with the load and a lone notification waits for nobody. It ends when the last
+    /// `Checkout` is dropped.
+    fn start_together(&self) -> tokio::sync::mpsc::Sender<Together> {
+        let (queue, mut jobs) = tokio::sync::mpsc::channel::<Together>(MAX_TOGETHER * 4);
+        let (store, merchant) = (self.store.clone(), self.settings.merchant.clone());
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_TOGETHER);
+            while jobs.recv_many(&mut batch, MAX_TOGETHER).await > 0 {
+                let claims: Vec<Claim<'_>> = batch
+                    .iter()
+                    .map(|j| Claim {
+                        facts: &j.facts,
+                        trace_id: &j.trace_id,
+                    })
+                    .collect();
+                let outcome = match pay_together_once(&store, &claims, &merchant).await {
+                    Ok(outcome) => {
+                        if outcome.iter().any(Option::is_some) {
+                            store.outbox_committed();
+                        }
+                        outcome
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %service_runtime::telemetry::error_chain(&e), notifications = claims.len(), "a shared payment transaction failed; applying its notifications one by one");
+                        metrics::counter!("payment_batches_failed_total").increment(1);
+                        Vec::new()
+                    }
+                };
+                drop(claims);
+                let mut outcome = outcome.into_iter();
+                for job in batch.drain(..) {
+                    // A handler that gave up waiting (shutdown) leaves its event unacked: it
+                    // comes back as a duplicate.
+                    let _ = job.reply.send(outcome.next().flatten());
+                }
+            }
+        });
+        queue
     }
 
     /// The `wx.requestPayment` object for the caller's order: a fresh prepay, or the valid

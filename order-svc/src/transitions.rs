@@ -73,7 +73,7 @@ async fn announce(
         payload,
         trace_id: service_runtime::telemetry::current_trace_id().unwrap_or_default(),
     };
-    outbox::write(conn, &event).await?;
+    outbox::write(conn, std::slice::from_ref(&event)).await?;
     Ok(())
 }
 
@@ -208,6 +208,92 @@ pub async fn apply_payment(
         status if status.is_paid() => reject(conn, facts, Some(&order), "second_payment").await,
         _ => reject(conn, facts, Some(&order), "order_under_review").await,
     }
+}
+
+/// A notification to apply in a shared transaction ([`pay_together`]).
+#[derive(Debug)]
+pub struct Claim<'a> {
+    /// What it says was paid.
+    pub facts: &'a PaymentFacts,
+    /// The trace id of the event that brought it (stamped on its `order.paid`).
+    pub trace_id: &'a str,
+}
+
+/// Applies several notifications in the caller's transaction, taking only the plain case
+/// (this merchant, a PENDING order the payment matches): those orders are locked together,
+/// moved PENDING → PAID by one guarded UPDATE and announced by one outbox INSERT. Every other
+/// claim (a duplicate, a second claim about the same order, anything [`apply_payment`] would
+/// record, refuse or ask WeChat about) is left alone (`None`) for [`apply_payment`] to take in
+/// its own transaction after this one commits: the rules stay in one place, and the shared
+/// transaction only saves the round trips and the commits.
+pub async fn pay_together(
+    conn: &mut PgConnection,
+    claims: &[Claim<'_>],
+    merchant: &ExpectedMerchant,
+) -> Result<Vec<Option<Order>>, AppError> {
+    // The first claim about each order of this merchant; a later one waits for the commit.
+    let mut firsts: Vec<usize> = Vec::with_capacity(claims.len());
+    for (i, claim) in claims.iter().enumerate() {
+        let number = &claim.facts.out_trade_no;
+        if merchant.is_payee_of(claim.facts)
+            && !firsts
+                .iter()
+                .any(|&j| &claims[j].facts.out_trade_no == number)
+        {
+            firsts.push(i);
+        }
+    }
+    let numbers: Vec<&str> = firsts
+        .iter()
+        .map(|&i| claims[i].facts.out_trade_no.as_str())
+        .collect();
+    let locked = orders::lock_by_numbers(conn, &numbers).await?;
+    let mut payments = Vec::with_capacity(locked.len());
+    let mut payers = Vec::with_capacity(locked.len());
+    for &i in &firsts {
+        let facts = claims[i].facts;
+        let Some(order) = locked.iter().find(|o| o.out_trade_no == facts.out_trade_no) else {
+            continue;
+        };
+        if order.status == OrderStatus::Pending && contradicts(order, facts).is_none() {
+            payments.push(orders::Payment {
+                order,
+                transaction_id: &facts.transaction_id,
+                paid_at: facts.paid_at,
+            });
+            payers.push(i);
+        }
+    }
+    let mut outcome: Vec<Option<Order>> = claims.iter().map(|_| None).collect();
+    if payments.is_empty() {
+        return Ok(outcome);
+    }
+    let paid = orders::mark_paid_many(conn, &payments).await?;
+    if paid.len() != payments.len() {
+        return Err(AppError::internal(
+            "mark paid",
+            "a locked order left PENDING",
+        ));
+    }
+    let mut events = Vec::with_capacity(paid.len());
+    for order in paid {
+        let Some(&i) = payers
+            .iter()
+            .find(|&&i| claims[i].facts.out_trade_no == order.out_trade_no)
+        else {
+            return Err(AppError::internal("mark paid", "an order nobody paid"));
+        };
+        let event_id = Uuid::now_v7();
+        events.push(OutboxEvent {
+            id: event_id,
+            routing_key: messaging::ORDER_PAID.to_owned(),
+            payload: convert::order_paid(&order, &event_id).encode_to_vec(),
+            trace_id: claims[i].trace_id.to_owned(),
+        });
+        outcome[i] = Some(order);
+    }
+    outbox::write(conn, &events).await?;
+    Ok(outcome)
 }
 
 /// PENDING → CLOSED (and an `order.closed` event), inside the caller's transaction; `None`

@@ -121,15 +121,7 @@ async fn a_broker_redelivery_of_an_applied_payment_changes_nothing() {
     s.user_pays(&number);
     s.wait_status(&token, &id, "PAID").await;
     let txn = s.at_wechat(&number).transaction_id.unwrap();
-    let event = proto::events::v1::PaymentSucceeded {
-        event_id: format!("wxpay:{txn}"),
-        out_trade_no: number.clone(),
-        transaction_id: txn,
-        amount_fen: 1999,
-        appid: wechatpay_sim::DEFAULT_APPID.into(),
-        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
-        ..Default::default()
-    };
+    let event = payment_event(&number, &txn);
     let redelivery = Message {
         data: event.encode_to_vec(),
         routing_key: messaging::PAYMENT_SUCCEEDED.into(),
@@ -143,6 +135,38 @@ async fn a_broker_redelivery_of_an_applied_payment_changes_nothing() {
         0
     );
     assert_eq!(s.api.get(&token, &id).await.body["status"], "PAID");
+}
+
+/// A `payment.succeeded` event as notify-svc publishes it: 19.99 CNY to the simulator's
+/// merchant.
+fn payment_event(out_trade_no: &str, transaction_id: &str) -> proto::events::v1::PaymentSucceeded {
+    proto::events::v1::PaymentSucceeded {
+        event_id: format!("wxpay:{transaction_id}"),
+        out_trade_no: out_trade_no.into(),
+        transaction_id: transaction_id.into(),
+        amount_fen: 1999,
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        ..Default::default()
+    }
+}
+
+/// Publishes `event` to the payments exchange, as notify-svc would.
+async fn publish(s: &Stack, event: &proto::events::v1::PaymentSucceeded) {
+    let conn = require_rabbitmq().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish(
+        &s.topology.payments_exchange(),
+        messaging::PAYMENT_SUCCEEDED,
+        Default::default(),
+        &event.encode_to_vec(),
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
 }
 
 fn signed_notification(fields: &[(&str, &str)], key: &ApiKey) -> String {
@@ -586,6 +610,93 @@ async fn ten_queued_copies_of_a_payment_handled_at_once_apply_once() {
     assert_eq!(events.count("order.paid"), 2);
 }
 
+/// A queue of payments taken up together: the plain ones share transactions (several
+/// `order.paid` rows with one commit time), while the duplicates, an unknown order, a wrong
+/// amount and a poison event (another order's transaction id, refused by the unique index
+/// and failing the shared transaction it is in) each get the one-by-one treatment: every
+/// order paid once and announced once, the poison dead-lettered alone.
+#[tokio::test]
+async fn queued_payments_share_transactions_and_the_odd_ones_are_taken_alone() {
+    let mut s = stack().await;
+    let events = OrderEvents::listen(&s.topology).await;
+    let (first_token, first_id, first_number) = s.prepaid_order("early").await;
+    s.user_pays(&first_number);
+    s.wait_status(&first_token, &first_id, "PAID").await;
+    let taken = s.at_wechat(&first_number).transaction_id.unwrap();
+    let mut orders = Vec::new();
+    for i in 0..24 {
+        orders.push(s.prepaid_order(&format!("queued{i}")).await);
+    }
+    let (victim_token, victim_id, victim_number) = s.prepaid_order("victim").await;
+    let (short_token, short_id, short_number) = s.prepaid_order("short").await;
+    s.stop_order_svc().await;
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults {
+            duplicate_notifications: 2,
+            ..Default::default()
+        })
+        .unwrap();
+    for (_, _, number) in &orders {
+        s.user_pays(number);
+    }
+    for (_, _, number) in &orders {
+        s.notification_settled(number, 2).await;
+    }
+    s.sim
+        .sim()
+        .set_faults(wechatpay_sim::Faults::default())
+        .unwrap();
+    publish(&s, &payment_event(&victim_number, &taken)).await;
+    publish(
+        &s,
+        &payment_event("NOSUCHORDER0001", "4200000000000000000000000001"),
+    )
+    .await;
+    let mut short = payment_event(&short_number, "4200000000000000000000000002");
+    short.amount_fen = 1;
+    publish(&s, &short).await;
+    s.start_order_svc().await;
+    for (token, id, _) in &orders {
+        s.wait_status(token, id, "PAID").await;
+    }
+    s.wait_dead_letters(3).await;
+    s.handled_so_far().await;
+    // 1 early + 24 queued + the barrier, one row each.
+    assert_eq!(s.sql_count("SELECT count(*) FROM outbox").await, 26);
+    assert_eq!(
+        s.sql_count("SELECT count(DISTINCT out_trade_no) FROM orders WHERE status = 'PAID'")
+            .await,
+        26
+    );
+    // The early payment's row is the first; the 25 after it came in fewer commits.
+    let commits = s
+        .sql_count(
+            "SELECT count(DISTINCT created_at) FROM outbox \
+             WHERE created_at > (SELECT min(created_at) FROM outbox)",
+        )
+        .await;
+    assert!(
+        commits < 25,
+        "24 queued payments and the barrier in {commits} commits"
+    );
+    assert_eq!(
+        s.api.get(&victim_token, &victim_id).await.body["status"],
+        "PENDING"
+    );
+    assert_eq!(
+        s.api.get(&short_token, &short_id).await.body["status"],
+        "PENDING"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM payment_anomalies WHERE reason = 'unknown_order'")
+            .await,
+        1
+    );
+    s.wait_events(&events, "order.paid", 26).await;
+    assert_eq!(events.count("order.paid"), 26);
+}
+
 #[tokio::test]
 async fn an_event_that_keeps_failing_is_dead_lettered_after_the_delivery_limit() {
     let s = stack().await;
@@ -596,26 +707,7 @@ async fn an_event_that_keeps_failing_is_dead_lettered_after_the_delivery_limit()
     // An event for another order reusing A's transaction id: the unique constraint refuses
     // it on every attempt, so it is retried, then dead-lettered instead of looping.
     let (token_b, id_b, number_b) = s.prepaid_order("mo").await;
-    let event = proto::events::v1::PaymentSucceeded {
-        event_id: "poison".into(),
-        out_trade_no: number_b,
-        transaction_id: taken,
-        amount_fen: 1999,
-        appid: wechatpay_sim::DEFAULT_APPID.into(),
-        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
-        ..Default::default()
-    };
-    let conn = require_rabbitmq().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.basic_publish(
-        &s.topology.payments_exchange(),
-        "payment.succeeded",
-        Default::default(),
-        &event.encode_to_vec(),
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    publish(&s, &payment_event(&number_b, &taken)).await;
     s.wait_dead_letters(1).await;
     assert_eq!(s.api.get(&token_b, &id_b).await.body["status"], "PENDING");
 }

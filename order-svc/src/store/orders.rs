@@ -249,6 +249,57 @@ pub async fn lock_by_number(
     one(row)
 }
 
+/// Locks the orders numbered `numbers` (those that exist), in id order so that two
+/// transactions locking overlapping sets never deadlock.
+pub async fn lock_by_numbers(
+    conn: &mut PgConnection,
+    numbers: &[&str],
+) -> Result<Vec<Order>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE out_trade_no = ANY($1) ORDER BY id FOR UPDATE"
+    ))
+    .bind(numbers)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(order_from_row).collect()
+}
+
+/// One PENDING order to mark PAID by [`mark_paid_many`].
+#[derive(Debug)]
+pub struct Payment<'a> {
+    /// The locked PENDING order.
+    pub order: &'a Order,
+    /// WeChat's number for the payment.
+    pub transaction_id: &'a TransactionId,
+    /// When it was paid, if WeChat said.
+    pub paid_at: Option<OffsetDateTime>,
+}
+
+/// PENDING → PAID for several locked orders in one statement (the guard and the unique
+/// index as in [`mark_paid`]); returns the orders it changed, in no particular order.
+pub async fn mark_paid_many(
+    conn: &mut PgConnection,
+    payments: &[Payment<'_>],
+) -> Result<Vec<Order>, StoreError> {
+    for p in payments {
+        p.order.status.to(OrderStatus::Paid)?;
+    }
+    let ids: Vec<Uuid> = payments.iter().map(|p| p.order.id.as_uuid()).collect();
+    let transaction_ids: Vec<&str> = payments.iter().map(|p| p.transaction_id.as_str()).collect();
+    let paid_at: Vec<Option<OffsetDateTime>> = payments.iter().map(|p| p.paid_at).collect();
+    let rows = sqlx::query(&format!(
+        "UPDATE orders SET status = 'PAID', transaction_id = p.tx, paid_at = COALESCE(p.at, now()), next_query_at = NULL, updated_at = now()
+         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS p(oid, tx, at)
+         WHERE orders.id = p.oid AND orders.status = 'PENDING' RETURNING {ORDER_COLUMNS}"
+    ))
+    .bind(&ids)
+    .bind(&transaction_ids)
+    .bind(&paid_at)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(order_from_row).collect()
+}
+
 /// PENDING → PAID with WeChat's number (the unique index on `transaction_id` refuses a
 /// second order with the same payment).
 pub async fn mark_paid(

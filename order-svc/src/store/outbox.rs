@@ -20,15 +20,25 @@ pub struct OutboxEvent {
     pub trace_id: String,
 }
 
-/// Writes `event` (in the caller's transaction).
-pub async fn write(conn: &mut PgConnection, event: &OutboxEvent) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO outbox (id, routing_key, payload, trace_id) VALUES ($1, $2, $3, $4)")
-        .bind(event.id)
-        .bind(&event.routing_key)
-        .bind(&event.payload)
-        .bind(&event.trace_id)
-        .execute(&mut *conn)
-        .await?;
+/// Writes `events` (in the caller's transaction), in one statement.
+pub async fn write(conn: &mut PgConnection, events: &[OutboxEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let keys: Vec<&str> = events.iter().map(|e| e.routing_key.as_str()).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let traces: Vec<&str> = events.iter().map(|e| e.trace_id.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO outbox (id, routing_key, payload, trace_id)
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::text[])",
+    )
+    .bind(&ids)
+    .bind(&keys)
+    .bind(&payloads)
+    .bind(&traces)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

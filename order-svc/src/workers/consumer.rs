@@ -123,7 +123,7 @@ impl Workers {
     ) -> Option<Result<Applied, AppError>> {
         let mut backoff = self.retry_delay.min(MAX_OUTAGE_BACKOFF);
         loop {
-            match self.checkout.apply_payment(facts).await {
+            match self.checkout.apply_notification(facts).await {
                 Err(e) => match outage(&e) {
                     Some(outcome) => {
                         tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, outcome, "a dependency is unreachable; keeping the payment event and trying again");
