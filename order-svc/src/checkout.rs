@@ -17,11 +17,11 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::payments::{CloseOutcome, Payments};
-use crate::store::{Owner, Store};
+use crate::store::{Owner, Store, StoreError};
 use crate::transitions::{self, Applied, Claim};
 
 /// Most notifications applied in one shared transaction (`Checkout::apply_notification`).
-const MAX_TOGETHER: usize = 64;
+const MAX_TOGETHER: usize = 128;
 
 /// A prepay_id is reused only while it has at least this long left.
 const PREPAY_REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
@@ -73,6 +73,51 @@ async fn pay_together_once(
     metrics::counter!("payment_batches_total").increment(1);
     metrics::counter!("payment_batch_notifications_total").increment(claims.len() as u64);
     Ok(outcome)
+}
+
+/// Whether `e` is a constraint that one of the claims broke (class 23: a payment whose
+/// transaction id another order holds, say), so that the others may still share one.
+fn broken_by_a_claim(e: &AppError) -> bool {
+    matches!(e, AppError::Store(StoreError::Query(sqlx::Error::Database(db)))
+        if db.code().is_some_and(|c| c.starts_with("23")))
+}
+
+/// Applies `claims` in shared transactions: all in one or, when one of them broke a
+/// constraint, each half in its own, down to single claims, which are left to the
+/// one-by-one path (it gives them their verdict). A poison event thus costs its batch about
+/// twice log2(batch) more transactions, not one per notification. Any other failure (the
+/// database is away, say) leaves the whole batch to the one-by-one path, which waits out
+/// outages.
+fn pay_splitting<'a>(
+    store: &'a Store,
+    claims: &'a [Claim<'a>],
+    merchant: &'a ExpectedMerchant,
+) -> std::pin::Pin<Box<dyn Future<Output = Vec<Option<Order>>> + Send + 'a>> {
+    Box::pin(async move {
+        match pay_together_once(store, claims, merchant).await {
+            Ok(outcome) => {
+                if outcome.iter().any(Option::is_some) {
+                    store.outbox_committed();
+                }
+                outcome
+            }
+            Err(e) if claims.len() > 1 && broken_by_a_claim(&e) => {
+                tracing::debug!(error = %service_runtime::telemetry::error_chain(&e), notifications = claims.len(), "a shared payment transaction broke a constraint; splitting it");
+                metrics::counter!("payment_batches_split_total").increment(1);
+                let (first, second) = claims.split_at(claims.len() / 2);
+                let mut outcome = pay_splitting(store, first, merchant).await;
+                outcome.extend(pay_splitting(store, second, merchant).await);
+                outcome
+            }
+            Err(e) => {
+                if !broken_by_a_claim(&e) {
+                    tracing::warn!(error = %service_runtime::telemetry::error_chain(&e), notifications = claims.len(), "a shared payment transaction failed; applying its notifications one by one");
+                }
+                metrics::counter!("payment_batches_failed_total").increment(1);
+                claims.iter().map(|_| None).collect()
+            }
+        }
+    })
 }
 
 /// Settings of checkout.
@@ -172,19 +217,7 @@ impl Checkout {
                         trace_id: &j.trace_id,
                     })
                     .collect();
-                let outcome = match pay_together_once(&store, &claims, &merchant).await {
-                    Ok(outcome) => {
-                        if outcome.iter().any(Option::is_some) {
-                            store.outbox_committed();
-                        }
-                        outcome
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %service_runtime::telemetry::error_chain(&e), notifications = claims.len(), "a shared payment transaction failed; applying its notifications one by one");
-                        metrics::counter!("payment_batches_failed_total").increment(1);
-                        Vec::new()
-                    }
-                };
+                let outcome = pay_splitting(&store, &claims, &merchant).await;
                 drop(claims);
                 let mut outcome = outcome.into_iter();
                 for job in batch.drain(..) {

@@ -53,7 +53,8 @@ pub struct Settings {
     pub amqp_url: SecretString,
     /// Prefix of every exchange and queue name (`AMQP_PREFIX`, default empty).
     pub amqp_prefix: String,
-    /// Unacked payment events in flight (`AMQP_PREFETCH`, default 32).
+    /// Unacked payment events in flight (`AMQP_PREFETCH`, default 128): what one shared
+    /// transaction can take up, so it bounds the batches.
     pub amqp_prefetch: u16,
     /// Deliveries of one event before it is dead-lettered (`AMQP_DELIVERY_LIMIT`, default 5).
     pub amqp_delivery_limit: i32,
@@ -135,7 +136,7 @@ impl Settings {
                 "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             )?),
             amqp_prefix: env.or("AMQP_PREFIX", String::new())?,
-            amqp_prefetch: env.or("AMQP_PREFETCH", 32u16)?.max(1),
+            amqp_prefetch: env.or("AMQP_PREFETCH", 128u16)?.max(1),
             amqp_delivery_limit: env.or("AMQP_DELIVERY_LIMIT", 5i32)?.max(1),
             amqp_retry_delay: env.duration_or("AMQP_RETRY_DELAY", Duration::from_secs(2))?,
             wechat_appid,

@@ -603,7 +603,7 @@ async fn ten_queued_copies_of_a_payment_handled_at_once_apply_once() {
         .sim()
         .set_faults(wechatpay_sim::Faults::default())
         .unwrap();
-    // ... so the restarted consumer takes them up together (prefetch 32).
+    // ... so the restarted consumer takes them up together (within the prefetch).
     s.start_order_svc().await;
     s.wait_status(&token, &id, "PAID").await;
     paid_once(&s, &events, &id).await;
