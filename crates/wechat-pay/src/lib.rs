@@ -28,8 +28,8 @@ mod retry;
 pub mod v2;
 
 pub use self::domain::{
-    Fen, IdError, MIN_EXPIRE_WINDOW_SECONDS, MoneyError, NonceStr, OpenId, OutTradeNo, TimeError,
-    TransactionId, WeChatTime, time_expire,
+    Fen, IdError, MIN_EXPIRE_WINDOW_SECONDS, MoneyError, NonceStr, OpenId, OutRefundNo, OutTradeNo,
+    RefundId, TimeError, TransactionId, WeChatTime, time_expire,
 };
 pub use self::http::TransportError;
 pub use self::retry::RetryPolicy;

@@ -118,6 +118,65 @@ impl TransactionId {
     }
 }
 
+/// Our number for a refund (`out_refund_no`): `String(64)` of `[0-9A-Za-z_\-|*@]`, unique
+/// per merchant. The same number is the same refund: a retry must reuse it (a new number
+/// risks a second refund).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct OutRefundNo(String);
+
+impl OutRefundNo {
+    /// Largest accepted length.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates `s` as an `out_refund_no`.
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check(
+            &s,
+            "out_refund_no",
+            (1, Self::MAX_LEN),
+            "ASCII letters, digits and _-|*@",
+            |b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'|' | b'*' | b'@'),
+        )?;
+        Ok(OutRefundNo(s))
+    }
+
+    /// The number as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// WeChat's number for a refund (`refund_id`): `String(32)`; we accept 1 to 32 ASCII letters
+/// and digits, like [`TransactionId`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RefundId(String);
+
+impl RefundId {
+    /// Largest accepted length.
+    pub const MAX_LEN: usize = 32;
+
+    /// Validates `s` as a `refund_id`.
+    pub fn parse(s: impl Into<String>) -> Result<Self, IdError> {
+        let s = s.into();
+        check(
+            &s,
+            "refund_id",
+            (1, Self::MAX_LEN),
+            "ASCII letters and digits",
+            |b| b.is_ascii_alphanumeric(),
+        )?;
+        Ok(RefundId(s))
+    }
+
+    /// The number as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A user's id under one appid (`openid`): `String(128)`; WeChat issues 28 characters of
 /// `[0-9A-Za-z_-]`. We accept 1 to 128 of those.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -171,7 +230,7 @@ macro_rules! text_id {
     )+};
 }
 
-text_id!(OutTradeNo, TransactionId, OpenId);
+text_id!(OutTradeNo, TransactionId, OpenId, OutRefundNo, RefundId);
 
 /// A random string that makes each signed message unique (`nonce_str`, `nonceStr`): at most
 /// 32 characters; generated ones are 32 ASCII letters and digits.

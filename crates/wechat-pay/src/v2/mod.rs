@@ -12,6 +12,7 @@ pub mod message;
 mod notify;
 mod params;
 mod pay_params;
+mod refund;
 mod sign;
 pub mod xml;
 
@@ -28,5 +29,10 @@ pub use self::notify::{
 };
 pub use self::params::Params;
 pub use self::pay_params::RequestPayment;
+pub use self::refund::{
+    RefundInfo, RefundNotification, RefundQueryRequest, RefundQueryResponse, RefundRecord,
+    RefundRequest, RefundResponse, RefundStatus, decrypt_req_info, encrypt_req_info,
+    parse_refund_notification,
+};
 pub use self::sign::{ApiKey, InvalidApiKey, SignType, SignatureError, sign, sign_params, verify};
 pub use crate::retry::RetryPolicy;

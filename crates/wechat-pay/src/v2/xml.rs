@@ -73,8 +73,9 @@ pub enum XmlError {
     /// The document ends before it is complete.
     #[error("document is truncated")]
     Truncated,
-    /// The root element is not `<xml>`.
-    #[error("root element must be <xml>")]
+    /// The root element is not the expected one (`<xml>`, or `<root>` for a refund's
+    /// `req_info`).
+    #[error("unexpected root element")]
     WrongRoot,
     /// Elements carry attributes; WeChat's never do.
     #[error("attributes are not allowed")]
@@ -113,14 +114,20 @@ pub enum EncodeError {
 
 /// Decodes a document with the default size limit ([`DEFAULT_MAX_BYTES`]).
 pub fn decode(body: &[u8]) -> Result<Params, XmlError> {
-    decode_with_limit(body, DEFAULT_MAX_BYTES)
+    decode_with_limit(body, DEFAULT_MAX_BYTES, "xml")
+}
+
+/// Decodes a flat document whose root element is `root` instead of `<xml>` (the decrypted
+/// `req_info` of a refund notification is a `<root>` document), with the same limits.
+pub fn decode_with_root(body: &[u8], root: &str) -> Result<Params, XmlError> {
+    decode_with_limit(body, DEFAULT_MAX_BYTES, root)
 }
 
 /// Decodes a flat `<xml>` document into its fields, refusing anything over `max_bytes`.
 ///
 /// Text and CDATA are both accepted (and may be mixed within one field); the five predefined
 /// entities and numeric character references are decoded.
-fn decode_with_limit(body: &[u8], max_bytes: usize) -> Result<Params, XmlError> {
+fn decode_with_limit(body: &[u8], max_bytes: usize, root: &str) -> Result<Params, XmlError> {
     if body.len() > max_bytes {
         return Err(XmlError::TooLarge { limit: max_bytes });
     }
@@ -130,7 +137,7 @@ fn decode_with_limit(body: &[u8], max_bytes: usize) -> Result<Params, XmlError> 
     }
     forbidden_chars(text)?;
     prescan(text)?;
-    parse(text)
+    parse(text, root.as_bytes())
 }
 
 /// Refuses a raw character XML 1.0 forbids anywhere in the document (text, CDATA, markup):
@@ -222,7 +229,7 @@ enum State {
     Done,
 }
 
-fn parse(text: &str) -> Result<Params, XmlError> {
+fn parse(text: &str, root_name: &[u8]) -> Result<Params, XmlError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(false);
     reader.config_mut().check_end_names = true;
@@ -236,11 +243,11 @@ fn parse(text: &str) -> Result<Params, XmlError> {
             (_, Event::Comment(_)) => return Err(XmlError::Comment),
             (State::Prolog, Event::Decl(_)) => State::Prolog,
             (State::Prolog, Event::Start(e)) => {
-                root(&e)?;
+                root(&e, root_name)?;
                 State::Root
             }
             (State::Prolog, Event::Empty(e)) => {
-                root(&e)?;
+                root(&e, root_name)?;
                 State::Done
             }
             (State::Root, Event::Start(e)) => State::Field {
@@ -288,8 +295,8 @@ fn parse(text: &str) -> Result<Params, XmlError> {
     }
 }
 
-fn root(e: &BytesStart<'_>) -> Result<(), XmlError> {
-    if e.name().as_ref() != b"xml" {
+fn root(e: &BytesStart<'_>, name: &[u8]) -> Result<(), XmlError> {
+    if e.name().as_ref() != name {
         return Err(XmlError::WrongRoot);
     }
     no_attributes(e)
@@ -414,13 +421,23 @@ fn is_valid_name(name: &str) -> bool {
 /// assert_eq!(xml::decode(doc.as_bytes()).unwrap(), params);
 /// ```
 pub fn encode(params: &Params) -> Result<String, EncodeError> {
+    encode_with_root(params, "xml")
+}
+
+/// Writes `params` as [`encode`] does, under the root element `root` (a valid XML name).
+pub fn encode_with_root(params: &Params, root: &str) -> Result<String, EncodeError> {
+    if !is_valid_name(root) {
+        return Err(EncodeError::InvalidName);
+    }
     let mut out = String::with_capacity(
         64 + params
             .iter()
             .map(|(k, v)| 2 * k.len() + v.len() + 17)
             .sum::<usize>(),
     );
-    out.push_str("<xml>");
+    out.push('<');
+    out.push_str(root);
+    out.push('>');
     let fields = params
         .iter()
         .filter(|(k, _)| *k != "sign")
@@ -448,7 +465,9 @@ pub fn encode(params: &Params) -> Result<String, EncodeError> {
         out.push_str(name);
         out.push('>');
     }
-    out.push_str("</xml>");
+    out.push_str("</");
+    out.push_str(root);
+    out.push('>');
     Ok(out)
 }
 
