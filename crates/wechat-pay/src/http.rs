@@ -34,11 +34,22 @@ impl TransportError {
 /// A reqwest client for WeChat: rustls, no redirects (WeChat never redirects; following one
 /// could leak a signed request elsewhere), a connect timeout.
 pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    build_client_with(timeout, None)
+}
+
+/// [`build_client`], presenting `identity` (a client certificate) to servers that ask.
+pub(crate) fn build_client_with(
+    timeout: Duration,
+    identity: Option<&reqwest::Identity>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
-        .user_agent(concat!("minipay-wechat-pay/", env!("CARGO_PKG_VERSION")))
-        .build()
+        .user_agent(concat!("minipay-wechat-pay/", env!("CARGO_PKG_VERSION")));
+    if let Some(identity) = identity {
+        builder = builder.identity(identity.clone());
+    }
+    builder.build()
 }
 
 /// Reads the whole body, refusing more than `limit` bytes without buffering them.

@@ -78,6 +78,11 @@ pub struct SimConfig {
     pub time_scale: f64,
     /// Pay every prepaid order this long after its prepay.
     pub auto_pay_after: Option<Duration>,
+    /// Finish every refund (SUCCESS) this long after it was accepted.
+    pub auto_refund_after: Option<Duration>,
+    /// Where refund notifications go when the refund request names no `notify_url` (at
+    /// WeChat, the URL configured on the merchant platform).
+    pub refund_notify_url: Option<String>,
     /// How long a prepay_id stays valid (WeChat: 2 hours).
     pub prepay_ttl: Duration,
     /// How long to wait for a notification receiver's answer (WeChat: about 5 s).
@@ -96,6 +101,8 @@ impl Default for SimConfig {
             merchants: vec![SimMerchant::default_merchant()],
             time_scale: 1.0,
             auto_pay_after: None,
+            auto_refund_after: None,
+            refund_notify_url: None,
             prepay_ttl: Duration::from_secs(2 * 3600),
             notify_timeout: Duration::from_secs(5),
             notify_ca: Vec::new(),
@@ -225,6 +232,12 @@ struct Args {
     /// Pay every prepaid order DURATION after its prepay (e.g. 2s, 500ms)
     #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
     auto_pay_after: Option<Duration>,
+    /// Finish every refund (SUCCESS, then notify) DURATION after it was accepted
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    auto_refund_after: Option<Duration>,
+    /// Where refund notifications go when a refund request names no notify_url
+    #[arg(long, value_name = "URL")]
+    refund_notify_url: Option<String>,
     /// How long a prepay_id stays valid
     #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = duration_flag)]
     prepay_ttl: Duration,
@@ -308,6 +321,8 @@ where
         merchants: merchants_in_order(&matches, args.merchant, args.config),
         time_scale: args.time_scale,
         auto_pay_after: args.auto_pay_after,
+        auto_refund_after: args.auto_refund_after,
+        refund_notify_url: args.refund_notify_url,
         prepay_ttl: args.prepay_ttl,
         notify_timeout: args.notify_timeout,
         notify_ca,

@@ -83,6 +83,52 @@ pub(crate) async fn get_order(
         .ok_or(ControlError::NotFound(out_trade_no))
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleBody {
+    #[serde(default = "refund_success")]
+    status: wechat_pay::v2::RefundStatus,
+}
+
+fn refund_success() -> wechat_pay::v2::RefundStatus {
+    wechat_pay::v2::RefundStatus::Success
+}
+
+/// `POST /sim/v1/refunds/{out_refund_no}/settle`, body optional: `{"status": "SUCCESS"}`
+/// (the default), `"CHANGE"` or `"REFUNDCLOSE"`; the refund notification follows.
+pub(crate) async fn settle_refund(
+    State(sim): State<Arc<Sim>>,
+    Path(out_refund_no): Path<String>,
+    Query(which): Query<Which>,
+    body: Bytes,
+) -> Result<Json<crate::sim::RefundView>, ControlError> {
+    let status = if body.iter().all(u8::is_ascii_whitespace) {
+        refund_success()
+    } else {
+        serde_json::from_slice::<SettleBody>(&body)
+            .map_err(|e| {
+                ControlError::Invalid(format!(
+                    "body must be {{\"status\": \"SUCCESS\" | \"CHANGE\" | \"REFUNDCLOSE\"}}: {e}"
+                ))
+            })?
+            .status
+    };
+    let key = sim.find_refund(&out_refund_no, which.mch_id.as_deref())?;
+    sim.settle_refund(&key, &out_refund_no, status).map(Json)
+}
+
+/// `GET /sim/v1/refunds/{out_refund_no}`.
+pub(crate) async fn get_refund(
+    State(sim): State<Arc<Sim>>,
+    Path(out_refund_no): Path<String>,
+    Query(which): Query<Which>,
+) -> Result<Json<crate::sim::RefundView>, ControlError> {
+    let key = sim.find_refund(&out_refund_no, which.mch_id.as_deref())?;
+    sim.refund_view(&key, &out_refund_no)
+        .map(Json)
+        .ok_or(ControlError::NotFound(out_refund_no))
+}
+
 /// `GET /sim/v1/faults`.
 pub(crate) async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<Faults> {
     Json(sim.faults())

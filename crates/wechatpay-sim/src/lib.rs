@@ -45,7 +45,7 @@ pub use self::config::{
 pub use self::faults::Faults;
 pub use self::login::{CODE_TTL, LOGINS_PER_MINUTE, openid_for};
 pub use self::notify::RETRY_GAPS_SECS;
-pub use self::sim::{ControlError, OrderView, PayResult, Sim};
+pub use self::sim::{ControlError, OrderView, PayResult, RefundView, Sim};
 pub use self::store::{Attempt, NotificationLog};
 
 /// Largest request body the simulator reads (WeChat's are a few KB).
@@ -64,6 +64,8 @@ fn router(sim: Arc<Sim>) -> Router {
         Endpoint::UnifiedOrder,
         Endpoint::OrderQuery,
         Endpoint::CloseOrder,
+        Endpoint::Refund,
+        Endpoint::RefundQuery,
     ] {
         router = router
             .route(endpoint.path(), merchant_route(endpoint, false))
@@ -80,6 +82,11 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/sns/jscode2session", get(login::jscode2session))
         .route("/sim/v1/orders/{out_trade_no}", get(control::get_order))
         .route("/sim/v1/orders/{out_trade_no}/pay", post(control::pay))
+        .route("/sim/v1/refunds/{out_refund_no}", get(control::get_refund))
+        .route(
+            "/sim/v1/refunds/{out_refund_no}/settle",
+            post(control::settle_refund),
+        )
         .route(
             "/sim/v1/faults",
             get(control::get_faults).put(control::put_faults),

@@ -1,5 +1,5 @@
 //! WeChat's v2 merchant API, at WeChat's paths: unified order, order query, close order,
-//! the same under `/sandboxnew/`, and the sandbox sign key.
+//! refund and refund query, the same under `/sandboxnew/`, and the sandbox sign key.
 //!
 //! Refusals follow the reference (§6): a bad method, body, signature or merchant gets
 //! `return_code=FAIL` with a `return_msg` and no signature; a business refusal gets
@@ -15,12 +15,15 @@ use axum::extract::State;
 use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use rand::Rng;
-use wechat_pay::v2::{self, ApiKey, Endpoint, Params, SignType, TradeState, xml};
-use wechat_pay::{Fen, NonceStr, OutTradeNo, WeChatTime};
+use wechat_pay::v2::{
+    self, ApiKey, Endpoint, Params, RefundQueryResponse, RefundRecord, RefundStatus, SignType,
+    TradeState, xml,
+};
+use wechat_pay::{Fen, NonceStr, OutRefundNo, OutTradeNo, RefundId, TransactionId, WeChatTime};
 
 use crate::config::SimMerchant;
 use crate::sim::{Sim, lock};
-use crate::store::{NotificationLog, Order, OrderKey};
+use crate::store::{NotificationLog, Order, OrderKey, Refund};
 
 /// A business refusal: `err_code` and `err_code_des`.
 type Refusal = (&'static str, String);
@@ -181,6 +184,8 @@ fn business(
         Endpoint::UnifiedOrder => unified_order(sim, merchant, sandbox, params, sign_type),
         Endpoint::OrderQuery => order_query(sim, merchant, sandbox, params),
         Endpoint::CloseOrder => close_order(sim, merchant, sandbox, params),
+        Endpoint::Refund => refund(sim, merchant, sandbox, params),
+        Endpoint::RefundQuery => refund_query(sim, merchant, sandbox, params),
         Endpoint::SandboxSignKey => Err(refuse("INVALID_REQUEST", "unexpected endpoint")),
     }
 }
@@ -240,6 +245,14 @@ impl NewOrder {
     }
 }
 
+/// WeChat requires https and no query; the simulator also takes http so local receivers
+/// work.
+fn notify_url_ok(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://"))
+        && !url.contains('?')
+        && url.parse::<reqwest::Url>().is_ok()
+}
+
 fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<NewOrder, Refusal> {
     for name in [
         "body",
@@ -280,10 +293,7 @@ fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<New
         .map_err(|_| format_error("spbill_create_ip"))?;
     let notify_url = required(params, "notify_url")?;
     // WeChat requires https; the simulator also takes http so local receivers work.
-    let url_ok = (notify_url.starts_with("https://") || notify_url.starts_with("http://"))
-        && !notify_url.contains('?')
-        && notify_url.parse::<reqwest::Url>().is_ok();
-    if !url_ok {
+    if !notify_url_ok(notify_url) {
         return Err(format_error("notify_url"));
     }
     let time = |name: &str| -> Result<Option<WeChatTime>, Refusal> {
@@ -394,6 +404,7 @@ fn unified_order(
                 transaction_id: None,
                 time_end: None,
                 notifications: NotificationLog::default(),
+                refunds: Vec::new(),
             });
             fresh_prepay = true;
             prepay_id
@@ -527,4 +538,165 @@ fn close_order(
             Ok([("result_msg", "OK")].into_iter().collect())
         }
     }
+}
+
+/// Most refunds one order can have (reference §2.10).
+const MAX_REFUNDS: usize = 50;
+
+fn fen(params: &Params, name: &str) -> Result<Fen, Refusal> {
+    let amount: Fen = required(params, name)?
+        .parse()
+        .map_err(|_| format_error(name))?;
+    if amount.is_zero() {
+        return Err(format_error(name));
+    }
+    Ok(amount)
+}
+
+/// The refund's answer fields (also for a repeated request: the same refund).
+fn refund_fields(order: &Order, refund: &Refund) -> Params {
+    let mut out = Params::new();
+    if let Some(txn) = &order.transaction_id {
+        out.insert("transaction_id", txn.clone());
+    }
+    out.insert("out_trade_no", order.key.out_trade_no.clone());
+    out.insert("out_refund_no", refund.out_refund_no.clone());
+    out.insert("refund_id", refund.refund_id.clone());
+    out.insert("refund_fee", refund.refund_fee.to_string());
+    out.insert("settlement_refund_fee", refund.refund_fee.to_string());
+    out.insert("total_fee", order.total_fee.to_string());
+    out.insert("settlement_total_fee", order.total_fee.to_string());
+    out.insert("fee_type", "CNY");
+    out.insert("cash_fee", order.total_fee.to_string());
+    out.insert("cash_refund_fee", refund.refund_fee.to_string());
+    out
+}
+
+/// `/secapi/pay/refund`: accepts a refund of a paid order (PROCESSING until settled). The
+/// same `out_refund_no` with the same amount is the same refund; never more than was paid.
+///
+/// ⚠ WeChat also wants partial refunds of one order at least a minute apart; the simulator
+/// does not enforce it, so that tests can refund several times in a row.
+fn refund(
+    sim: &Arc<Sim>,
+    merchant: &SimMerchant,
+    sandbox: bool,
+    params: &Params,
+) -> Result<Params, Refusal> {
+    let out_refund_no = OutRefundNo::parse(required(params, "out_refund_no")?)
+        .map_err(|_| format_error("out_refund_no"))?;
+    let total_fee = fen(params, "total_fee")?;
+    let refund_fee = fen(params, "refund_fee")?;
+    max_chars(params, "refund_desc", 80)?;
+    if params
+        .get_non_empty("refund_fee_type")
+        .is_some_and(|f| f != "CNY")
+    {
+        return Err(format_error("refund_fee_type"));
+    }
+    let notify_url = match params.get_non_empty("notify_url") {
+        Some(url) if !notify_url_ok(url) => return Err(format_error("notify_url")),
+        Some(url) => Some(url.to_owned()),
+        None => sim.config.refund_notify_url.clone(),
+    };
+    let key = find_order(sim, merchant, sandbox, params, true)
+        .map_err(|_| refuse("ORDERNOTEXIST", "订单不存在"))?;
+    let mut store = lock(&sim.store);
+    let order = store
+        .get_mut(&key)
+        .ok_or_else(|| refuse("ORDERNOTEXIST", "订单不存在"))?;
+    if !order.state.was_paid() {
+        return Err(refuse("ORDERNOTEXIST", "订单未支付"));
+    }
+    if total_fee != order.total_fee {
+        return Err(refuse("INVALID_REQUEST", "订单金额与原订单不一致"));
+    }
+    if let Some(existing) = order.refund(out_refund_no.as_str()) {
+        if existing.refund_fee != refund_fee {
+            return Err(refuse(
+                "INVALID_REQUEST",
+                "同一退款单号的退款金额与之前请求不一致",
+            ));
+        }
+        return Ok(refund_fields(order, existing));
+    }
+    if order.refunds.len() >= MAX_REFUNDS {
+        return Err(refuse("ERROR", "退款次数超过限制"));
+    }
+    if order.refunded().saturating_add(refund_fee.get()) > order.total_fee.get() {
+        return Err(refuse("ERROR", "申请退款金额超过订单可退金额"));
+    }
+    let refund = Refund {
+        out_refund_no: out_refund_no.to_string(),
+        refund_id: sim.new_refund_id(),
+        refund_fee,
+        status: RefundStatus::Processing,
+        success_time: None,
+        notify_url,
+        notifications: NotificationLog::default(),
+    };
+    order.state = TradeState::Refund;
+    let fields = refund_fields(order, &refund);
+    let refund_id = refund.refund_id.clone();
+    order.refunds.push(refund);
+    store.index_refund(&key, out_refund_no.as_str(), &refund_id);
+    drop(store);
+    sim.schedule_auto_refund(key, out_refund_no.to_string());
+    Ok(fields)
+}
+
+/// `/pay/refundquery`: the refunds of an order, or the one named, by `refund_id`, then
+/// `out_refund_no`, `transaction_id`, `out_trade_no` (WeChat's precedence).
+fn refund_query(
+    sim: &Sim,
+    merchant: &SimMerchant,
+    sandbox: bool,
+    params: &Params,
+) -> Result<Params, Refusal> {
+    let not_found = || refuse("REFUNDNOTEXIST", "退款订单查询失败");
+    let one = params
+        .get_non_empty("refund_id")
+        .or_else(|| params.get_non_empty("out_refund_no"));
+    let key = match one {
+        Some(number) => lock(&sim.store)
+            .by_refund(sandbox, &merchant.mch_id, number)
+            .cloned()
+            .ok_or_else(not_found)?,
+        None => find_order(sim, merchant, sandbox, params, true).map_err(|_| not_found())?,
+    };
+    let store = lock(&sim.store);
+    let order = store.get(&key).ok_or_else(not_found)?;
+    let listed: Vec<&Refund> = order
+        .refunds
+        .iter()
+        .filter(|r| one.is_none_or(|n| r.out_refund_no == n || r.refund_id == n))
+        .collect();
+    if listed.is_empty() {
+        return Err(not_found());
+    }
+    let invalid = |_| refuse("SYSTEMERROR", "系统错误");
+    let refunds = listed
+        .iter()
+        .map(|r| {
+            Ok(RefundRecord {
+                out_refund_no: OutRefundNo::parse(r.out_refund_no.clone()).map_err(invalid)?,
+                refund_id: RefundId::parse(r.refund_id.clone()).map_err(invalid)?,
+                refund_fee: r.refund_fee,
+                refund_status: r.status,
+                refund_success_time: r.success_time.clone(),
+                refund_recv_accout: Some("支付用户零钱".into()),
+            })
+        })
+        .collect::<Result<Vec<_>, Refusal>>()?;
+    let answer = RefundQueryResponse {
+        appid: order.appid.clone(),
+        mch_id: order.key.mch_id.clone(),
+        transaction_id: TransactionId::parse(order.transaction_id.clone().unwrap_or_default())
+            .map_err(invalid)?,
+        out_trade_no: OutTradeNo::parse(order.key.out_trade_no.clone()).map_err(invalid)?,
+        total_fee: order.total_fee,
+        total_refund_count: u32::try_from(order.refunds.len()).ok(),
+        refunds,
+    };
+    Ok(answer.to_params())
 }

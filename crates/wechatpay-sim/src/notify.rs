@@ -1,5 +1,6 @@
-//! Payment notifications: built and signed like WeChat's, POSTed to the order's
-//! `notify_url`, repeated on WeChat's retry schedule until acknowledged.
+//! Payment and refund notifications: built like WeChat's (payments signed, refunds with
+//! their content encrypted in `req_info`), POSTed to their `notify_url`, repeated on
+//! WeChat's retry schedule until acknowledged.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +8,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use wechat_pay::NonceStr;
 use wechat_pay::v2::{self, ApiKey, Params, SignType, TradeState, xml};
+use wechat_pay::{Fen, WeChatTime};
 
 use crate::config::SimMerchant;
 use crate::faults::Faults;
 use crate::sim::{Sim, lock, now_ms};
-use crate::store::{Attempt, NotificationLog, Order, OrderKey};
+use crate::store::{Attempt, NotificationLog, Order, OrderKey, Refund};
 
 /// WeChat's gaps between notification attempts, in seconds (§2.9 of the reference): the
 /// first delivery is at t=0, then one retry after each gap — 16 attempts over 24 h 4 min.
@@ -26,12 +28,39 @@ pub const RETRY_GAPS_SECS: [u64; 15] = [
 /// Largest part of an ack body kept in the record.
 const MAX_RECORDED_ACK: usize = 1024;
 
-/// One order's notification, ready to send.
+/// What a notification is about, and so where its record is kept.
+#[derive(Debug, Clone)]
+pub(crate) enum Subject {
+    /// An order's payment, in the state the notification reports (delivery stops if the
+    /// order leaves it).
+    Payment { key: OrderKey, state: TradeState },
+    /// One refund of an order (its final state never changes).
+    Refund {
+        key: OrderKey,
+        out_refund_no: String,
+    },
+}
+
+impl Subject {
+    fn key(&self) -> &OrderKey {
+        match self {
+            Subject::Payment { key, .. } | Subject::Refund { key, .. } => key,
+        }
+    }
+
+    /// The number logs name it by.
+    fn number(&self) -> &str {
+        match self {
+            Subject::Payment { key, .. } => &key.out_trade_no,
+            Subject::Refund { out_refund_no, .. } => out_refund_no,
+        }
+    }
+}
+
+/// One notification, ready to send.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
-    key: OrderKey,
-    /// The order state the notification reports; delivery stops if the order leaves it.
-    state: TradeState,
+    subject: Subject,
     url: String,
     body: String,
 }
@@ -96,12 +125,90 @@ impl Delivery {
         // empty body is what the receiver would then see and refuse.
         let body = xml::encode(&p).unwrap_or_default();
         Delivery {
-            state: order.state,
-            key: order.key.clone(),
+            subject: Subject::Payment {
+                key: order.key.clone(),
+                state: order.state,
+            },
             url: order.notify_url.clone(),
             body,
         }
     }
+
+    /// Builds the notification of `refund`'s final state: the envelope in the clear, the
+    /// refund's fields encrypted into `req_info` with the merchant's key (the forged-signature
+    /// fault encrypts with another key, the wrong-amount fault adds one fen). `None` when the
+    /// refund has nowhere to be notified.
+    pub(crate) fn refund(
+        order: &Order,
+        refund: &Refund,
+        merchant: &SimMerchant,
+        faults: &Faults,
+    ) -> Option<Delivery> {
+        let url = refund.notify_url.clone()?;
+        let mut info = Params::new();
+        if let Some(txn) = &order.transaction_id {
+            info.insert("transaction_id", txn.clone());
+        }
+        info.insert("out_trade_no", order.key.out_trade_no.clone());
+        info.insert("refund_id", refund.refund_id.clone());
+        info.insert("out_refund_no", refund.out_refund_no.clone());
+        info.insert("total_fee", order.total_fee.to_string());
+        info.insert("settlement_total_fee", order.total_fee.to_string());
+        let amount = if faults.wrong_amount {
+            refund.refund_fee.get().saturating_add(1)
+        } else {
+            refund.refund_fee.get()
+        };
+        let amount = Fen::new(amount).unwrap_or(refund.refund_fee).to_string();
+        info.insert("refund_fee", amount.clone());
+        info.insert("settlement_refund_fee", amount);
+        info.insert("refund_status", refund.status.as_str());
+        if let Some(t) = &refund.success_time {
+            info.insert("success_time", t.clone());
+        }
+        info.insert("refund_recv_accout", "支付用户零钱");
+        info.insert("refund_account", "REFUND_SOURCE_UNSETTLED_FUNDS");
+        info.insert("refund_request_source", "API");
+        let key = if order.key.sandbox {
+            merchant.sandbox_key()
+        } else {
+            merchant.key.clone()
+        };
+        let key = if faults.forge_signature {
+            ApiKey::new("f0rgedf0rgedf0rgedf0rgedf0rged00").unwrap_or(key)
+        } else {
+            key
+        };
+        let plain = xml::encode_with_root(&info, "root").unwrap_or_default();
+        let mut p = Params::new();
+        p.insert("return_code", "SUCCESS");
+        p.insert("appid", order.appid.clone());
+        p.insert("mch_id", order.key.mch_id.clone());
+        p.insert("nonce_str", NonceStr::generate().to_string());
+        p.insert("req_info", v2::encrypt_req_info(plain.as_bytes(), &key));
+        Some(Delivery {
+            subject: Subject::Refund {
+                key: order.key.clone(),
+                out_refund_no: refund.out_refund_no.clone(),
+            },
+            url,
+            body: xml::encode(&p).unwrap_or_default(),
+        })
+    }
+}
+
+/// A refund's success time as WeChat writes it (`yyyy-MM-dd HH:mm:ss`, Beijing time).
+pub(crate) fn refund_time(now: WeChatTime) -> String {
+    let t = now.to_string();
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        &t[0..4],
+        &t[4..6],
+        &t[6..8],
+        &t[8..10],
+        &t[10..12],
+        &t[12..14]
+    )
 }
 
 /// Attempts in all: the first delivery, then one retry after each gap.
@@ -123,26 +230,26 @@ pub(crate) fn gap_before(sim: &Sim, attempt: u32) -> Duration {
 /// no attempt for the order is under way or to come.
 struct Running {
     sim: Arc<Sim>,
-    key: OrderKey,
+    subject: Subject,
 }
 
 impl Running {
-    /// Counts a delivery for `key`, applying `also` to the record under the same lock.
-    fn start(sim: &Arc<Sim>, key: &OrderKey, also: impl FnOnce(&mut NotificationLog)) -> Self {
-        mark(sim, key, |log| {
+    /// Counts a delivery for `subject`, applying `also` to the record under the same lock.
+    fn start(sim: &Arc<Sim>, subject: &Subject, also: impl FnOnce(&mut NotificationLog)) -> Self {
+        mark(sim, subject, |log| {
             also(log);
             log.deliveries_running += 1;
         });
         Running {
             sim: Arc::clone(sim),
-            key: key.clone(),
+            subject: subject.clone(),
         }
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        mark(&self.sim, &self.key, |log| {
+        mark(&self.sim, &self.subject, |log| {
             log.deliveries_running = log.deliveries_running.saturating_sub(1);
         });
     }
@@ -156,12 +263,15 @@ pub(crate) fn dispatch(sim: &Arc<Sim>, delivery: Delivery) {
     let faults = sim.faults();
     if faults.drop_notifications {
         drop(held);
-        mark(sim, &delivery.key, |log| log.dropped = true);
-        tracing::info!(out_trade_no = %delivery.key.out_trade_no, "notification dropped (fault)");
+        mark(sim, &delivery.subject, |log| log.dropped = true);
+        tracing::info!(
+            number = delivery.subject.number(),
+            "notification dropped (fault)"
+        );
         return;
     }
     if faults.reorder_notifications > 1 {
-        mark(sim, &delivery.key, |log| log.held = true);
+        mark(sim, &delivery.subject, |log| log.held = true);
         held.push(delivery);
         let due = if held.len() >= faults.reorder_notifications as usize {
             std::mem::take(&mut *held)
@@ -173,7 +283,7 @@ pub(crate) fn dispatch(sim: &Arc<Sim>, delivery: Delivery) {
         return;
     }
     drop(held);
-    let running = Running::start(sim, &delivery.key, |_| {});
+    let running = Running::start(sim, &delivery.subject, |_| {});
     tokio::spawn(deliver(Arc::clone(sim), Arc::new(delivery), 1, running));
 }
 
@@ -187,7 +297,7 @@ pub(crate) fn release(sim: &Arc<Sim>, held: Vec<Delivery>) {
         .into_iter()
         .rev()
         .map(|delivery| {
-            let running = Running::start(sim, &delivery.key, |log| log.held = false);
+            let running = Running::start(sim, &delivery.subject, |log| log.held = false);
             (Arc::new(delivery), running)
         })
         .collect();
@@ -201,9 +311,21 @@ pub(crate) fn release(sim: &Arc<Sim>, held: Vec<Delivery>) {
     });
 }
 
-fn mark(sim: &Sim, key: &OrderKey, f: impl FnOnce(&mut NotificationLog)) {
-    if let Some(order) = lock(&sim.store).get_mut(key) {
-        f(&mut order.notifications);
+fn mark(sim: &Sim, subject: &Subject, f: impl FnOnce(&mut NotificationLog)) {
+    let mut store = lock(&sim.store);
+    let Some(order) = store.get_mut(subject.key()) else {
+        return;
+    };
+    let log = match subject {
+        Subject::Payment { .. } => Some(&mut order.notifications),
+        Subject::Refund { out_refund_no, .. } => order
+            .refunds
+            .iter_mut()
+            .find(|r| &r.out_refund_no == out_refund_no)
+            .map(|r| &mut r.notifications),
+    };
+    if let Some(log) = log {
+        f(log);
     }
 }
 
@@ -225,16 +347,21 @@ async fn deliver(sim: Arc<Sim>, delivery: Arc<Delivery>, first: u32, _running: R
             return;
         }
     }
-    tracing::warn!(out_trade_no = %delivery.key.out_trade_no, "notification schedule exhausted");
+    tracing::warn!(
+        number = delivery.subject.number(),
+        "notification schedule exhausted"
+    );
 }
 
 /// One attempt: every copy the duplicate fault asks for, concurrently, each recorded before
 /// this returns.
 async fn attempt(sim: &Arc<Sim>, delivery: &Arc<Delivery>, number: u32) -> Next {
-    let current = lock(&sim.store).get(&delivery.key).map(|o| o.state);
-    if current != Some(delivery.state) {
-        tracing::info!(out_trade_no = %delivery.key.out_trade_no, "order state changed; older notification stopped");
-        return Next::Stop;
+    if let Subject::Payment { key, state } = &delivery.subject {
+        let current = lock(&sim.store).get(key).map(|o| o.state);
+        if current != Some(*state) {
+            tracing::info!(out_trade_no = %key.out_trade_no, "order state changed; older notification stopped");
+            return Next::Stop;
+        }
     }
     let copies = sim.faults().copies();
     let mut set = JoinSet::new();
@@ -247,10 +374,18 @@ async fn attempt(sim: &Arc<Sim>, delivery: &Arc<Delivery>, number: u32) -> Next 
         acked |= result.unwrap_or(false);
     }
     if acked {
-        tracing::info!(out_trade_no = %delivery.key.out_trade_no, attempt = number, "notification acknowledged");
+        tracing::info!(
+            number = delivery.subject.number(),
+            attempt = number,
+            "notification acknowledged"
+        );
         Next::Stop
     } else {
-        tracing::info!(out_trade_no = %delivery.key.out_trade_no, attempt = number, "notification not acknowledged");
+        tracing::info!(
+            number = delivery.subject.number(),
+            attempt = number,
+            "notification not acknowledged"
+        );
         Next::Retry
     }
 }
@@ -309,7 +444,7 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
             }
         }
     };
-    mark(sim, &delivery.key, |log| {
+    mark(sim, &delivery.subject, |log| {
         log.attempts.push(Attempt {
             attempt,
             copy,

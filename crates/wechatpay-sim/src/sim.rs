@@ -7,14 +7,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use serde::Serialize;
-use wechat_pay::v2::TradeState;
+use wechat_pay::v2::{RefundStatus, TradeState};
 use wechat_pay::{Fen, WeChatTime};
 
 use crate::config::{SimConfig, SimMerchant};
 use crate::faults::Faults;
 use crate::login::LoginBook;
 use crate::notify;
-use crate::store::{NotificationLog, Order, OrderKey, Store};
+use crate::store::{NotificationLog, Order, OrderKey, Refund, Store};
 
 /// The simulator: configuration, merchants, orders, faults, logins.
 #[derive(Debug)]
@@ -132,6 +132,41 @@ pub struct OrderView {
     pub notify_url: String,
     /// What happened to its notifications.
     pub notifications: NotificationLog,
+    /// Its refunds, oldest first.
+    pub refunds: Vec<RefundView>,
+}
+
+/// The simulator's view of a refund.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundView {
+    /// The merchant's number.
+    pub out_refund_no: String,
+    /// WeChat's number.
+    pub refund_id: String,
+    /// Its amount.
+    pub refund_fee: Fen,
+    /// PROCESSING, SUCCESS, CHANGE or REFUNDCLOSE.
+    pub status: &'static str,
+    /// When it succeeded.
+    pub success_time: Option<String>,
+    /// Where its notification goes.
+    pub notify_url: Option<String>,
+    /// What happened to its notifications.
+    pub notifications: NotificationLog,
+}
+
+impl From<&Refund> for RefundView {
+    fn from(r: &Refund) -> Self {
+        RefundView {
+            out_refund_no: r.out_refund_no.clone(),
+            refund_id: r.refund_id.clone(),
+            refund_fee: r.refund_fee,
+            status: r.status.as_str(),
+            success_time: r.success_time.clone(),
+            notify_url: r.notify_url.clone(),
+            notifications: r.notifications.clone(),
+        }
+    }
 }
 
 impl From<&Order> for OrderView {
@@ -148,6 +183,7 @@ impl From<&Order> for OrderView {
             time_end: o.time_end.map(|t| t.to_string()),
             notify_url: o.notify_url.clone(),
             notifications: o.notifications.clone(),
+            refunds: o.refunds.iter().map(RefundView::from).collect(),
         }
     }
 }
@@ -255,6 +291,114 @@ impl Sim {
             &now[..8],
             r
         )
+    }
+
+    /// A fresh refund id: 29 digits, like WeChat's.
+    pub(crate) fn new_refund_id(&self) -> String {
+        let now = WeChatTime::now().to_string();
+        let r: u32 = rand::rng().random_range(0..1_000_000);
+        format!(
+            "5030{:011}{}{:06}",
+            self.next_seq() % 100_000_000_000,
+            &now[..8],
+            r
+        )
+    }
+
+    /// Finds the order with the refund numbered `out_refund_no` (of merchant `mch_id` when
+    /// given; the production order before a sandbox one).
+    pub fn find_refund(
+        &self,
+        out_refund_no: &str,
+        mch_id: Option<&str>,
+    ) -> Result<OrderKey, ControlError> {
+        let mut keys = lock(&self.store).find_by_refund(out_refund_no);
+        if let Some(mch) = mch_id {
+            keys.retain(|k| k.mch_id == mch);
+        }
+        if keys.len() > 1 {
+            keys.retain(|k| !k.sandbox);
+        }
+        match keys.len() {
+            0 => Err(ControlError::NotFound(out_refund_no.to_owned())),
+            1 => Ok(keys.remove(0)),
+            _ => Err(ControlError::Ambiguous(out_refund_no.to_owned())),
+        }
+    }
+
+    /// The simulator's view of a refund.
+    pub fn refund_view(&self, key: &OrderKey, out_refund_no: &str) -> Option<RefundView> {
+        lock(&self.store)
+            .get(key)?
+            .refund(out_refund_no)
+            .map(RefundView::from)
+    }
+
+    /// WeChat finishes a refund (`SUCCESS`, `CHANGE` or `REFUNDCLOSE`) and notifies it, when it
+    /// has a notification URL. Only a PROCESSING refund can be finished.
+    pub fn settle_refund(
+        self: &Arc<Self>,
+        key: &OrderKey,
+        out_refund_no: &str,
+        status: RefundStatus,
+    ) -> Result<RefundView, ControlError> {
+        if !status.is_final() {
+            return Err(ControlError::Invalid(
+                "a refund settles as SUCCESS, CHANGE or REFUNDCLOSE".into(),
+            ));
+        }
+        let delivery = {
+            let mut store = lock(&self.store);
+            let now = self.clock.wechat_now();
+            let order = store
+                .get_mut(key)
+                .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+            let refund = order
+                .refunds
+                .iter_mut()
+                .find(|r| r.out_refund_no == out_refund_no)
+                .ok_or_else(|| ControlError::NotFound(out_refund_no.to_owned()))?;
+            if refund.status != RefundStatus::Processing {
+                return Err(ControlError::Conflict(format!(
+                    "the refund is {}",
+                    refund.status
+                )));
+            }
+            refund.status = status;
+            if status == RefundStatus::Success {
+                refund.success_time = Some(notify::refund_time(now));
+            }
+            let order = store
+                .get(key)
+                .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+            let refund = order
+                .refund(out_refund_no)
+                .ok_or_else(|| ControlError::NotFound(out_refund_no.to_owned()))?;
+            let merchant = self
+                .merchant(&key.mch_id)
+                .ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
+            notify::Delivery::refund(order, refund, merchant, &lock(&self.faults))
+        };
+        if let Some(delivery) = delivery {
+            notify::dispatch(self, delivery);
+        }
+        self.refund_view(key, out_refund_no)
+            .ok_or_else(|| ControlError::NotFound(out_refund_no.to_owned()))
+    }
+
+    /// Schedules the automatic success of a new refund, when configured.
+    pub(crate) fn schedule_auto_refund(self: &Arc<Self>, key: OrderKey, out_refund_no: String) {
+        let Some(after) = self.config.auto_refund_after else {
+            return;
+        };
+        let sim = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            match sim.settle_refund(&key, &out_refund_no, RefundStatus::Success) {
+                Ok(_) => tracing::info!(%out_refund_no, "auto-refunded"),
+                Err(e) => tracing::info!(%out_refund_no, reason = %e, "auto-refund skipped"),
+            }
+        });
     }
 
     /// Finds the order numbered `out_trade_no` (of merchant `mch_id` when given).

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use serde::Serialize;
-use wechat_pay::v2::{SignType, TradeState};
+use wechat_pay::v2::{RefundStatus, SignType, TradeState};
 use wechat_pay::{Fen, WeChatTime};
 
 /// Orders are unique per merchant, and the sandbox keeps its own.
@@ -54,6 +54,45 @@ pub struct Order {
     pub time_end: Option<WeChatTime>,
     /// What happened to its notifications.
     pub notifications: NotificationLog,
+    /// Its refunds, oldest first.
+    pub refunds: Vec<Refund>,
+}
+
+impl Order {
+    /// The refund numbered `out_refund_no`.
+    pub(crate) fn refund(&self, out_refund_no: &str) -> Option<&Refund> {
+        self.refunds
+            .iter()
+            .find(|r| r.out_refund_no == out_refund_no)
+    }
+
+    /// What was refunded or is being refunded (closed refunds gave nothing back).
+    pub(crate) fn refunded(&self) -> u64 {
+        self.refunds
+            .iter()
+            .filter(|r| r.status != RefundStatus::Refundclose)
+            .map(|r| r.refund_fee.get())
+            .fold(0, u64::saturating_add)
+    }
+}
+
+/// One refund as WeChat sees it.
+#[derive(Debug, Clone)]
+pub struct Refund {
+    /// The merchant's number for it.
+    pub out_refund_no: String,
+    /// WeChat's number for it.
+    pub refund_id: String,
+    /// Its amount.
+    pub refund_fee: Fen,
+    /// PROCESSING until settled.
+    pub status: RefundStatus,
+    /// When it succeeded (`yyyy-MM-dd HH:mm:ss`, Beijing time).
+    pub success_time: Option<String>,
+    /// Where its notification goes (the request's, else the simulator's), if anywhere.
+    pub notify_url: Option<String>,
+    /// What happened to its notifications.
+    pub notifications: NotificationLog,
 }
 
 /// The record of an order's notifications.
@@ -93,6 +132,8 @@ pub(crate) struct Store {
     orders: HashMap<OrderKey, Order>,
     by_transaction: HashMap<(bool, String, String), OrderKey>,
     by_number: HashMap<String, Vec<OrderKey>>,
+    /// `out_refund_no` and `refund_id` (with sandbox and merchant) to the refunded order.
+    by_refund: HashMap<(bool, String, String), OrderKey>,
 }
 
 impl Store {
@@ -134,6 +175,31 @@ impl Store {
     ) -> Option<&OrderKey> {
         self.by_transaction
             .get(&(sandbox, mch_id.to_owned(), transaction_id.to_owned()))
+    }
+
+    /// Records a refund's numbers for lookups.
+    pub(crate) fn index_refund(&mut self, key: &OrderKey, out_refund_no: &str, refund_id: &str) {
+        for number in [out_refund_no, refund_id] {
+            self.by_refund.insert(
+                (key.sandbox, key.mch_id.clone(), number.to_owned()),
+                key.clone(),
+            );
+        }
+    }
+
+    /// The key of the order with the refund numbered `number` (ours or WeChat's).
+    pub(crate) fn by_refund(&self, sandbox: bool, mch_id: &str, number: &str) -> Option<&OrderKey> {
+        self.by_refund
+            .get(&(sandbox, mch_id.to_owned(), number.to_owned()))
+    }
+
+    /// Keys of every order with a refund numbered `number`, across merchants and the sandbox.
+    pub(crate) fn find_by_refund(&self, number: &str) -> Vec<OrderKey> {
+        self.by_refund
+            .iter()
+            .filter(|((_, _, n), _)| n == number)
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 
     /// Keys of every order with this number, across merchants and the sandbox.

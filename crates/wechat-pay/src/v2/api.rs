@@ -22,6 +22,10 @@ pub enum Endpoint {
     CloseOrder,
     /// `/sandboxnew/pay/getsignkey`
     SandboxSignKey,
+    /// `/secapi/pay/refund` (mutual TLS)
+    Refund,
+    /// `/pay/refundquery`
+    RefundQuery,
 }
 
 impl Endpoint {
@@ -32,6 +36,8 @@ impl Endpoint {
             Endpoint::OrderQuery => "/pay/orderquery",
             Endpoint::CloseOrder => "/pay/closeorder",
             Endpoint::SandboxSignKey => "/sandboxnew/pay/getsignkey",
+            Endpoint::Refund => "/secapi/pay/refund",
+            Endpoint::RefundQuery => "/pay/refundquery",
         }
     }
 
@@ -42,6 +48,8 @@ impl Endpoint {
             Endpoint::OrderQuery => "orderquery",
             Endpoint::CloseOrder => "closeorder",
             Endpoint::SandboxSignKey => "getsignkey",
+            Endpoint::Refund => "refund",
+            Endpoint::RefundQuery => "refundquery",
         }
     }
 }

@@ -1,0 +1,239 @@
+//! Refunds at the simulator through the protocol library's client: accepted as PROCESSING,
+//! idempotent by `out_refund_no`, never above what was paid, settled by the control API,
+//! notified with `req_info` encrypted, and listed by refund query.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod support;
+
+use support::*;
+use wechat_pay::v2::{
+    Client, ClientConfig, Error, Merchant, RefundQueryRequest, RefundRequest, RefundStatus,
+    SignType, parse_refund_notification,
+};
+use wechat_pay::{Fen, OutRefundNo, OutTradeNo};
+
+/// A client that presents a merchant certificate (made here; the simulator over plain HTTP
+/// does not ask for one).
+fn refund_client(sim: &wechatpay_sim::RunningSim) -> Client {
+    let certified = rcgen::generate_simple_self_signed(vec!["merchant".to_owned()]).unwrap();
+    let pem = format!(
+        "{}{}",
+        certified.cert.pem(),
+        certified.signing_key.serialize_pem()
+    );
+    let mut config = ClientConfig::new(sim.base_url().parse().unwrap());
+    config.identity = Some(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    let merchant = Merchant {
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        key: key(),
+        sign_type: SignType::HmacSha256,
+    };
+    Client::new(merchant, config).unwrap()
+}
+
+async fn paid_order(sim: &wechatpay_sim::RunningSim, user: &str, fen: u64) -> OutTradeNo {
+    let openid = login(sim, user).await;
+    let n = number();
+    client(sim, SignType::HmacSha256)
+        .unified_order(&order(n.clone(), &openid, &dead_url(), fen))
+        .await
+        .unwrap();
+    let (status, v) = pay_order(sim, n.as_str(), None).await;
+    assert_eq!(status, 200, "{v}");
+    n
+}
+
+fn refund_of(n: &OutTradeNo, number: &str, total: u64, fen: u64) -> RefundRequest {
+    RefundRequest {
+        transaction_id: None,
+        out_trade_no: Some(n.clone()),
+        out_refund_no: OutRefundNo::parse(number).unwrap(),
+        total_fee: Fen::new(total).unwrap(),
+        refund_fee: Fen::new(fen).unwrap(),
+        refund_fee_type: None,
+        refund_desc: Some("退货".into()),
+        refund_account: None,
+        notify_url: None,
+    }
+}
+
+fn err_code(e: &Error) -> String {
+    match e {
+        Error::Business { code, .. } => code.as_str().to_owned(),
+        other => panic!("expected a business refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn partial_refunds_never_exceed_the_payment_and_each_is_notified_encrypted() {
+    let receiver = Receiver::start(0).await;
+    let url = receiver.url();
+    let sim = sim_with(|c| c.refund_notify_url = Some(url)).await;
+    let n = paid_order(&sim, "rita", 1999).await;
+    let wechat = refund_client(&sim);
+
+    let first = wechat
+        .refund(&refund_of(&n, "RF-rita-1", 1999, 500))
+        .await
+        .unwrap();
+    assert_eq!(first.refund_fee, Fen::new(500).unwrap());
+    // The same number again is the same refund, not a second one.
+    let again = wechat
+        .refund(&refund_of(&n, "RF-rita-1", 1999, 500))
+        .await
+        .unwrap();
+    assert_eq!(again.refund_id, first.refund_id);
+    // The same number with another amount, and more than what is left, are refused.
+    let e = wechat
+        .refund(&refund_of(&n, "RF-rita-1", 1999, 501))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "INVALID_REQUEST");
+    let e = wechat
+        .refund(&refund_of(&n, "RF-rita-2", 1999, 1500))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ERROR");
+    wechat
+        .refund(&refund_of(&n, "RF-rita-2", 1999, 1499))
+        .await
+        .unwrap();
+    assert_eq!(view(&sim, &n).await["state"], "REFUND");
+
+    // Both PROCESSING until WeChat finishes them; the query lists both.
+    let listed = wechat
+        .refund_query(&RefundQueryRequest {
+            refund_id: None,
+            out_refund_no: None,
+            transaction_id: None,
+            out_trade_no: Some(n.clone()),
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.refunds.len(), 2);
+    assert!(
+        listed
+            .refunds
+            .iter()
+            .all(|r| r.refund_status == RefundStatus::Processing)
+    );
+    assert_eq!(receiver.count(), 0);
+
+    let (status, v) = control(
+        &sim,
+        reqwest::Method::POST,
+        "/sim/v1/refunds/RF-rita-1/settle",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "SUCCESS");
+    receiver.wait_for(1).await;
+    let notification = parse_refund_notification(&receiver.body(0), &key()).unwrap();
+    notification
+        .check_merchant(wechatpay_sim::DEFAULT_APPID, wechatpay_sim::DEFAULT_MCH_ID)
+        .unwrap();
+    assert_eq!(notification.info.out_refund_no.as_str(), "RF-rita-1");
+    assert_eq!(notification.info.out_trade_no, n);
+    assert_eq!(notification.info.refund_fee, Fen::new(500).unwrap());
+    assert_eq!(
+        notification.info.refund_id.as_str(),
+        first.refund_id.as_str()
+    );
+    assert_eq!(notification.info.refund_status, RefundStatus::Success);
+    assert!(notification.info.success_time.is_some());
+    // The body carries no field in the clear but the envelope.
+    let body = String::from_utf8(receiver.body(0).to_vec()).unwrap();
+    assert!(!body.contains("RF-rita-1"), "{body}");
+
+    let one = wechat
+        .refund_query(&RefundQueryRequest::by_out_refund_no(
+            OutRefundNo::parse("RF-rita-1").unwrap(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(one.refunds.len(), 1);
+    assert_eq!(one.refunds[0].refund_status, RefundStatus::Success);
+    // A settled refund cannot be settled again.
+    let (status, _) = control(
+        &sim,
+        reqwest::Method::POST,
+        "/sim/v1/refunds/RF-rita-1/settle",
+        Some(serde_json::json!({"status": "REFUNDCLOSE"})),
+    )
+    .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_closed_refund_gives_its_amount_back_to_refund_again() {
+    let sim = sim().await;
+    let n = paid_order(&sim, "carl", 800).await;
+    let wechat = refund_client(&sim);
+    wechat
+        .refund(&refund_of(&n, "RF-carl-1", 800, 800))
+        .await
+        .unwrap();
+    let e = wechat
+        .refund(&refund_of(&n, "RF-carl-2", 800, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ERROR");
+    let (status, v) = control(
+        &sim,
+        reqwest::Method::POST,
+        "/sim/v1/refunds/RF-carl-1/settle",
+        Some(serde_json::json!({"status": "REFUNDCLOSE"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    wechat
+        .refund(&refund_of(&n, "RF-carl-2", 800, 800))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn unpaid_unknown_or_mismatched_orders_are_refused_and_a_client_without_certificate_refuses_itself()
+ {
+    let sim = sim().await;
+    let wechat = refund_client(&sim);
+    let openid = login(&sim, "uma").await;
+    let unpaid = number();
+    client(&sim, SignType::HmacSha256)
+        .unified_order(&order(unpaid.clone(), &openid, &dead_url(), 100))
+        .await
+        .unwrap();
+    let e = wechat
+        .refund(&refund_of(&unpaid, "RF-uma-1", 100, 100))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ORDERNOTEXIST");
+    let e = wechat
+        .refund(&refund_of(&number(), "RF-uma-2", 100, 100))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "ORDERNOTEXIST");
+    let paid = paid_order(&sim, "ulf", 100).await;
+    let e = wechat
+        .refund(&refund_of(&paid, "RF-ulf-1", 99, 50))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "INVALID_REQUEST");
+    let e = wechat
+        .refund_query(&RefundQueryRequest::by_out_refund_no(
+            OutRefundNo::parse("RF-nobody").unwrap(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err_code(&e), "REFUNDNOTEXIST");
+    // Without the merchant certificate the client does not even try.
+    let plain = client(&sim, SignType::HmacSha256);
+    let e = plain
+        .refund(&refund_of(&paid, "RF-ulf-2", 100, 50))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
+}
