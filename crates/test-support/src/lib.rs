@@ -18,6 +18,7 @@
 
 pub mod amqp;
 pub mod api;
+pub mod certs;
 pub mod logs;
 pub mod services;
 pub mod sim;
@@ -26,6 +27,7 @@ pub mod wait;
 
 pub use self::amqp::{AmqpCleanup, OrderEvents, Proxy, QueueState, queue_state};
 pub use self::api::{Answer, OrderApi};
+pub use self::certs::{Pem, TestCa};
 pub use self::logs::alarming_lines;
 pub use self::services::{
     SIMULATOR_MODE, amqp_url, dead_addr, fresh_database, redis_url, require_rabbitmq,

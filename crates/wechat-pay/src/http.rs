@@ -34,13 +34,15 @@ impl TransportError {
 /// A reqwest client for WeChat: rustls, no redirects (WeChat never redirects; following one
 /// could leak a signed request elsewhere), a connect timeout.
 pub(crate) fn build_client(timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
-    build_client_with(timeout, None)
+    build_client_with(timeout, None, &[])
 }
 
-/// [`build_client`], presenting `identity` (a client certificate) to servers that ask.
+/// [`build_client`], presenting `identity` (a client certificate) to servers that ask, and
+/// trusting `roots` besides the system's (a simulator's test CA).
 pub(crate) fn build_client_with(
     timeout: Duration,
     identity: Option<&reqwest::Identity>,
+    roots: &[reqwest::Certificate],
 ) -> Result<reqwest::Client, reqwest::Error> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -48,6 +50,9 @@ pub(crate) fn build_client_with(
         .user_agent(concat!("minipay-wechat-pay/", env!("CARGO_PKG_VERSION")));
     if let Some(identity) = identity {
         builder = builder.identity(identity.clone());
+    }
+    for root in roots {
+        builder = builder.add_root_certificate(root.clone());
     }
     builder.build()
 }

@@ -92,6 +92,9 @@ pub struct SimConfig {
     pub notify_ca: Vec<reqwest::Certificate>,
     /// Faults in force from the start.
     pub faults: Faults,
+    /// Serve HTTPS, asking for merchants' client certificates (`/secapi/` requires one),
+    /// instead of plain HTTP.
+    pub tls: Option<crate::tls::SimTls>,
 }
 
 impl Default for SimConfig {
@@ -107,6 +110,7 @@ impl Default for SimConfig {
             notify_timeout: Duration::from_secs(5),
             notify_ca: Vec::new(),
             faults: Faults::default(),
+            tls: None,
         }
     }
 }
@@ -248,6 +252,16 @@ struct Args {
     /// system's roots), e.g. the certificate of a local API gateway
     #[arg(long, value_name = "PEM_FILE")]
     notify_ca: Option<std::path::PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key and --client-ca
+    #[arg(long, value_name = "PEM_FILE", requires_all = ["tls_key", "client_ca"])]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The key of --tls-cert (PEM)
+    #[arg(long, value_name = "PEM_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The CA that signs merchants' client certificates (PEM); /secapi/ (the refund) refuses
+    /// a request whose connection presented none
+    #[arg(long, value_name = "PEM_FILE", requires = "tls_cert")]
+    client_ca: Option<std::path::PathBuf>,
     /// Fault: delay every merchant API answer (at most 60s)
     #[arg(long, value_name = "DURATION", value_parser = latency_flag)]
     latency: Option<Duration>,
@@ -316,8 +330,16 @@ where
             )
         })?,
     };
+    let tls = match (&args.tls_cert, &args.tls_key, &args.client_ca) {
+        (Some(cert), Some(key), Some(ca)) => Some(
+            crate::tls::SimTls::from_files(cert, key, ca)
+                .map_err(|e| command.error(ErrorKind::InvalidValue, format!("--tls-cert: {e}")))?,
+        ),
+        _ => None,
+    };
     Ok(SimConfig {
         listen,
+        tls,
         merchants: merchants_in_order(&matches, args.merchant, args.config),
         time_scale: args.time_scale,
         auto_pay_after: args.auto_pay_after,

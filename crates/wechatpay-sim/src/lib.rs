@@ -26,6 +26,7 @@ mod merchant_api;
 mod notify;
 mod sim;
 mod store;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -47,14 +48,21 @@ pub use self::login::{CODE_TTL, LOGINS_PER_MINUTE, openid_for};
 pub use self::notify::RETRY_GAPS_SECS;
 pub use self::sim::{ControlError, OrderView, PayResult, RefundView, Sim};
 pub use self::store::{Attempt, NotificationLog};
+pub use self::tls::SimTls;
 
 /// Largest request body the simulator reads (WeChat's are a few KB).
 const MAX_BODY: usize = 64 * 1024;
 
 fn merchant_route(endpoint: Endpoint, sandbox: bool) -> axum::routing::MethodRouter<Arc<Sim>> {
-    any(move |sim: State<Arc<Sim>>, method: Method, body: Bytes| {
-        merchant_api::handle(sim, endpoint, sandbox, method, body)
-    })
+    any(
+        move |sim: State<Arc<Sim>>,
+              client_cert: Option<axum::Extension<tls::ClientCert>>,
+              method: Method,
+              body: Bytes| {
+            let presented = client_cert.is_some_and(|axum::Extension(c)| c.0);
+            merchant_api::handle(sim, endpoint, sandbox, presented, method, body)
+        },
+    )
 }
 
 /// The simulator's routes.
@@ -106,9 +114,15 @@ pub struct RunningSim {
 }
 
 impl RunningSim {
-    /// `http://<addr>`: the base URL for the merchant API, login and control API.
+    /// `http://<addr>`, or `https://` when serving TLS: the base URL for the merchant API,
+    /// login and control API.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.sim.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The simulator itself (for tests that inspect or drive it directly).
@@ -128,9 +142,9 @@ pub async fn spawn(config: SimConfig) -> std::io::Result<RunningSim> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let sim = Sim::new(config);
-    let app = router(Arc::clone(&sim));
+    let served = Arc::clone(&sim);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        if let Err(e) = serve(listener, served, std::future::pending()).await {
             tracing::error!(error = %e, "simulator server stopped");
         }
     });
@@ -143,7 +157,12 @@ pub async fn serve(
     sim: Arc<Sim>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(sim))
-        .with_graceful_shutdown(shutdown)
-        .await
+    match sim.config.tls.clone() {
+        Some(tls) => tls::serve(listener, router(sim), tls, shutdown).await,
+        None => {
+            axum::serve(listener, router(sim))
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

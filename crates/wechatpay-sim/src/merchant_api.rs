@@ -80,17 +80,25 @@ fn xml_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
 }
 
-/// The axum handler for one endpoint (`sandbox` selects the `/sandboxnew` variant).
+/// The axum handler for one endpoint (`sandbox` selects the `/sandboxnew` variant;
+/// `client_cert`: the connection presented a merchant certificate the CA signed).
 pub(crate) async fn handle(
     sim: State<Arc<Sim>>,
     endpoint: Endpoint,
     sandbox: bool,
+    client_cert: bool,
     method: Method,
     body: Bytes,
 ) -> Response {
     let latency = sim.faults().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    // ⚠ WeChat fails the handshake or the request without the certificate (reference
+    // §2.10); the simulator answers `return_code=FAIL` so that the refusal can be read. Over
+    // plain HTTP there is no certificate to ask for, and none is required.
+    if endpoint == Endpoint::Refund && sim.config.tls.is_some() && !client_cert {
+        return xml_response(protocol_fail("请求未携带商户API证书"));
     }
     xml_response(call(&sim, endpoint, sandbox, &method, &body))
 }

@@ -237,3 +237,109 @@ async fn unpaid_unknown_or_mismatched_orders_are_refused_and_a_client_without_ce
         .unwrap_err();
     assert!(matches!(e, Error::InvalidRequest(_)), "{e:?}");
 }
+
+/// A simulator serving HTTPS with a certificate `server` signed, trusting merchant
+/// certificates `clients` signed.
+async fn tls_sim(
+    server: &test_support::TestCa,
+    clients: &test_support::TestCa,
+) -> wechatpay_sim::RunningSim {
+    let pem = server.server();
+    let tls = wechatpay_sim::SimTls::from_pem(
+        pem.cert.as_bytes(),
+        pem.key.as_bytes(),
+        clients.cert_pem().as_bytes(),
+    )
+    .unwrap();
+    sim_with(|c| c.tls = Some(tls)).await
+}
+
+/// A client of a TLS simulator, trusting `server`, presenting `identity` if given.
+fn tls_client(
+    sim: &wechatpay_sim::RunningSim,
+    server: &test_support::TestCa,
+    identity: Option<&test_support::Pem>,
+) -> Client {
+    let mut config = ClientConfig::new(sim.base_url().parse().unwrap());
+    config.extra_roots =
+        vec![reqwest::Certificate::from_pem(server.cert_pem().as_bytes()).unwrap()];
+    config.identity = identity.map(|p| reqwest::Identity::from_pem(p.bundle().as_bytes()).unwrap());
+    config.retry = wechat_pay::RetryPolicy::none();
+    let merchant = Merchant {
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        key: key(),
+        sign_type: SignType::HmacSha256,
+    };
+    Client::new(merchant, config).unwrap()
+}
+
+#[tokio::test]
+async fn over_tls_the_refund_needs_a_merchant_certificate_from_the_trusted_ca() {
+    let (server_ca, merchant_ca, rogue_ca) = (
+        test_support::TestCa::new("WeChat test server CA"),
+        test_support::TestCa::new("WeChat test merchant CA"),
+        test_support::TestCa::new("someone else"),
+    );
+    let sim = tls_sim(&server_ca, &merchant_ca).await;
+    assert!(sim.base_url().starts_with("https://"));
+    let merchant = merchant_ca.client(wechatpay_sim::DEFAULT_MCH_ID);
+    let wechat = tls_client(&sim, &server_ca, Some(&merchant));
+    // Unified order needs no certificate: a NATIVE order (no openid), paid in the simulator.
+    let anonymous = tls_client(&sim, &server_ca, None);
+    let n = number();
+    let mut native = order(n.clone(), "", &dead_url(), 300);
+    native.trade_type = wechat_pay::v2::TradeType::Native;
+    native.openid = None;
+    native.product_id = Some("TEA".into());
+    anonymous.unified_order(&native).await.unwrap();
+    let order_key = sim.sim().find(n.as_str(), None).unwrap();
+    sim.sim()
+        .pay(&order_key, wechatpay_sim::PayResult::Success)
+        .unwrap();
+
+    let accepted = wechat
+        .refund(&refund_of(&n, "RF-tls-1", 300, 100))
+        .await
+        .unwrap();
+    assert_eq!(accepted.refund_fee, Fen::new(100).unwrap());
+
+    // A connection without a certificate: the simulator refuses the refund itself.
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(server_ca.cert_pem().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut params = wechat_pay::v2::Params::new();
+    for (k, v) in [
+        ("appid", wechatpay_sim::DEFAULT_APPID),
+        ("mch_id", wechatpay_sim::DEFAULT_MCH_ID),
+        ("nonce_str", "nocertnonce"),
+        ("out_trade_no", n.as_str()),
+        ("out_refund_no", "RF-tls-2"),
+        ("total_fee", "300"),
+        ("refund_fee", "100"),
+    ] {
+        params.insert(k, v);
+    }
+    wechat_pay::v2::sign_params(&mut params, &key(), SignType::Md5);
+    let answer = http
+        .post(format!("{}/secapi/pay/refund", sim.base_url()))
+        .body(wechat_pay::v2::xml::encode(&params).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let answer = wechat_pay::v2::xml::decode(&answer.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer.get("return_code"), Some("FAIL"));
+
+    // A certificate from another CA does not get through the handshake.
+    let rogue = rogue_ca.client(wechatpay_sim::DEFAULT_MCH_ID);
+    let e = tls_client(&sim, &server_ca, Some(&rogue))
+        .refund(&refund_of(&n, "RF-tls-3", 300, 100))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Transport(_)), "{e:?}");
+    let view = sim.sim().view(&order_key).unwrap();
+    assert_eq!(view.refunds.len(), 1, "only the certified refund exists");
+}

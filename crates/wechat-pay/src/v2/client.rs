@@ -56,6 +56,8 @@ pub struct ClientConfig {
     /// The merchant's API certificate and key (`apiclient_cert.pem` + `apiclient_key.pem`),
     /// presented on every connection; the refund refuses to run without it.
     pub identity: Option<reqwest::Identity>,
+    /// Certificate authorities trusted besides the system's (a simulator's test CA).
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl ClientConfig {
@@ -67,6 +69,7 @@ impl ClientConfig {
             retry: RetryPolicy::default(),
             sandbox: false,
             identity: None,
+            extra_roots: Vec::new(),
         }
     }
 }
@@ -102,8 +105,12 @@ pub struct Client {
 impl Client {
     /// A client for `merchant` with `config`.
     pub fn new(merchant: Merchant, config: ClientConfig) -> Result<Self, Error> {
-        let http = build_client_with(config.timeout, config.identity.as_ref())
-            .map_err(|e| Error::Transport(TransportError::Network(e.without_url())))?;
+        let http = build_client_with(
+            config.timeout,
+            config.identity.as_ref(),
+            &config.extra_roots,
+        )
+        .map_err(|e| Error::Transport(TransportError::Network(e.without_url())))?;
         Ok(Client {
             http,
             merchant,
