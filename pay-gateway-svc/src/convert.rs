@@ -6,8 +6,11 @@ use std::net::IpAddr;
 
 use proto::paygateway::v1 as pb;
 use wechat_pay::login::MiniSession;
-use wechat_pay::v2::{OrderQueryResponse, RequestPayment, TradeState, UnifiedOrderRequest};
-use wechat_pay::{Fen, IdError, OpenId, OutTradeNo, WeChatTime};
+use wechat_pay::v2::{
+    OrderQueryResponse, RefundQueryResponse, RefundResponse, RefundStatus, RequestPayment,
+    TradeState, UnifiedOrderRequest,
+};
+use wechat_pay::{Fen, IdError, OpenId, OutRefundNo, OutTradeNo, WeChatTime};
 
 use crate::error::GatewayError;
 
@@ -18,6 +21,72 @@ fn invalid(message: &str) -> GatewayError {
 /// The order number of any request, refused with the identifier's own message.
 pub(crate) fn out_trade_no(text: String) -> Result<OutTradeNo, GatewayError> {
     OutTradeNo::parse(text).map_err(|e| GatewayError::InvalidArgument(e.to_string()))
+}
+
+/// A refund number, refused with the identifier's own message.
+pub(crate) fn out_refund_no(text: String) -> Result<OutRefundNo, GatewayError> {
+    OutRefundNo::parse(text).map_err(|e| GatewayError::InvalidArgument(e.to_string()))
+}
+
+fn fen(value: i64, name: &str) -> Result<Fen, GatewayError> {
+    match Fen::from_i64(value) {
+        Ok(f) if !f.is_zero() => Ok(f),
+        _ => Err(invalid(&format!(
+            "{name} must be a whole number of fen above zero"
+        ))),
+    }
+}
+
+/// A `RefundRequest` as WeChat's refund, checked (amounts, the reason's length) before it
+/// leaves.
+pub(crate) fn refund_request(
+    request: pb::RefundRequest,
+    notify_url: &str,
+) -> Result<wechat_pay::v2::RefundRequest, GatewayError> {
+    let refund = wechat_pay::v2::RefundRequest {
+        transaction_id: None,
+        out_trade_no: Some(out_trade_no(request.out_trade_no)?),
+        out_refund_no: out_refund_no(request.out_refund_no)?,
+        total_fee: fen(request.total_fen, "total_fen")?,
+        refund_fee: fen(request.refund_fen, "refund_fen")?,
+        refund_fee_type: None,
+        refund_desc: Some(request.reason).filter(|r| !r.is_empty()),
+        refund_account: None,
+        notify_url: Some(notify_url.to_owned()),
+    };
+    refund.check().map_err(GatewayError::InvalidArgument)?;
+    Ok(refund)
+}
+
+pub(crate) fn refund_answer(answer: RefundResponse) -> pb::RefundResponse {
+    pb::RefundResponse {
+        refund_id: answer.refund_id.to_string(),
+        transaction_id: answer.transaction_id.to_string(),
+        refund_fen: answer.refund_fee.as_i64(),
+    }
+}
+
+/// The refund numbered `out_refund_no` in a refund query's answer, if listed.
+pub(crate) fn refund_query_answer(
+    answer: &RefundQueryResponse,
+    out_refund_no: &OutRefundNo,
+) -> Option<pb::QueryRefundResponse> {
+    let refund = answer.refund(out_refund_no)?;
+    let state = match refund.refund_status {
+        RefundStatus::Processing => pb::RefundState::Processing,
+        RefundStatus::Success => pb::RefundState::Success,
+        RefundStatus::Change => pb::RefundState::Change,
+        RefundStatus::Refundclose => pb::RefundState::Closed,
+    };
+    Some(pb::QueryRefundResponse {
+        state: state.into(),
+        out_refund_no: refund.out_refund_no.to_string(),
+        refund_id: refund.refund_id.to_string(),
+        refund_fen: refund.refund_fee.as_i64(),
+        out_trade_no: answer.out_trade_no.to_string(),
+        transaction_id: answer.transaction_id.to_string(),
+        succeeded_at: refund.refund_success_time.clone().unwrap_or_default(),
+    })
 }
 
 /// A validated `CreatePrepayRequest`.

@@ -30,9 +30,12 @@ pub(crate) enum GatewayError {
     /// The login call failed (after its retries).
     #[error("WeChat login failed")]
     Login(#[from] LoginError),
+    /// A refund was asked of a gateway without the merchant certificate.
+    #[error("refunds are disabled: no merchant certificate")]
+    RefundsDisabled,
 }
 
-fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
+pub(crate) fn status(code: Code, reason: &str, message: impl Into<String>) -> Status {
     let details =
         ErrorDetails::with_error_info(reason, reason::DOMAIN, HashMap::<String, String>::new());
     Status::with_error_details(code, message, details)
@@ -48,6 +51,11 @@ impl From<GatewayError> for Status {
             ),
             GatewayError::WeChat { source, .. } => wechat_status(source),
             GatewayError::Login(source) => login_status(source),
+            GatewayError::RefundsDisabled => status(
+                Code::FailedPrecondition,
+                reason::REFUNDS_DISABLED,
+                "refunds are disabled: pay-gateway-svc has no merchant API certificate (WECHAT_CERT_FILE, WECHAT_KEY_FILE)",
+            ),
         };
         // What the caller can act on (its own mistake, WeChat busy, an order already paid)
         // is in the status; what only we can fix is logged, here and nowhere else.
@@ -77,6 +85,22 @@ fn wechat_status(error: &v2::Error) -> Status {
                 ErrCode::SystemError | ErrCode::BizErrNeedRetry | ErrCode::FrequencyLimited => {
                     (Code::Unavailable, "WeChat Pay is busy; retries exhausted")
                 }
+                ErrCode::Other(c) if c == "REFUNDNOTEXIST" => {
+                    (Code::NotFound, "WeChat has no such refund")
+                }
+                // Refund refusals about the order or the money (more than is left, an order
+                // past the refund window, a closed account): the caller's to handle.
+                ErrCode::Other(c)
+                    if matches!(
+                        c.as_str(),
+                        "ERROR"
+                            | "TRADE_OVERDUE"
+                            | "USER_ACCOUNT_ABNORMAL"
+                            | "INVALID_TRANSACTIONID"
+                    ) =>
+                {
+                    (Code::FailedPrecondition, "WeChat Pay refused the refund")
+                }
                 _ => (Code::Internal, "WeChat Pay refused the call"),
             };
             // The three outcomes callers act on have reasons of their own; every other
@@ -85,6 +109,7 @@ fn wechat_status(error: &v2::Error) -> Status {
                 ErrCode::OrderPaid => reason::ORDER_PAID,
                 ErrCode::OrderClosed => reason::ORDER_CLOSED,
                 ErrCode::OrderNotExist => reason::ORDER_NOT_EXIST,
+                ErrCode::Other(c) if c == "REFUNDNOTEXIST" => reason::REFUND_NOT_EXIST,
                 _ => code.as_str(),
             };
             let message = if description.is_empty() {

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::paygateway::v1 as pb;
 use proto::paygateway::v1::pay_gateway_server::PayGateway;
+use proto::paygateway::v1::reason;
 use service_runtime::telemetry::grpc_call;
 use tonic::{Request, Response, Status};
 use tracing::field::display;
 use wechat_pay::login::{LoginClient, LoginError};
 use wechat_pay::v2::{
     self, Client, ClientConfig, CloseOrderRequest, ErrCode, Merchant, OrderQueryRequest,
-    RequestPayment, RetryPolicy,
+    RefundQueryRequest, RequestPayment, RetryPolicy,
 };
 
 use crate::convert::{self, PrepayRequest};
@@ -48,6 +49,11 @@ impl Gateway {
             deadline: settings.retry_deadline,
         };
         config.retry = retry;
+        config.identity = settings
+            .merchant_cert
+            .as_ref()
+            .map(|c| c.identity().clone());
+        config.extra_roots.clone_from(&settings.extra_roots);
         let pay = Client::new(merchant, config).map_err(StartError::PayClient)?;
         let login = LoginClient::new(
             settings.login_base_url.clone(),
@@ -139,6 +145,43 @@ impl Gateway {
                 Err(source) => return Err(wechat("closeorder")(source).into()),
             };
         Ok(pb::ClosePaymentResponse { already_closed })
+    }
+
+    #[tracing::instrument(skip_all, fields(out_trade_no, out_refund_no))]
+    async fn refund(&self, request: pb::RefundRequest) -> Result<pb::RefundResponse, Status> {
+        if self.settings.merchant_cert.is_none() {
+            return Err(GatewayError::RefundsDisabled.into());
+        }
+        let request = convert::refund_request(request, &self.settings.refund_notify_url)?;
+        if let Some(n) = &request.out_trade_no {
+            tracing::Span::current().record("out_trade_no", display(n));
+        }
+        tracing::Span::current().record("out_refund_no", display(&request.out_refund_no));
+        let answer = observe("refund", self.pay.refund(&request), v2_result)
+            .await
+            .map_err(wechat("refund"))?;
+        tracing::info!(refund_id = %answer.refund_id, refund_fen = answer.refund_fee.get(), "refund accepted by WeChat");
+        Ok(convert::refund_answer(answer))
+    }
+
+    #[tracing::instrument(skip_all, fields(out_refund_no))]
+    async fn query_refund(
+        &self,
+        request: pb::QueryRefundRequest,
+    ) -> Result<pb::QueryRefundResponse, Status> {
+        let out_refund_no = convert::out_refund_no(request.out_refund_no)?;
+        tracing::Span::current().record("out_refund_no", display(&out_refund_no));
+        let query = RefundQueryRequest::by_out_refund_no(out_refund_no.clone());
+        let answer = observe("refundquery", self.pay.refund_query(&query), v2_result)
+            .await
+            .map_err(wechat("refundquery"))?;
+        convert::refund_query_answer(&answer, &out_refund_no).ok_or_else(|| {
+            crate::error::status(
+                tonic::Code::NotFound,
+                reason::REFUND_NOT_EXIST,
+                "WeChat's answer does not list this refund",
+            )
+        })
     }
 
     /// When a prepay_id issued now stops being valid (WeChat says 2 hours by default).
@@ -236,6 +279,30 @@ impl PayGateway for Gateway {
     ) -> Result<Response<pb::ClosePaymentResponse>, Status> {
         grpc_call(SERVICE, "ClosePayment", &request, async {
             self.close_payment(request.get_ref().clone())
+                .await
+                .map(Response::new)
+        })
+        .await
+    }
+
+    async fn refund(
+        &self,
+        request: Request<pb::RefundRequest>,
+    ) -> Result<Response<pb::RefundResponse>, Status> {
+        grpc_call(SERVICE, "Refund", &request, async {
+            self.refund(request.get_ref().clone())
+                .await
+                .map(Response::new)
+        })
+        .await
+    }
+
+    async fn query_refund(
+        &self,
+        request: Request<pb::QueryRefundRequest>,
+    ) -> Result<Response<pb::QueryRefundResponse>, Status> {
+        grpc_call(SERVICE, "QueryRefund", &request, async {
+            self.query_refund(request.get_ref().clone())
                 .await
                 .map(Response::new)
         })

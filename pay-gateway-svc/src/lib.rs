@@ -5,6 +5,7 @@
 //! `main` only loads [`Settings`], builds the [`Application`] and runs it until SIGTERM;
 //! tests build settings as values with port 0 and read the real ports back.
 
+mod cert;
 mod convert;
 mod error;
 mod gateway;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 use url::Url;
 use wechat_pay::login::LoginError;
 
+pub use self::cert::MerchantCert;
 use self::gateway::Gateway;
 pub use self::settings::{Settings, WeChatSettings};
 

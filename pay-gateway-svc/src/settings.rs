@@ -9,6 +9,8 @@ use service_runtime::server::HttpSettings;
 use service_runtime::settings::{SettingsError, Source, WeChatMode};
 
 use url::Url;
+
+use crate::cert::MerchantCert;
 use wechat_pay::example;
 use wechat_pay::v2::{ApiKey, PRODUCTION_BASE_URL, SignType};
 
@@ -60,6 +62,15 @@ pub struct WeChatSettings {
     pub prepay_ttl: Duration,
     /// True in simulator mode (`WECHAT_MODE=simulator`).
     pub simulator: bool,
+    /// The merchant's API certificate and key (`WECHAT_CERT_FILE`, `WECHAT_KEY_FILE`), which
+    /// refunds need; refunds are off when neither is set. Checked at start-up.
+    pub merchant_cert: Option<MerchantCert>,
+    /// Where WeChat sends refund notifications: notify-svc's public URL
+    /// (`WECHAT_REFUND_NOTIFY_URL`).
+    pub refund_notify_url: String,
+    /// Certificate authorities trusted for WeChat's API besides the system's (`WECHAT_CA_FILE`,
+    /// PEM: a simulator serving HTTPS with a test CA).
+    pub extra_roots: Vec<reqwest::Certificate>,
 }
 
 impl Settings {
@@ -101,6 +112,42 @@ impl Settings {
                 });
             }
         };
+        let merchant_cert = match (env.get("WECHAT_CERT_FILE"), env.get("WECHAT_KEY_FILE")) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(MerchantCert::load(
+                cert.as_ref(),
+                "WECHAT_CERT_FILE",
+                key.as_ref(),
+                "WECHAT_KEY_FILE",
+            )?),
+            (Some(_), None) => {
+                return Err(SettingsError::Missing {
+                    name: "WECHAT_KEY_FILE".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::Missing {
+                    name: "WECHAT_CERT_FILE".into(),
+                });
+            }
+        };
+        let extra_roots = match env.get("WECHAT_CA_FILE") {
+            None => Vec::new(),
+            Some(path) => {
+                let invalid = |reason: String| SettingsError::Invalid {
+                    name: "WECHAT_CA_FILE".into(),
+                    reason,
+                };
+                let pem = std::fs::read(&path)
+                    .map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
+                let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| invalid(e.to_string()))?;
+                if roots.is_empty() {
+                    return Err(invalid("no PEM certificate in the file".into()));
+                }
+                roots
+            }
+        };
         Ok(Settings {
             grpc_addr: env.or(
                 "PAY_GATEWAY_GRPC_ADDR",
@@ -129,6 +176,12 @@ impl Settings {
                 retry_deadline: env.duration_or("WECHAT_RETRY_DEADLINE", Duration::from_secs(8))?,
                 prepay_ttl: env.duration_or("WECHAT_PREPAY_TTL", Duration::from_secs(2 * 3600))?,
                 simulator,
+                merchant_cert,
+                refund_notify_url: env.or(
+                    "WECHAT_REFUND_NOTIFY_URL",
+                    "http://127.0.0.1:8081/wechat/refund/notify".to_owned(),
+                )?,
+                extra_roots,
             },
         })
     }

@@ -56,6 +56,10 @@ pub mod paygateway {
             pub const HIGH_RISK_USER: &str = "HIGH_RISK_USER";
             /// The login failed for another reason.
             pub const LOGIN_FAILED: &str = "LOGIN_FAILED";
+            /// pay-gateway-svc has no merchant certificate: it cannot refund.
+            pub const REFUNDS_DISABLED: &str = "REFUNDS_DISABLED";
+            /// WeChat has no such refund.
+            pub const REFUND_NOT_EXIST: &str = "REFUND_NOT_EXIST";
         }
     }
 }
