@@ -1,15 +1,17 @@
-//! A verified payment notification as the protobuf event notify-svc publishes: the one place
-//! that knows both wechat-pay's `PaymentNotification` and `proto::events::v1`.
+//! A verified payment notification, or a decrypted refund notification, as the protobuf event
+//! notify-svc publishes: the one place that knows both wechat-pay's notifications and
+//! `proto::events::v1`.
 
-use messaging::{PAYMENT_FAILED, PAYMENT_SUCCEEDED};
+use messaging::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, REFUND_SETTLED};
 use prost::Message as _;
-use proto::events::v1::{PaymentFailed, PaymentSucceeded};
-use wechat_pay::v2::{PaidDetails, PaymentNotification, PaymentOutcome};
+use proto::events::v1::{PaymentFailed, PaymentSucceeded, RefundSettled};
+use wechat_pay::v2::{PaidDetails, PaymentNotification, PaymentOutcome, RefundNotification};
 
 /// An event ready to publish.
 #[derive(Debug)]
 pub(crate) struct PaymentEvent {
-    /// `payment.succeeded` or `payment.failed`; also the `event-type` header.
+    /// `payment.succeeded`, `payment.failed` or `refund.settled`; also the `event-type`
+    /// header.
     pub(crate) routing_key: &'static str,
     /// The same for every repeat of one notification, so consumers can drop duplicates.
     pub(crate) id: String,
@@ -52,6 +54,38 @@ impl PaymentEvent {
                     id: e.event_id,
                 }
             }
+        }
+    }
+}
+
+impl PaymentEvent {
+    /// The `refund.settled` event of `n`: one per refund and final state, whatever the
+    /// number of repeats.
+    pub(crate) fn refund(n: &RefundNotification, trace_id: &str, received_at_unix_ms: i64) -> Self {
+        let info = &n.info;
+        let e = RefundSettled {
+            event_id: format!(
+                "wxrefund:{}:{}",
+                info.refund_id,
+                info.refund_status.as_str()
+            ),
+            out_trade_no: info.out_trade_no.to_string(),
+            transaction_id: info.transaction_id.to_string(),
+            out_refund_no: info.out_refund_no.to_string(),
+            refund_id: info.refund_id.to_string(),
+            total_fen: info.total_fee.as_i64(),
+            refund_fen: info.refund_fee.as_i64(),
+            status: info.refund_status.as_str().to_owned(),
+            success_time: info.success_time.clone().unwrap_or_default(),
+            appid: n.appid.clone(),
+            mch_id: n.mch_id.clone(),
+            received_at_unix_ms,
+            trace_id: trace_id.to_owned(),
+        };
+        PaymentEvent {
+            routing_key: REFUND_SETTLED,
+            body: e.encode_to_vec(),
+            id: e.event_id,
         }
     }
 }

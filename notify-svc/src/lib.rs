@@ -100,6 +100,7 @@ impl Application {
         let http_settings = self.state.settings.http;
         let app = Router::new()
             .route("/wechat/pay/notify", post(notify::pay_notify))
+            .route("/wechat/refund/notify", post(notify::refund_notify))
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(self.state);
         let served = serve_http(SERVICE, self.http, app, &http_settings, stop.wait());

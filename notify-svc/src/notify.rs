@@ -1,6 +1,7 @@
-//! `POST /wechat/pay/notify`, in named steps: size cap → parse + signature → merchant →
-//! publish with confirm → ack. Every failure before the confirm answers the failure ack, so
-//! WeChat sends the notification again.
+//! `POST /wechat/pay/notify` and `POST /wechat/refund/notify`, in named steps: size cap →
+//! parse + signature (payments) or decryption (refunds) → merchant → publish with confirm →
+//! ack. Every failure before the confirm answers the failure ack, so WeChat sends the
+//! notification again.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -35,7 +36,7 @@ enum Refusal {
     #[error("notification refused")]
     Invalid(#[from] NotifyError),
     /// The broker did not confirm the event: it may not exist, so WeChat must send again.
-    #[error("payment event not published")]
+    #[error("event not published")]
     Publish(#[from] PublishError),
 }
 
@@ -60,6 +61,9 @@ impl Refusal {
             Refusal::Invalid(NotifyError::Signature(v2::SignatureError::Mismatch)) => {
                 "bad_signature"
             }
+            // A refund's `req_info` that does not decrypt under our key: forged, for another
+            // merchant's key, or damaged.
+            Refusal::Invalid(NotifyError::Undecryptable) => "undecryptable",
             Refusal::Invalid(NotifyError::Field(_)) => "invalid_field",
             Refusal::Invalid(NotifyError::MerchantMismatch(_)) => "wrong_merchant",
             Refusal::Publish(_) => "publish_failed",
@@ -67,14 +71,30 @@ impl Refusal {
     }
 }
 
+/// Which callback a notification came to.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Payment,
+    Refund,
+}
+
 #[tracing::instrument(skip_all, fields(out_trade_no))]
 pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> Response {
+    receive(&state, body, Kind::Payment).await
+}
+
+#[tracing::instrument(skip_all, fields(out_trade_no, out_refund_no))]
+pub(crate) async fn refund_notify(State(state): State<NotifyState>, body: Body) -> Response {
+    receive(&state, body, Kind::Refund).await
+}
+
+async fn receive(state: &NotifyState, body: Body, kind: Kind) -> Response {
     // Step 1: the size cap, before a byte is parsed.
     let body = match axum::body::to_bytes(body, state.settings.max_body).await {
         Ok(body) => body,
         Err(e) => return refuse(&Refusal::TooLarge(e), &[]),
     };
-    match accept(&state, &body).await {
+    match accept(state, &body, kind).await {
         // Step 5: the success ack, only once the broker has the event.
         Ok(event) => {
             tracing::info!(
@@ -90,16 +110,32 @@ pub(crate) async fn pay_notify(State(state): State<NotifyState>, body: Body) -> 
     }
 }
 
-async fn accept(state: &NotifyState, body: &Bytes) -> Result<PaymentEvent, Refusal> {
+async fn accept(state: &NotifyState, body: &Bytes, kind: Kind) -> Result<PaymentEvent, Refusal> {
     let settings = &state.settings;
-    // Step 2: parse safely and verify the signature; no field is read before that.
-    let notification = v2::parse_payment_notification(body, &settings.api_key)?;
-    tracing::Span::current().record("out_trade_no", display(&notification.out_trade_no));
-    // Step 3: for our Mini Program and merchant.
-    notification.check_merchant(&settings.appid, &settings.mch_id)?;
-    // Step 4: a persistent event, mandatory (some queue must take it), confirmed.
     let trace_id = current_trace_id().unwrap_or_default();
-    let event = PaymentEvent::of(&notification, &trace_id, now_ms());
+    let span = tracing::Span::current();
+    let event = match kind {
+        Kind::Payment => {
+            // Step 2: parse safely and verify the signature; no field is read before that.
+            let notification = v2::parse_payment_notification(body, &settings.api_key)?;
+            span.record("out_trade_no", display(&notification.out_trade_no));
+            // Step 3: for our Mini Program and merchant.
+            notification.check_merchant(&settings.appid, &settings.mch_id)?;
+            PaymentEvent::of(&notification, &trace_id, now_ms())
+        }
+        Kind::Refund => {
+            // Step 2: parse safely and decrypt `req_info` with our key (no signature: a
+            // refund notification is encrypted instead, and proves nothing more than that
+            // its sender knows the key; order-svc confirms it by refund query).
+            let notification = v2::parse_refund_notification(body, &settings.api_key)?;
+            span.record("out_trade_no", display(&notification.info.out_trade_no));
+            span.record("out_refund_no", display(&notification.info.out_refund_no));
+            // Step 3: for our Mini Program and merchant.
+            notification.check_merchant(&settings.appid, &settings.mch_id)?;
+            PaymentEvent::refund(&notification, &trace_id, now_ms())
+        }
+    };
+    // Step 4: a persistent event, mandatory (some queue must take it), confirmed.
     state
         .publisher
         .publish(

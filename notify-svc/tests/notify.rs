@@ -53,6 +53,7 @@ struct Harness {
     queue: String,
     exchange: String,
     url: String,
+    refund_url: String,
     http: reqwest::Client,
 }
 
@@ -95,20 +96,27 @@ impl Harness {
             .await
             .unwrap();
         let url = format!("http://{}/wechat/pay/notify", app.http_addr());
+        let refund_url = format!("http://{}/wechat/refund/notify", app.http_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Harness {
             ch,
             queue,
             exchange,
             url,
+            refund_url,
             http: reqwest::Client::new(),
         }
     }
 
     /// Posts a notification body; the answer's text.
     async fn post(&self, body: impl Into<reqwest::Body>) -> String {
+        self.post_to(&self.url, body).await
+    }
+
+    /// Posts a body to `url`; the answer's text.
+    async fn post_to(&self, url: &str, body: impl Into<reqwest::Body>) -> String {
         self.http
-            .post(&self.url)
+            .post(url)
             .header(TRACE_ID_HEADER, TRACE_ID)
             .body(body)
             .send()
@@ -131,7 +139,12 @@ impl Harness {
     /// The answer comes after the handler is done, so an empty queue then means nothing was
     /// published.
     async fn assert_refused(&self, body: impl Into<reqwest::Body>, reason: &str) {
-        let answer = self.post(body).await;
+        self.assert_refused_at(&self.url, body, reason).await;
+    }
+
+    /// [`Harness::assert_refused`] at `url`.
+    async fn assert_refused_at(&self, url: &str, body: impl Into<reqwest::Body>, reason: &str) {
+        let answer = self.post_to(url, body).await;
         assert!(
             answer.contains("<return_code><![CDATA[FAIL]]></return_code>")
                 && answer.contains(reason),
@@ -238,5 +251,103 @@ async fn a_signed_notification_with_a_nul_in_transaction_id_gets_the_failure_ack
         "malformed_xml",
     )
     .await;
+    h.cleanup().await;
+}
+
+/// A refund notification as WeChat sends it: the envelope for `mch_id`, the refund's fields
+/// encrypted under `key`.
+fn refund_notification(mch_id: &str, key: &str, refund_fee: &str) -> String {
+    let info: Params = [
+        ("transaction_id", "4200000000000000000000000042"),
+        ("out_trade_no", "NOTIFYTEST0001"),
+        ("refund_id", "50300000000000000000000000042"),
+        ("out_refund_no", "RF-NOTIFYTEST-1"),
+        ("total_fee", "1999"),
+        ("refund_fee", refund_fee),
+        ("settlement_refund_fee", refund_fee),
+        ("refund_status", "SUCCESS"),
+        ("success_time", "2026-11-27 12:00:00"),
+        ("refund_recv_accout", "支付用户零钱"),
+        ("refund_account", "REFUND_SOURCE_UNSETTLED_FUNDS"),
+        ("refund_request_source", "API"),
+    ]
+    .into_iter()
+    .collect();
+    let plain = xml::encode_with_root(&info, "root").unwrap();
+    let req_info = v2::encrypt_req_info(plain.as_bytes(), &ApiKey::new(key).unwrap());
+    let envelope: Params = [
+        ("return_code", "SUCCESS"),
+        ("appid", APPID),
+        ("mch_id", mch_id),
+        ("nonce_str", "refundNonce0123"),
+        ("req_info", req_info.as_str()),
+    ]
+    .into_iter()
+    .collect();
+    xml::encode(&envelope).unwrap()
+}
+
+#[tokio::test]
+async fn a_decrypted_refund_notification_is_published_and_forged_ones_are_refused() {
+    let h = Harness::start().await;
+    let url = h.refund_url.clone();
+    // Encrypted under another key (forged, or another merchant's), for another merchant,
+    // not decryptable at all, a field that is not an amount, a payment body: all refused.
+    let other_key = "0123456789abcdef0123456789abcdef";
+    h.assert_refused_at(
+        &url,
+        refund_notification(MCH_ID, other_key, "500"),
+        "undecryptable",
+    )
+    .await;
+    h.assert_refused_at(
+        &url,
+        refund_notification("1900000109", API_KEY, "500"),
+        "wrong_merchant",
+    )
+    .await;
+    let garbled = refund_notification(MCH_ID, API_KEY, "500")
+        .replace("<req_info><![CDATA[", "<req_info><![CDATA[AAAA");
+    h.assert_refused_at(&url, garbled, "undecryptable").await;
+    h.assert_refused_at(
+        &url,
+        refund_notification(MCH_ID, API_KEY, "5.00"),
+        "invalid_field",
+    )
+    .await;
+    h.assert_refused_at(&url, notification(MCH_ID, API_KEY), "invalid_field")
+        .await;
+
+    let answer = h
+        .post_to(&url, refund_notification(MCH_ID, API_KEY, "500"))
+        .await;
+    assert_eq!(answer, v2::ACK_SUCCESS);
+    let delivery = h
+        .next()
+        .await
+        .expect("the event was confirmed before the ack");
+    assert_eq!(
+        delivery.delivery.routing_key.as_str(),
+        messaging::REFUND_SETTLED
+    );
+    assert_eq!(
+        header(&delivery, TRACE_ID_HEADER).as_deref(),
+        Some(TRACE_ID)
+    );
+    let event =
+        proto::events::v1::RefundSettled::decode(delivery.delivery.data.as_slice()).unwrap();
+    assert_eq!(
+        event.event_id,
+        "wxrefund:50300000000000000000000000042:SUCCESS"
+    );
+    assert_eq!(
+        (
+            event.out_refund_no.as_str(),
+            event.refund_fen,
+            event.status.as_str()
+        ),
+        ("RF-NOTIFYTEST-1", 500, "SUCCESS")
+    );
+    assert_eq!(event.out_trade_no, "NOTIFYTEST0001");
     h.cleanup().await;
 }

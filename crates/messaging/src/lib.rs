@@ -13,5 +13,6 @@ pub use self::connection::{CONNECT_TIMEOUT, connect};
 pub use self::consumer::{Message, Verdict, run_consumer};
 pub use self::publisher::{Declare, PublishError, Publisher};
 pub use self::topology::{
-    EVENT_TYPE_HEADER, ORDER_CLOSED, ORDER_PAID, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Topology,
+    EVENT_TYPE_HEADER, ORDER_CLOSED, ORDER_PAID, ORDER_REFUNDED, PAYMENT_FAILED, PAYMENT_SUCCEEDED,
+    REFUND_SETTLED, Topology,
 };

@@ -9,6 +9,10 @@ use lapin::{Channel, ExchangeKind};
 pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
 /// notify-svc → order-svc: WeChat reported a failed payment.
 pub const PAYMENT_FAILED: &str = "payment.failed";
+/// notify-svc → order-svc: WeChat reported a refund's final state.
+pub const REFUND_SETTLED: &str = "refund.settled";
+/// order-svc (outbox) → anyone: money went back to the payer.
+pub const ORDER_REFUNDED: &str = "order.refunded";
 /// order-svc (outbox) → anyone: an order became PAID.
 pub const ORDER_PAID: &str = "order.paid";
 /// order-svc (outbox) → anyone: an order was closed unpaid.
@@ -152,8 +156,8 @@ impl Topology {
     }
 
     /// Declares order-svc's consumer side: the payments exchange, the dead-letter exchange
-    /// and queue, and the quorum queue bound to `payment.*` that dead-letters after
-    /// `delivery_limit` redeliveries.
+    /// and queue, and the quorum queue bound to `payment.*` and `refund.*` that dead-letters
+    /// after `delivery_limit` redeliveries.
     pub async fn declare_order_consumer(
         &self,
         channel: &Channel,
@@ -190,15 +194,17 @@ impl Topology {
         channel
             .queue_declare(&queue, durable, quorum(Some(&dlx), Some(delivery_limit)))
             .await?;
-        channel
-            .queue_bind(
-                &queue,
-                &self.payments_exchange(),
-                "payment.*",
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        for pattern in ["payment.*", "refund.*"] {
+            channel
+                .queue_bind(
+                    &queue,
+                    &self.payments_exchange(),
+                    pattern,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         Ok(())
     }
 

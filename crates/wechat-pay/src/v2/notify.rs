@@ -46,6 +46,10 @@ pub enum NotifyError {
     /// Signed, but for another appid or mch_id.
     #[error("notification is for another merchant (field `{0}`)")]
     MerchantMismatch(&'static str),
+    /// A refund notification's `req_info` does not decrypt under the merchant's key (forged,
+    /// another key's, or damaged).
+    #[error("refund notification req_info does not decrypt")]
+    Undecryptable,
 }
 
 /// A verified payment notification.

@@ -402,7 +402,9 @@ pub fn parse_refund_notification(
     };
     let (appid, mch_id) = (field("appid")?, field("mch_id")?);
     let plain = decrypt_req_info(&field("req_info")?, key)?;
-    let fields = xml::decode_with_root(&plain, "root")?;
+    // Garbage that happened to end in valid padding (a wrong key does that one time in 16)
+    // is no document: undecryptable too.
+    let fields = xml::decode_with_root(&plain, "root").map_err(|_| NotifyError::Undecryptable)?;
     let info = refund_info(fields)?;
     Ok(RefundNotification {
         appid,
@@ -454,28 +456,27 @@ fn req_info_cipher(key: &ApiKey) -> Aes256 {
 
 /// Decrypts `req_info`: base64, AES-256-ECB, PKCS#7 padding removed.
 pub fn decrypt_req_info(req_info: &str, key: &ApiKey) -> Result<Vec<u8>, NotifyError> {
-    const FIELD: &str = "req_info";
     if req_info.len() > MAX_REQ_INFO {
-        return Err(NotifyError::Field(FIELD));
+        return Err(NotifyError::Field("req_info"));
     }
     let mut data = BASE64
         .decode(req_info.trim())
-        .map_err(|_| NotifyError::Field(FIELD))?;
+        .map_err(|_| NotifyError::Undecryptable)?;
     if data.is_empty() || data.len() % BLOCK != 0 {
-        return Err(NotifyError::Field(FIELD));
+        return Err(NotifyError::Undecryptable);
     }
     let cipher = req_info_cipher(key);
     for block in data.chunks_exact_mut(BLOCK) {
         cipher.decrypt_block(GenericArray::from_mut_slice(block));
     }
-    let pad = usize::from(*data.last().ok_or(NotifyError::Field(FIELD))?);
+    let pad = usize::from(*data.last().ok_or(NotifyError::Undecryptable)?);
     if pad == 0
         || pad > BLOCK
         || !data[data.len() - pad..]
             .iter()
             .all(|&b| usize::from(b) == pad)
     {
-        return Err(NotifyError::Field(FIELD));
+        return Err(NotifyError::Undecryptable);
     }
     data.truncate(data.len() - pad);
     Ok(data)
