@@ -94,6 +94,38 @@ impl TryFrom<PaymentSucceeded> for PaymentFacts {
     }
 }
 
+impl TryFrom<proto::events::v1::RefundSettled> for crate::domain::RefundResult {
+    type Error = InvalidMessage;
+    fn try_from(e: proto::events::v1::RefundSettled) -> Result<Self, InvalidMessage> {
+        const M: &str = "RefundSettled";
+        let status = match e.status.as_str() {
+            "SUCCESS" => crate::domain::RefundStatus::Success,
+            "CHANGE" => crate::domain::RefundStatus::Change,
+            "REFUNDCLOSE" => crate::domain::RefundStatus::Refundclose,
+            _ => {
+                return Err(InvalidMessage {
+                    message: M,
+                    field: "status",
+                    source: None,
+                });
+            }
+        };
+        Ok(crate::domain::RefundResult {
+            out_refund_no: wechat_pay::OutRefundNo::parse(e.out_refund_no).map_err(invalid::<
+                IdError,
+            >(
+                M,
+                "out_refund_no",
+            ))?,
+            out_trade_no: OutTradeNo::parse(e.out_trade_no)
+                .map_err(invalid::<IdError>(M, "out_trade_no"))?,
+            refund_id: e.refund_id,
+            amount: Fen::from_i64(e.refund_fen).map_err(invalid::<MoneyError>(M, "refund_fen"))?,
+            status,
+        })
+    }
+}
+
 /// The payment an order query found: `None` unless WeChat says the order was paid.
 pub fn paid_facts(
     q: gateway_pb::QueryPaymentResponse,
@@ -154,6 +186,24 @@ pub fn order_paid(order: &Order, event_id: &uuid::Uuid) -> OrderPaid {
     }
 }
 
+/// The `order.refunded` event of `refund`, which succeeded, of `order` (as it is after it).
+pub fn order_refunded(
+    order: &Order,
+    refund: &crate::domain::Refund,
+    event_id: &uuid::Uuid,
+) -> proto::events::v1::OrderRefunded {
+    proto::events::v1::OrderRefunded {
+        event_id: event_id.to_string(),
+        order_id: order.id.to_string(),
+        out_trade_no: order.out_trade_no.to_string(),
+        out_refund_no: refund.out_refund_no.to_string(),
+        refund_fen: refund.amount.as_i64(),
+        refunded_fen: order.refunded.as_i64(),
+        amount_fen: order.amount.as_i64(),
+        refunded_at_unix_ms: refund.settled_at.map_or(0, unix_ms),
+    }
+}
+
 /// The `order.closed` event of a closed order.
 pub fn order_closed(order: &Order, reason: CloseReason, event_id: &uuid::Uuid) -> OrderClosed {
     OrderClosed {
@@ -206,6 +256,7 @@ impl From<&Order> for order_pb::Order {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
+            refunded_fen: o.refunded.as_i64(),
         }
     }
 }

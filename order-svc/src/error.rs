@@ -56,6 +56,12 @@ pub enum AppError {
     /// The order cannot be paid or cancelled in its state.
     #[error("{0}")]
     OrderNotPayable(String),
+    /// A refund larger than what is left of the payment.
+    #[error("{0}")]
+    RefundExceedsPaid(String),
+    /// The order cannot be refunded (or resolved that way) in its state.
+    #[error("{0}")]
+    OrderNotRefundable(String),
     /// pay-gateway-svc (or WeChat behind it) is unavailable.
     #[error("the payment service is unavailable; try again shortly")]
     PaymentUnavailable(#[source] Box<tonic::Status>),
@@ -109,6 +115,8 @@ impl AppError {
             AppError::OrderNotFound => "order_not_found",
             AppError::IdempotencyKeyReused => "idempotency_key_reused",
             AppError::OrderNotPayable(_) => "order_not_payable",
+            AppError::RefundExceedsPaid(_) => "refund_exceeds_paid",
+            AppError::OrderNotRefundable(_) => "order_not_refundable",
             AppError::PaymentUnavailable(_) => "payment_unavailable",
             AppError::PaymentRefused(_) => "payment_refused",
             AppError::Store(_) | AppError::Internal { .. } => "internal",
@@ -129,7 +137,9 @@ impl AppError {
             AppError::OrderNotFound | AppError::NoSuchEndpoint => StatusCode::NOT_FOUND,
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::IdempotencyKeyReused => StatusCode::CONFLICT,
-            AppError::OrderNotPayable(_) => StatusCode::CONFLICT,
+            AppError::OrderNotPayable(_)
+            | AppError::RefundExceedsPaid(_)
+            | AppError::OrderNotRefundable(_) => StatusCode::CONFLICT,
             AppError::PaymentUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::PaymentRefused(_) => StatusCode::BAD_GATEWAY,
             AppError::Store(_) | AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,7 +158,9 @@ impl AppError {
             AppError::RateLimited(_) | AppError::TooManyLogins { .. } => Code::ResourceExhausted,
             AppError::OrderNotFound | AppError::NoSuchEndpoint => Code::NotFound,
             AppError::IdempotencyKeyReused => Code::AlreadyExists,
-            AppError::OrderNotPayable(_) => Code::FailedPrecondition,
+            AppError::OrderNotPayable(_)
+            | AppError::RefundExceedsPaid(_)
+            | AppError::OrderNotRefundable(_) => Code::FailedPrecondition,
             AppError::PaymentUnavailable(_) => Code::Unavailable,
             AppError::PaymentRefused(_) | AppError::Store(_) | AppError::Internal { .. } => {
                 Code::Internal

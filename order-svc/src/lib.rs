@@ -12,8 +12,10 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod operators;
 pub mod orders;
 pub mod payments;
+pub mod refunds;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -95,6 +97,7 @@ impl Application {
             settings.session_ttl,
             settings.order_ttl,
         ));
+        let payments_for_refunds = payments.clone();
         let checkout = Arc::new(checkout::Checkout::new(
             store.clone(),
             cache.clone(),
@@ -109,7 +112,24 @@ impl Application {
                 query_max_interval: settings.payment_query_max_interval,
             },
         ));
-        let workers = workers::Workers::new(Arc::clone(&checkout), store.clone(), &settings);
+        let refunds = Arc::new(refunds::Refunds::new(
+            store.clone(),
+            cache.clone(),
+            payments_for_refunds,
+            refunds::RefundSettings {
+                query_after: settings.refund_query_after,
+                query_max_interval: settings.refund_query_max_interval,
+            },
+        ));
+        if settings.admin_tokens.is_empty() {
+            tracing::warn!("ADMIN_TOKENS is not set: the admin API lets nobody in");
+        }
+        let workers = workers::Workers::new(
+            Arc::clone(&checkout),
+            Arc::clone(&refunds),
+            store.clone(),
+            &settings,
+        );
         let http = bind(settings.http_addr).await?;
         let grpc = bind(settings.grpc_addr).await?;
         let ops = bind(settings.ops_addr).await?;
@@ -122,6 +142,8 @@ impl Application {
             state: http::AppState {
                 orders,
                 checkout,
+                refunds,
+                admin_tokens: Arc::new(settings.admin_tokens.clone()),
                 login_limits: Arc::new(http::LoginLimits::new(
                     settings.login_rate_per_minute,
                     settings.trusted_proxy,

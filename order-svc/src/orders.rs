@@ -167,6 +167,8 @@ impl Orders {
             prepay_expires_at: None,
             paid_at: None,
             transaction_id: None,
+            refunded: Fen::ZERO,
+            refunding: Fen::ZERO,
             version: 1,
         };
         let idempotency = idempotency_key.map(|key| (key, request.fingerprint()));

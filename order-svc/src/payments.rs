@@ -15,7 +15,7 @@ use tonic_types::StatusExt;
 use wechat_pay::{OpenId, OutTradeNo};
 
 use crate::convert;
-use crate::domain::{LoginCode, Order, PaymentFacts};
+use crate::domain::{LoginCode, Order, PaymentFacts, Refund, RefundResult, RefundStatus};
 use crate::error::AppError;
 
 /// `PAY_GATEWAY_URL` is not a URL tonic can connect to.
@@ -43,6 +43,28 @@ pub enum CloseOutcome {
     AlreadyPaid,
     /// WeChat has no such order: nothing to close there.
     NotFound,
+}
+
+/// What WeChat did with a refund sent to it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefundSent {
+    /// Accepted (PROCESSING), under WeChat's number.
+    Accepted {
+        /// WeChat's number.
+        refund_id: String,
+    },
+    /// Refused for good (more than is left at WeChat, an order too old, refunds disabled at
+    /// pay-gateway-svc): nothing moved. Why, in words.
+    Refused(String),
+}
+
+/// A refund as WeChat's refund query reports it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RefundAtWeChat {
+    /// Accepted and not final yet.
+    Processing,
+    /// Final.
+    Done(RefundResult),
 }
 
 /// pay-gateway-svc, reached over a lazily connected channel (order-svc starts and serves
@@ -155,6 +177,74 @@ impl Payments {
             Err(s) if is(&s, Code::NotFound, reason::ORDER_NOT_EXIST) => Ok(None),
             Err(s) => Err(from_status(s)),
         }
+    }
+
+    /// Sends `refund` of `order` to WeChat (again, with the same number, if it was sent
+    /// before: the same refund). A passing failure is `PaymentUnavailable`: send it again
+    /// later.
+    pub async fn refund(&self, order: &Order, refund: &Refund) -> Result<RefundSent, AppError> {
+        let request = pb::RefundRequest {
+            out_trade_no: order.out_trade_no.to_string(),
+            out_refund_no: refund.out_refund_no.to_string(),
+            total_fen: order.amount.as_i64(),
+            refund_fen: refund.amount.as_i64(),
+            reason: refund.reason.clone(),
+        };
+        match self.client.clone().refund(request).await {
+            Ok(answer) => Ok(RefundSent::Accepted {
+                refund_id: answer.into_inner().refund_id,
+            }),
+            Err(s)
+                if matches!(
+                    s.code(),
+                    Code::FailedPrecondition
+                        | Code::InvalidArgument
+                        | Code::NotFound
+                        | Code::AlreadyExists
+                ) =>
+            {
+                Ok(RefundSent::Refused(format!(
+                    "{}: {}",
+                    reason_of(&s),
+                    s.message()
+                )))
+            }
+            Err(s) => Err(from_status(s)),
+        }
+    }
+
+    /// The state of the refund numbered `out_refund_no` at WeChat; `None` when WeChat has
+    /// no such refund.
+    pub async fn refund_at_wechat(
+        &self,
+        out_refund_no: &wechat_pay::OutRefundNo,
+    ) -> Result<Option<RefundAtWeChat>, AppError> {
+        let request = pb::QueryRefundRequest {
+            out_refund_no: out_refund_no.to_string(),
+        };
+        let answer = match self.client.clone().query_refund(request).await {
+            Ok(answer) => answer.into_inner(),
+            Err(s) if is(&s, Code::NotFound, reason::REFUND_NOT_EXIST) => return Ok(None),
+            Err(s) => return Err(from_status(s)),
+        };
+        let status = match answer.state() {
+            pb::RefundState::Processing => return Ok(Some(RefundAtWeChat::Processing)),
+            pb::RefundState::Success => RefundStatus::Success,
+            pb::RefundState::Change => RefundStatus::Change,
+            pb::RefundState::Closed => RefundStatus::Refundclose,
+            pb::RefundState::Unspecified => {
+                return Err(AppError::internal("refund query answer", "no state"));
+            }
+        };
+        let invalid = |e: wechat_pay::IdError| AppError::internal("refund query answer", e);
+        Ok(Some(RefundAtWeChat::Done(RefundResult {
+            out_refund_no: wechat_pay::OutRefundNo::parse(answer.out_refund_no).map_err(invalid)?,
+            out_trade_no: OutTradeNo::parse(answer.out_trade_no).map_err(invalid)?,
+            refund_id: answer.refund_id,
+            amount: wechat_pay::Fen::from_i64(answer.refund_fen)
+                .map_err(|e| AppError::internal("refund query answer", e))?,
+            status,
+        })))
     }
 
     /// Closes `out_trade_no` at WeChat.

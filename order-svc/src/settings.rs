@@ -78,6 +78,14 @@ pub struct Settings {
     /// A trusted reverse proxy is in front: the client address is the last hop of
     /// `X-Forwarded-For`, not the peer (`TRUSTED_PROXY`, `on` or `off`, default `off`).
     pub trusted_proxy: bool,
+    /// The operators of the admin API: `operator:sha256hex` entries, comma-separated
+    /// (`ADMIN_TOKENS`; unset, nobody gets in).
+    pub admin_tokens: crate::operators::AdminTokens,
+    /// First refund query (or resend) this long after a refund was asked or accepted
+    /// (`REFUND_QUERY_AFTER`, default 10s).
+    pub refund_query_after: Duration,
+    /// Longest gap between refund queries (`REFUND_QUERY_MAX_INTERVAL`, default 5m).
+    pub refund_query_max_interval: Duration,
     /// Run the background workers (consumer, outbox relay, sweeper, active query) in this
     /// process (`WORKERS`, `on` or `off`, default `on`).
     pub workers: bool,
@@ -155,6 +163,16 @@ impl Settings {
                 n => n,
             },
             trusted_proxy: env.on_off_or("TRUSTED_PROXY", false)?,
+            admin_tokens: crate::operators::AdminTokens::parse(
+                &env.get("ADMIN_TOKENS").unwrap_or_default(),
+            )
+            .map_err(|e| SettingsError::Invalid {
+                name: "ADMIN_TOKENS".into(),
+                reason: e.to_string(),
+            })?,
+            refund_query_after: env.duration_or("REFUND_QUERY_AFTER", Duration::from_secs(10))?,
+            refund_query_max_interval: env
+                .duration_or("REFUND_QUERY_MAX_INTERVAL", Duration::from_secs(300))?,
             workers: env.on_off_or("WORKERS", true)?,
         })
     }

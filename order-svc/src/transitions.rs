@@ -61,7 +61,7 @@ impl Applied {
 }
 
 /// Writes an event to the outbox, stamped with the current trace id.
-async fn announce(
+pub(crate) async fn announce(
     conn: &mut PgConnection,
     routing_key: &str,
     event_id: Uuid,

@@ -41,6 +41,8 @@ fn order(status: OrderStatus, version: i64) -> Order {
         prepay_expires_at: None,
         paid_at: None,
         transaction_id: None,
+        refunded: Fen::ZERO,
+        refunding: Fen::ZERO,
         version,
     }
 }

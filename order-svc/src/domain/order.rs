@@ -105,6 +105,12 @@ pub struct Order {
     pub paid_at: Option<OffsetDateTime>,
     /// WeChat's number, once paid.
     pub transaction_id: Option<TransactionId>,
+    /// Given back to the payer, as WeChat confirmed.
+    #[serde(default)]
+    pub refunded: Fen,
+    /// Asked back and not yet confirmed (refunds in flight).
+    #[serde(default)]
+    pub refunding: Fen,
     /// Raised by every change of the stored row (1 when created): of two copies of an
     /// order, the one with the higher version is the newer. A cache entry written before
     /// versions existed reads as 0, older than any stored order.

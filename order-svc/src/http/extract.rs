@@ -62,20 +62,41 @@ pub(crate) struct Caller(pub(crate) OpenId);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(AppError::Unauthenticated(
-                "missing Authorization: Bearer <token>",
-            ))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .ok_or(AppError::Unauthenticated(
-                "Authorization must be `Bearer <token>`",
-            ))?;
-        Ok(Caller(state.orders.authenticate(token.trim())?))
+        Ok(Caller(state.orders.authenticate(bearer(parts)?)?))
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(parts: &Parts) -> Result<&str, AppError> {
+    let header = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or(AppError::Unauthenticated(
+            "missing Authorization: Bearer <token>",
+        ))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(AppError::Unauthenticated(
+            "Authorization must be `Bearer <token>`",
+        ))
+}
+
+/// The operator calling the admin API, known by their token (`ADMIN_TOKENS`). A wrong or
+/// missing token is refused the same way, and the token is never logged.
+pub(crate) struct Operator(pub(crate) String);
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let token = bearer(parts)?;
+        state
+            .admin_tokens
+            .operator(token)
+            .map(|name| Operator(name.to_owned()))
+            .ok_or(AppError::Unauthenticated("not an operator's token"))
     }
 }
 

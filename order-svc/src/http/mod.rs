@@ -3,6 +3,7 @@
 //! (`extract`), call one use case, and shape the answer. The OpenAPI document served at
 //! `/api/v1/openapi.json` is generated from these handlers and shapes (`openapi`).
 
+mod admin;
 mod extract;
 mod limit;
 mod openapi;
@@ -28,11 +29,12 @@ use crate::error::AppError;
 use crate::orders::Orders;
 use crate::store::Owner;
 
+pub use self::admin::document as admin_document;
 pub use self::limit::LoginLimits;
 pub use self::openapi::document;
 
 /// The header that says a create answered an earlier request's order.
-const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+pub(super) const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
@@ -43,6 +45,10 @@ pub struct AppState {
     pub checkout: Arc<Checkout>,
     /// Logins per client address and per code prefix.
     pub login_limits: Arc<LoginLimits>,
+    /// Operators' refunds.
+    pub refunds: Arc<crate::refunds::Refunds>,
+    /// Who may use the admin API.
+    pub admin_tokens: Arc<crate::operators::AdminTokens>,
 }
 
 /// The API routes.
@@ -55,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/orders/{id}/payment", post(pay_order))
         .route("/api/v1/orders/{id}/cancel", post(cancel_order))
         .route("/api/v1/openapi.json", get(openapi_json))
+        .merge(admin::routes())
         .fallback(|| async { AppError::NoSuchEndpoint })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

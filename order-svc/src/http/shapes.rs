@@ -199,6 +199,8 @@ pub(crate) struct OrderView {
     paid_at: Option<OffsetDateTime>,
     /// WeChat's number, once paid.
     transaction_id: Option<String>,
+    /// Given back to the payer so far (WeChat confirmed), in fen.
+    refunded_fen: u64,
 }
 
 impl From<&Order> for OrderView {
@@ -213,6 +215,7 @@ impl From<&Order> for OrderView {
             expires_at: o.expires_at,
             paid_at: o.paid_at,
             transaction_id: o.transaction_id.as_ref().map(ToString::to_string),
+            refunded_fen: o.refunded.get(),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod anomalies;
 pub mod orders;
 pub mod outbox;
 pub mod products;
+pub mod refunds;
 
 use std::time::Duration;
 
@@ -119,7 +120,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn corrupt(
+    pub(crate) fn corrupt(
         column: &'static str,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> StoreError {

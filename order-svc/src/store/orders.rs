@@ -14,9 +14,9 @@ use super::{Store, StoreError};
 use crate::domain::{CloseReason, Cursor, IdempotencyKey, Order, OrderId, OrderItem, OrderStatus};
 
 /// The columns every order query selects, in [`order_from_row`]'s order.
-const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id, version";
+pub(super) const ORDER_COLUMNS: &str = "id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, prepay_id, prepay_expires_at, paid_at, transaction_id, refunded_fen, refunding_fen, version";
 
-fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
+pub(super) fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
     let status: String = row.try_get("status")?;
     let amount: i64 = row.try_get("amount_fen")?;
     let out_trade_no: String = row.try_get("out_trade_no")?;
@@ -43,11 +43,18 @@ fn order_from_row(row: &PgRow) -> Result<Order, StoreError> {
             .map(TransactionId::parse)
             .transpose()
             .map_err(|e| StoreError::corrupt("transaction_id", e))?,
+        refunded: fen(row, "refunded_fen")?,
+        refunding: fen(row, "refunding_fen")?,
         version: row.try_get("version")?,
     })
 }
 
-fn one(row: Option<PgRow>) -> Result<Option<Order>, StoreError> {
+pub(super) fn fen(row: &PgRow, column: &'static str) -> Result<Fen, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    Fen::from_i64(value).map_err(|e| StoreError::corrupt(column, e))
+}
+
+pub(super) fn one(row: Option<PgRow>) -> Result<Option<Order>, StoreError> {
     row.as_ref().map(order_from_row).transpose()
 }
 

@@ -6,15 +6,16 @@
 
 use std::time::Duration;
 
-use messaging::{Message, PAYMENT_FAILED, PAYMENT_SUCCEEDED, Verdict};
+use messaging::{Message, PAYMENT_FAILED, PAYMENT_SUCCEEDED, REFUND_SETTLED, Verdict};
 use prost::Message as _;
-use proto::events::v1::{PaymentFailed, PaymentSucceeded};
+use proto::events::v1::{PaymentFailed, PaymentSucceeded, RefundSettled};
 use service_runtime::telemetry::{TRACE_ID_HEADER, error_chain, new_trace_id, with_trace_id};
 use tracing::Instrument;
 
 use super::Workers;
-use crate::domain::PaymentFacts;
+use crate::domain::{PaymentFacts, RefundResult};
 use crate::error::AppError;
+use crate::refunds::RefundApplied;
 use crate::store::StoreError;
 use crate::transitions::Applied;
 
@@ -55,6 +56,7 @@ impl Workers {
         let work = async {
             match message.routing_key.as_str() {
                 PAYMENT_SUCCEEDED => self.payment_succeeded(&message).await,
+                REFUND_SETTLED => self.refund_settled(&message).await,
                 PAYMENT_FAILED => match PaymentFailed::decode(message.data.as_slice()) {
                     Ok(e) => {
                         tracing::info!(out_trade_no = %e.out_trade_no, err_code = %e.err_code, "WeChat reports a failed payment; the order stays payable");
@@ -79,7 +81,10 @@ impl Workers {
         };
         tracing::Span::current()
             .record("out_trade_no", tracing::field::display(&facts.out_trade_no));
-        let Some(result) = self.apply_through_outages(&facts).await else {
+        let Some(result) = self
+            .through_outages(|| self.checkout.apply_notification(&facts))
+            .await
+        else {
             // Stopping while the database is down: give it back, unfinished.
             return Verdict::Retry;
         };
@@ -112,27 +117,65 @@ impl Workers {
         }
     }
 
-    /// Applies `facts`, trying again with capped exponential backoff for as long as the
-    /// database or pay-gateway-svc (asked to settle a contradiction) cannot be reached;
-    /// `None` when shutdown came first. Neither outage counts toward the delivery limit: a
-    /// "paid after close" claim dead-lettered because WeChat could not be asked would leave a
-    /// charged buyer with no record, since nothing else looks at closed orders.
-    async fn apply_through_outages(
-        &self,
-        facts: &PaymentFacts,
-    ) -> Option<Result<Applied, AppError>> {
+    /// A refund's final state from WeChat's notification: applied after WeChat's refund
+    /// query confirmed it (`Refunds::notified`).
+    async fn refund_settled(&self, message: &Message) -> Verdict {
+        let event = match RefundSettled::decode(message.data.as_slice()) {
+            Ok(e) => e,
+            Err(e) => return dead_letter("undecodable", &e),
+        };
+        let claim = match RefundResult::try_from(event) {
+            Ok(claim) => claim,
+            Err(e) => return dead_letter("invalid_event", &error_chain(&e)),
+        };
+        tracing::Span::current()
+            .record("out_trade_no", tracing::field::display(&claim.out_trade_no));
+        let Some(result) = self.through_outages(|| self.refunds.notified(&claim)).await else {
+            return Verdict::Retry;
+        };
+        match result {
+            Ok(RefundApplied::Settled(_)) => Verdict::Ack,
+            Ok(RefundApplied::Duplicate) => {
+                tracing::info!(out_refund_no = %claim.out_refund_no, "duplicate refund event: nothing to do");
+                Verdict::Ack
+            }
+            Ok(RefundApplied::NotYet) => {
+                tracing::info!(out_refund_no = %claim.out_refund_no, "WeChat's refund is not final yet; the refund worker queries it");
+                Verdict::Ack
+            }
+            Ok(RefundApplied::Unknown) => dead_letter("unknown_refund", &claim.out_refund_no),
+            Ok(RefundApplied::Contradicts(reason)) => dead_letter(reason, &claim.out_refund_no),
+            Err(e) => {
+                tracing::warn!(error = %error_chain(&e), delay = ?self.retry_delay, "refund event not applied; it will be redelivered");
+                tokio::time::sleep(self.retry_delay).await;
+                Verdict::Retry
+            }
+        }
+    }
+
+    /// Runs `attempt`, trying again with capped exponential backoff for as long as the
+    /// database or pay-gateway-svc (asked to settle a contradiction, or to confirm a refund)
+    /// cannot be reached; `None` when shutdown came first. Neither outage counts toward the
+    /// delivery limit: a "paid after close" claim dead-lettered because WeChat could not be
+    /// asked would leave a charged buyer with no record, since nothing else looks at closed
+    /// orders.
+    async fn through_outages<T, F, Fut>(&self, attempt: F) -> Option<Result<T, AppError>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
         let mut backoff = self.retry_delay.min(MAX_OUTAGE_BACKOFF);
         loop {
-            match self.checkout.apply_notification(facts).await {
+            match attempt().await {
                 Err(e) => match outage(&e) {
                     Some(outcome) => {
-                        tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, outcome, "a dependency is unreachable; keeping the payment event and trying again");
+                        tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, outcome, "a dependency is unreachable; keeping the event and trying again");
                         metrics::counter!("payment_events_total", "outcome" => outcome)
                             .increment(1);
                     }
                     None => return Some(Err(e)),
                 },
-                applied => return Some(applied),
+                done => return Some(done),
             }
             let stopped = async {
                 match &self.stop {

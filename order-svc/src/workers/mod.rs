@@ -29,6 +29,7 @@ const BATCH: u32 = 50;
 #[derive(Debug, Clone)]
 pub struct Workers {
     checkout: Arc<Checkout>,
+    refunds: Arc<crate::refunds::Refunds>,
     store: Store,
     publisher: Publisher,
     topology: Topology,
@@ -51,7 +52,12 @@ pub struct Workers {
 
 impl Workers {
     /// Wires the workers.
-    pub fn new(checkout: Arc<Checkout>, store: Store, settings: &Settings) -> Self {
+    pub fn new(
+        checkout: Arc<Checkout>,
+        refunds: Arc<crate::refunds::Refunds>,
+        store: Store,
+        settings: &Settings,
+    ) -> Self {
         let topology = Topology::new(settings.amqp_prefix.clone());
         let declare_topology = topology.clone();
         let publisher = Publisher::new(
@@ -65,6 +71,7 @@ impl Workers {
         );
         Workers {
             checkout,
+            refunds,
             store,
             publisher,
             topology,
@@ -100,7 +107,13 @@ impl Workers {
         self.checkout.query_once(BATCH).await
     }
 
-    /// Runs the consumer and the three loops until `stop` is triggered.
+    /// One round of the refund worker (resends refunds WeChat has not accepted, queries
+    /// accepted ones).
+    pub async fn refunds_once(&self) -> Result<usize, AppError> {
+        self.refunds.work_once(BATCH).await
+    }
+
+    /// Runs the consumer and the loops until `stop` is triggered.
     pub fn spawn(&self, stop: &Shutdown) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         self.publisher.spawn_keepalive(stop.wait());
@@ -140,6 +153,12 @@ impl Workers {
             Duration::from_secs(1),
             stop,
             |w| async move { w.query_once().await },
+        ));
+        tasks.push(self.every(
+            "refund worker",
+            Duration::from_secs(1),
+            stop,
+            |w| async move { w.refunds_once().await },
         ));
         tasks.push(
             self.every("backlog gauges", BACKLOG_PERIOD, stop, |w| async move {

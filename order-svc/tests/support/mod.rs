@@ -27,6 +27,11 @@ pub const ORDER_GRPC_TOKEN: &str = "order-svc-test-grpc-token-0123456789abcdef";
 /// pay-gateway-svc's gRPC token in these tests (order-svc sends it).
 pub const GATEWAY_GRPC_TOKEN: &str = "pay-gateway-test-grpc-token-0123456789abcdef";
 
+/// The operator's token of the admin API in these tests (`ADMIN_TOKENS` holds its hash).
+pub const ADMIN_TOKEN: &str = "admin-test-token-0123456789abcdef";
+/// The operator it belongs to.
+pub const ADMIN_OPERATOR: &str = "ops-tester";
+
 /// Longest wait for something the stack does on its own (a notification applied, an event
 /// relayed): far above what it takes, so only a real failure reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(15);
@@ -92,6 +97,8 @@ pub struct Stack {
     /// order-svc's gRPC address (of the running instance).
     pub grpc: SocketAddr,
     pub workers: Option<order_svc::workers::Workers>,
+    /// The merchant certificate files pay-gateway-svc refunds with (removed on drop).
+    pub merchant_cert: CertFiles,
     order_env: OrderEnv,
     order_run: Option<(
         service_runtime::shutdown::Shutdown,
@@ -149,6 +156,8 @@ pub async fn stack_with(options: Options) -> Stack {
     tokio::spawn(notify.run_until_stopped(std::future::pending()));
 
     let notify_url = format!("{notify_base}/wechat/pay/notify");
+    let refund_notify_url = format!("{notify_base}/wechat/refund/notify");
+    let merchant_cert = CertFiles::merchant();
     let gateway_env = MapEnv::from_pairs([
         SIMULATOR_MODE,
         ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
@@ -156,6 +165,9 @@ pub async fn stack_with(options: Options) -> Stack {
         ("GRPC_TOKEN", GATEWAY_GRPC_TOKEN),
         ("WECHAT_PAY_BASE_URL", sim_base.as_str()),
         ("WECHAT_NOTIFY_URL", notify_url.as_str()),
+        ("WECHAT_REFUND_NOTIFY_URL", refund_notify_url.as_str()),
+        ("WECHAT_CERT_FILE", merchant_cert.cert.to_str().unwrap()),
+        ("WECHAT_KEY_FILE", merchant_cert.key.to_str().unwrap()),
         ("WECHAT_RETRY_ATTEMPTS", "3"),
     ]);
     let gateway = pay_gateway_svc::Application::build(
@@ -195,6 +207,7 @@ pub async fn stack_with(options: Options) -> Stack {
         ops: OrderApi::new(String::new()),
         grpc: dead_addr(),
         workers: None,
+        merchant_cert,
         order_env: OrderEnv {
             redis,
             workers: options.workers,
@@ -218,6 +231,7 @@ impl Stack {
     /// every start).
     pub fn order_settings(&self) -> order_svc::Settings {
         let e = &self.order_env;
+        let admin_tokens = order_svc::operators::AdminTokens::entry(ADMIN_OPERATOR, ADMIN_TOKEN);
         let database_url = match &self.db_proxy {
             Some(proxy) => via(&self.database_url, proxy.addr),
             None => self.database_url.clone(),
@@ -245,6 +259,9 @@ impl Stack {
             ("AMQP_RETRY_DELAY", "100ms"),
             ("LOGIN_RATE_PER_MINUTE", e.login_rate_per_minute),
             ("TRUSTED_PROXY", if e.trusted_proxy { "on" } else { "off" }),
+            ("ADMIN_TOKENS", admin_tokens.as_str()),
+            ("REFUND_QUERY_AFTER", "300ms"),
+            ("REFUND_QUERY_MAX_INTERVAL", "1s"),
         ]);
         for (k, v) in &e.extra {
             env.0.insert((*k).to_owned(), (*v).to_owned());
@@ -437,4 +454,34 @@ fn via(database_url: &str, addr: SocketAddr) -> String {
     url.set_host(Some(&addr.ip().to_string())).unwrap();
     url.set_port(Some(addr.port())).unwrap();
     url.to_string()
+}
+
+/// A merchant API certificate and key (from a CA made here) written to files for
+/// pay-gateway-svc; removed when dropped. The simulator over plain HTTP asks for none, but
+/// pay-gateway-svc refunds only with one.
+pub struct CertFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl CertFiles {
+    pub fn merchant() -> CertFiles {
+        let pem = test_support::TestCa::new("merchant CA").client(wechatpay_sim::DEFAULT_MCH_ID);
+        let dir = std::env::temp_dir();
+        let id = unique_id();
+        let files = CertFiles {
+            cert: dir.join(format!("minipay-{id}-apiclient_cert.pem")),
+            key: dir.join(format!("minipay-{id}-apiclient_key.pem")),
+        };
+        std::fs::write(&files.cert, pem.cert).unwrap();
+        std::fs::write(&files.key, pem.key).unwrap();
+        files
+    }
+}
+
+impl Drop for CertFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.cert);
+        let _ = std::fs::remove_file(&self.key);
+    }
 }

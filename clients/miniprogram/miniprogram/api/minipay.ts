@@ -114,6 +114,8 @@ export interface Order {
   expires_at: string
   paid_at: string | null
   transaction_id: string | null
+  /** Given back to the payer so far, in fen (WeChat confirmed). */
+  refunded_fen: number
 }
 
 /** What the client asks for: a sku and a quantity, never a price. */

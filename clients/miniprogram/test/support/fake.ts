@@ -196,6 +196,7 @@ export class FakeServer {
       expires_at: new Date(this.now + 15 * 60_000).toISOString(),
       paid_at: null,
       transaction_id: null,
+      refunded_fen: 0,
       owner,
       prepay: undefined,
       paidAfterReads: undefined,

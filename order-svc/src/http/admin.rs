@@ -1,0 +1,281 @@
+//! The operators' API (`/admin/v1/...`): its own credential (an operator's bearer token from
+//! `ADMIN_TOKENS`), the same JSON errors as the Mini Program's API, every action written to
+//! the audit log (`admin_actions`) with who, what, why and what came of it. Documented at
+//! `/admin/v1/openapi.json`.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{OpenApi, ToSchema};
+
+use super::extract::{Idempotency, JsonBody, Operator, PathOrderId};
+use super::shapes::{ErrorBody, OrderView};
+use super::{AppState, IDEMPOTENT_REPLAYED};
+use crate::domain::{Order, Refund, RefundRequest, RefundStatus};
+use crate::error::AppError;
+use crate::orders::OrderRef;
+use crate::store::refunds::LoggedAction;
+
+/// The admin routes (merged into the service's router).
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/orders/{id}", get(get_order))
+        .route("/admin/v1/orders/{id}/refunds", post(create_refund))
+        .route("/admin/v1/openapi.json", get(openapi_json))
+}
+
+/// A refund to make.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefundBody {
+    /// How much, in fen: above zero, at most what is left of the payment.
+    #[schema(minimum = 1)]
+    amount_fen: i64,
+    /// Why (shown to the payer): 1 to 80 characters.
+    #[schema(min_length = 1, max_length = 80)]
+    reason: String,
+}
+
+/// A refund.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RefundView {
+    /// Our id.
+    #[schema(value_type = uuid::Uuid)]
+    id: String,
+    /// Our number for it at WeChat.
+    out_refund_no: String,
+    /// How much, in fen.
+    #[schema(minimum = 1)]
+    amount_fen: u64,
+    /// `REQUESTED` (not yet accepted by WeChat; sent again until it is), `PROCESSING`,
+    /// `SUCCESS`, `CHANGE` (WeChat could not pay it back: act at the merchant platform),
+    /// `REFUNDCLOSE`, or `FAILED` (WeChat refused it; see `failure`).
+    status: RefundStatus,
+    /// Why it was made.
+    reason: String,
+    /// The operator who asked.
+    requested_by: String,
+    /// WeChat's number, once accepted.
+    refund_id: Option<String>,
+    /// Why WeChat refused it.
+    failure: Option<String>,
+    /// When it was asked (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    /// When it reached its final state (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    settled_at: Option<OffsetDateTime>,
+}
+
+impl From<&Refund> for RefundView {
+    fn from(r: &Refund) -> Self {
+        RefundView {
+            id: r.id.to_string(),
+            out_refund_no: r.out_refund_no.to_string(),
+            amount_fen: r.amount.get(),
+            status: r.status,
+            reason: r.reason.clone(),
+            requested_by: r.requested_by.clone(),
+            refund_id: r.refund_id.clone(),
+            failure: r.failure.clone(),
+            created_at: r.created_at,
+            settled_at: r.settled_at,
+        }
+    }
+}
+
+/// One step of an order's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TimelineEntry {
+    /// When (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    at: OffsetDateTime,
+    /// `created`, `paid`, `refund_requested`, `refund_settled`, `admin_action`.
+    kind: &'static str,
+    /// What happened, in words.
+    detail: String,
+}
+
+/// An order as operators see it: the buyer, the refunds, the history.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AdminOrderView {
+    /// The order as the Mini Program sees it.
+    #[serde(flatten)]
+    order: OrderView,
+    /// The buyer.
+    openid: String,
+    /// Reserved for refunds WeChat has not finished, in fen.
+    refunding_fen: u64,
+    /// Its refunds, oldest first.
+    refunds: Vec<RefundView>,
+    /// Everything that happened to it, in time order.
+    timeline: Vec<TimelineEntry>,
+}
+
+fn timeline(order: &Order, refunds: &[Refund], actions: &[LoggedAction]) -> Vec<TimelineEntry> {
+    let mut steps = vec![TimelineEntry {
+        at: order.created_at,
+        kind: "created",
+        detail: format!("order of {} fen created", order.amount),
+    }];
+    if let (Some(at), Some(txn)) = (order.paid_at, &order.transaction_id) {
+        steps.push(TimelineEntry {
+            at,
+            kind: "paid",
+            detail: format!("paid at WeChat, transaction {txn}"),
+        });
+    }
+    for r in refunds {
+        steps.push(TimelineEntry {
+            at: r.created_at,
+            kind: "refund_requested",
+            detail: format!(
+                "refund {} of {} fen requested by {}: {}",
+                r.out_refund_no, r.amount, r.requested_by, r.reason
+            ),
+        });
+        if let Some(at) = r.settled_at {
+            let why = r
+                .failure
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            steps.push(TimelineEntry {
+                at,
+                kind: "refund_settled",
+                detail: format!("refund {} {}{why}", r.out_refund_no, r.status),
+            });
+        }
+    }
+    for a in actions {
+        steps.push(TimelineEntry {
+            at: a.at,
+            kind: "admin_action",
+            detail: format!(
+                "{} by {}{}: {} ({})",
+                a.action,
+                a.operator,
+                a.target
+                    .as_deref()
+                    .map(|t| format!(" on {t}"))
+                    .unwrap_or_default(),
+                a.outcome,
+                a.reason
+            ),
+        });
+    }
+    steps.sort_by_key(|s| s.at);
+    steps
+}
+
+/// An order with its refunds and history.
+#[utoipa::path(get, path = "/admin/v1/orders/{id}", tag = "admin", operation_id = "admin_get_order",
+    security(("operator" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The order's id")),
+    responses(
+        (status = 200, description = "The order", body = AdminOrderView),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+        (status = 404, description = "`order_not_found`", body = ErrorBody),
+    ))]
+async fn get_order(
+    State(state): State<AppState>,
+    Operator(_operator): Operator,
+    PathOrderId(id): PathOrderId,
+) -> Result<Json<AdminOrderView>, AppError> {
+    let order = state.orders.find(&OrderRef::Id(id)).await?;
+    let refunds = state.refunds.of_order(id).await?;
+    let actions = state.refunds.actions_on(id).await?;
+    Ok(Json(AdminOrderView {
+        order: OrderView::from(&order),
+        openid: order.openid.to_string(),
+        refunding_fen: order.refunding.get(),
+        timeline: timeline(&order, &refunds, &actions),
+        refunds: refunds.iter().map(RefundView::from).collect(),
+    }))
+}
+
+/// Refund all or part of a paid order. The amount is reserved at once, so concurrent refunds
+/// never add up to more than was paid; WeChat's outcome arrives later (refund notification or
+/// refund query) and shows in the refund's `status` and the order's `refunded_fen`.
+#[utoipa::path(post, path = "/admin/v1/orders/{id}/refunds", tag = "admin", operation_id = "create_refund",
+    security(("operator" = [])),
+    params(
+        ("id" = uuid::Uuid, Path, description = "The order's id"),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 64, pattern = "^[!-~]+$",
+            description = "The same key with the same request returns the same refund"),
+    ),
+    request_body = RefundBody,
+    responses(
+        (status = 201, description = "The refund (`Idempotent-Replayed: true` when it was made before under this key)", body = RefundView),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+        (status = 404, description = "`order_not_found`", body = ErrorBody),
+        (status = 409, description = "`refund_exceeds_paid`: more than is left to refund; `order_not_refundable`: the order is not paid; `idempotency_key_reused`", body = ErrorBody),
+    ))]
+async fn create_refund(
+    State(state): State<AppState>,
+    Operator(operator): Operator,
+    PathOrderId(id): PathOrderId,
+    Idempotency(key): Idempotency,
+    JsonBody(body): JsonBody<RefundBody>,
+) -> Result<Response, AppError> {
+    let request = RefundRequest::new(body.amount_fen, &body.reason)?;
+    let (refund, replayed) = state.refunds.request(&operator, id, &request, key).await?;
+    let mut response = (StatusCode::CREATED, Json(RefundView::from(&refund))).into_response();
+    if replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/admin/v1/openapi.json", tag = "admin", operation_id = "admin_openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document of the admin API")))]
+async fn openapi_json() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Minipay order-svc admin API",
+        description = "The operators' API: orders with their refunds and history, refunds. Every call needs an operator's bearer token (ADMIN_TOKENS); every action is audited. Errors are `{\"code\", \"message\"}`.",
+        version = "1"
+    ),
+    paths(get_order, create_refund, openapi_json),
+    modifiers(&OperatorAuth)
+)]
+struct AdminApiDoc;
+
+struct OperatorAuth;
+
+impl utoipa::Modify for OperatorAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "operator",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An operator's token; ADMIN_TOKENS holds its SHA-256"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The admin API's OpenAPI document.
+pub fn document() -> serde_json::Value {
+    serde_json::to_value(AdminApiDoc::openapi())
+        .unwrap_or_else(|e| unreachable!("the generated OpenAPI document always serializes: {e}"))
+}
