@@ -136,6 +136,65 @@ pub struct StackConfig {
     /// The API gateway in front, when wanted: it then also takes WeChat's notifications
     /// (the simulator trusts its test CA), and order-svc trusts its `X-Forwarded-For`.
     pub gateway: Option<GatewaySetup>,
+    /// The operator's token of the admin API (order-svc gets its SHA-256 in `ADMIN_TOKENS`).
+    pub admin_token: String,
+    /// The merchant API certificate and key files pay-gateway-svc refunds with; without
+    /// them refunds are off.
+    pub merchant_cert: Option<MerchantCert>,
+}
+
+/// The operator `minipay up` creates.
+pub const ADMIN_OPERATOR: &str = "operator";
+
+/// A merchant API certificate and its key, as files.
+#[derive(Debug, Clone)]
+pub struct MerchantCert {
+    /// `apiclient_cert.pem`.
+    pub cert: PathBuf,
+    /// `apiclient_key.pem`.
+    pub key: PathBuf,
+}
+
+impl MerchantCert {
+    /// A self-signed certificate for the simulator's merchant in `dir` (made once, kept for
+    /// later runs; the simulator over plain HTTP checks none, but pay-gateway-svc refunds only
+    /// with one). The key file is readable by its owner only.
+    pub fn ensure(dir: &std::path::Path) -> std::io::Result<MerchantCert> {
+        let files = MerchantCert {
+            cert: dir.join("apiclient_cert.pem"),
+            key: dir.join("apiclient_key.pem"),
+        };
+        if files.cert.exists() && files.key.exists() {
+            return Ok(files);
+        }
+        let made = rcgen::generate_simple_self_signed(vec!["minipay-merchant".to_owned()])
+            .map_err(std::io::Error::other)?;
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(&files.cert, made.cert.pem())?;
+        write_private(&files.key, &made.signing_key.serialize_pem())?;
+        Ok(files)
+    }
+}
+
+/// Writes a file only its owner can read.
+pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// The `ADMIN_TOKENS` entry of `token` for `operator`: the token's SHA-256, never the token.
+pub fn admin_tokens_entry(operator: &str, token: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "{operator}:{}",
+        hex::encode(sha2::Sha256::digest(token.as_bytes()))
+    )
 }
 
 impl StackConfig {
@@ -172,6 +231,8 @@ impl StackConfig {
             sink,
             order_env: Vec::new(),
             gateway: None,
+            admin_token: random_secret(),
+            merchant_cert: None,
         }
     }
 }
@@ -483,7 +544,16 @@ impl RunningStack {
                 .env("PAY_GATEWAY_OPS_ADDR", addr(r.gateway_ops))
                 .env("GRPC_TOKEN", &c.gateway_grpc_token)
                 .env("WECHAT_PAY_BASE_URL", url(p.sim))
-                .env("WECHAT_NOTIFY_URL", &notify_url);
+                .env("WECHAT_NOTIFY_URL", &notify_url)
+                .env(
+                    "WECHAT_REFUND_NOTIFY_URL",
+                    notify_url.replace("/wechat/pay/notify", "/wechat/refund/notify"),
+                );
+            if let Some(cert) = &c.merchant_cert {
+                gateway
+                    .env("WECHAT_CERT_FILE", &cert.cert)
+                    .env("WECHAT_KEY_FILE", &cert.key);
+            }
             stack
                 .launch(
                     &format!("pay-gateway-svc{suffix}"),
@@ -508,6 +578,10 @@ impl RunningStack {
                 .env("AMQP_PREFIX", &c.amqp_prefix)
                 .env("PAY_GATEWAY_URL", url(r.gateway_grpc))
                 .env("SESSION_SECRET", &c.session_secret)
+                .env(
+                    "ADMIN_TOKENS",
+                    admin_tokens_entry(ADMIN_OPERATOR, &c.admin_token),
+                )
                 .env("ORDER_TTL", &c.order_ttl)
                 .env("PAYMENT_QUERY_AFTER", &c.payment_query_after)
                 .env("SWEEP_INTERVAL", &c.sweep_interval)

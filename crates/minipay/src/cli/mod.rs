@@ -165,6 +165,15 @@ async fn start(
     );
     config.gateway = gateway;
     config.more_replicas = (1..replicas).map(Ports::standard_replica).collect();
+    // Refunds on: a merchant certificate (kept in .minipay/merchant/), and the operator's
+    // token for the admin API written where the guide says.
+    match stack::MerchantCert::ensure(&state.join("merchant")) {
+        Ok(cert) => config.merchant_cert = Some(cert),
+        Err(e) => say(&format!("no merchant certificate ({e}): refunds are off")),
+    }
+    if let Err(e) = stack::write_private(&state.join("admin-token"), &config.admin_token) {
+        say(&format!("cannot write .minipay/admin-token: {e}"));
+    }
     match RunningStack::start(config, &say).await {
         Ok(stack) => Ok((infra, stack)),
         Err(e) => {

@@ -150,6 +150,16 @@ fn print_guide(running: &RunningStack) {
         );
     }
     println!("  gRPC calls need the service's token (GRPC_TOKEN, generated for this run)");
+    println!(
+        "  admin API        http://127.0.0.1:{}/admin/v1 (OpenAPI /admin/v1/openapi.json), operator {:?}, token {} (also in .minipay/admin-token):",
+        p.order_http,
+        crate::stack::ADMIN_OPERATOR,
+        running.config.admin_token
+    );
+    println!(
+        "                   curl -H \"Authorization: Bearer $(cat .minipay/admin-token)\" http://127.0.0.1:{}/admin/v1/orders/<id>",
+        p.order_http
+    );
     if let Some(g) = &running.config.gateway {
         println!(
             "  API gateway      HTTPS {}  (/api/ /admin/ -> order-svc, /wechat/ -> notify-svc; WeChat notifies through it)",
