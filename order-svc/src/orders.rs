@@ -14,7 +14,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::payments::Payments;
 use crate::session::{Sessions, TokenError};
-use crate::store::{Inserted, NewOrder, Owner, Store};
+use crate::store::{Inserted, NewOrder, OrderFilter, Owner, Store};
 
 /// A page of orders.
 #[derive(Debug)]
@@ -234,8 +234,19 @@ impl Orders {
         size: PageSize,
         cursor: Option<Cursor>,
     ) -> Result<Page, AppError> {
+        self.search(&OrderFilter::of(owner), size, cursor).await
+    }
+
+    /// A page of the orders matching `filter` (operators' search), newest first, after
+    /// `cursor`.
+    pub async fn search(
+        &self,
+        filter: &OrderFilter,
+        size: PageSize,
+        cursor: Option<Cursor>,
+    ) -> Result<Page, AppError> {
         let limit = size.get();
-        let mut orders = self.store.list(owner, limit + 1, cursor).await?;
+        let mut orders = self.store.list(filter, limit + 1, cursor).await?;
         let next_cursor = if orders.len() > limit as usize {
             orders.truncate(limit as usize);
             orders.last().map(Cursor::after)

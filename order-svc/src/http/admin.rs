@@ -13,16 +13,18 @@ use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
 
 use super::extract::{Idempotency, JsonBody, Operator, PathOrderId};
-use super::shapes::{ErrorBody, OrderView};
+use super::shapes::{ErrorBody, OrderView, OrdersPage};
 use super::{AppState, IDEMPOTENT_REPLAYED};
-use crate::domain::{Order, Refund, RefundRequest, RefundStatus};
+use crate::domain::{Cursor, Order, OrderStatus, PageSize, Refund, RefundRequest, RefundStatus};
 use crate::error::AppError;
 use crate::orders::OrderRef;
+use crate::store::OrderFilter;
 use crate::store::refunds::LoggedAction;
 
 /// The admin routes (merged into the service's router).
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
+        .route("/admin/v1/orders", get(search_orders))
         .route("/admin/v1/orders/{id}", get(get_order))
         .route("/admin/v1/orders/{id}/refunds", post(create_refund))
         .route("/admin/v1/openapi.json", get(openapi_json))
@@ -175,6 +177,103 @@ fn timeline(order: &Order, refunds: &[Refund], actions: &[LoggedAction]) -> Vec<
     steps
 }
 
+/// The operators' search: every parameter given must match.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SearchQuery {
+    /// In this status (`PENDING`, `PAID`, `CLOSED`, `REFUNDING`, `PARTIALLY_REFUNDED`,
+    /// `REFUNDED`, `REVIEW`).
+    status: Option<String>,
+    /// With this merchant order number.
+    out_trade_no: Option<String>,
+    /// Paid by this WeChat transaction.
+    transaction_id: Option<String>,
+    /// This buyer's.
+    openid: Option<String>,
+    /// Created at or after (RFC 3339).
+    from: Option<String>,
+    /// Created before (RFC 3339).
+    to: Option<String>,
+    /// Orders per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn invalid<E>(name: &'static str) -> impl FnOnce(E) -> AppError {
+    move |_| AppError::InvalidRequest(format!("invalid {name}"))
+}
+
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, AppError> {
+    value
+        .map(|v| {
+            OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| AppError::InvalidRequest(format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+impl SearchQuery {
+    fn filter(&self) -> Result<OrderFilter, AppError> {
+        Ok(OrderFilter {
+            openid: self
+                .openid
+                .clone()
+                .map(wechat_pay::OpenId::parse)
+                .transpose()
+                .map_err(invalid("openid"))?,
+            status: self
+                .status
+                .as_deref()
+                .map(str::parse::<OrderStatus>)
+                .transpose()
+                .map_err(invalid("status"))?,
+            out_trade_no: self
+                .out_trade_no
+                .clone()
+                .map(wechat_pay::OutTradeNo::parse)
+                .transpose()
+                .map_err(invalid("out_trade_no"))?,
+            transaction_id: self
+                .transaction_id
+                .clone()
+                .map(wechat_pay::TransactionId::parse)
+                .transpose()
+                .map_err(invalid("transaction_id"))?,
+            from: time_param("from", self.from.as_deref())?,
+            to: time_param("to", self.to.as_deref())?,
+        })
+    }
+}
+
+/// Orders of any buyer, newest first, by status, number, transaction, buyer or time.
+#[utoipa::path(get, path = "/admin/v1/orders", tag = "admin", operation_id = "admin_search_orders",
+    security(("operator" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of orders", body = OrdersPage),
+        (status = 400, description = "`invalid_request`: a parameter that does not parse", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+    ))]
+async fn search_orders(
+    State(state): State<AppState>,
+    Operator(_operator): Operator,
+    query: Result<axum::extract::Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<OrdersPage>, AppError> {
+    let axum::extract::Query(query) = query.map_err(|e| AppError::InvalidRequest(e.body_text()))?;
+    let filter = query.filter()?;
+    let size = PageSize::new(query.limit)?;
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(str::parse::<Cursor>)
+        .transpose()?;
+    let page = state.orders.search(&filter, size, cursor).await?;
+    Ok(Json(OrdersPage::from(page)))
+}
+
 /// An order with its refunds and history.
 #[utoipa::path(get, path = "/admin/v1/orders/{id}", tag = "admin", operation_id = "admin_get_order",
     security(("operator" = [])),
@@ -251,7 +350,7 @@ async fn openapi_json() -> Json<serde_json::Value> {
         description = "The operators' API: orders with their refunds and history, refunds. Every call needs an operator's bearer token (ADMIN_TOKENS); every action is audited. Errors are `{\"code\", \"message\"}`.",
         version = "1"
     ),
-    paths(get_order, create_refund, openapi_json),
+    paths(search_orders, get_order, create_refund, openapi_json),
     modifiers(&OperatorAuth)
 )]
 struct AdminApiDoc;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::Notify;
 
-pub use self::orders::{Inserted, NewOrder, Owner};
+pub use self::orders::{Inserted, NewOrder, OrderFilter, Owner};
 
 /// Why the database could not be prepared at start.
 #[derive(Debug, thiserror::Error)]

@@ -80,6 +80,36 @@ impl Owner {
     }
 }
 
+/// Which orders a listing returns: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// This buyer's.
+    pub openid: Option<OpenId>,
+    /// In this status.
+    pub status: Option<OrderStatus>,
+    /// With this number.
+    pub out_trade_no: Option<OutTradeNo>,
+    /// Paid by this WeChat payment.
+    pub transaction_id: Option<TransactionId>,
+    /// Created at or after.
+    pub from: Option<OffsetDateTime>,
+    /// Created before.
+    pub to: Option<OffsetDateTime>,
+}
+
+impl OrderFilter {
+    /// The orders `owner` may see.
+    pub fn of(owner: &Owner) -> Self {
+        OrderFilter {
+            openid: match owner {
+                Owner::User(openid) => Some(openid.clone()),
+                Owner::Anyone => None,
+            },
+            ..OrderFilter::default()
+        }
+    }
+}
+
 /// A new order to insert.
 #[derive(Debug)]
 pub struct NewOrder {
@@ -170,10 +200,10 @@ impl Store {
         one(row)
     }
 
-    /// Up to `limit` orders `owner` may see, newest first, after `cursor`.
+    /// Up to `limit` orders matching `filter`, newest first, after `after`.
     pub async fn list(
         &self,
-        owner: &Owner,
+        filter: &OrderFilter,
         limit: u32,
         after: Option<Cursor>,
     ) -> Result<Vec<Order>, StoreError> {
@@ -181,13 +211,23 @@ impl Store {
             "SELECT {ORDER_COLUMNS} FROM orders
              WHERE ($1::text IS NULL OR openid = $1)
                AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+               AND ($5::text IS NULL OR status = $5)
+               AND ($6::text IS NULL OR out_trade_no = $6)
+               AND ($7::text IS NULL OR transaction_id = $7)
+               AND ($8::timestamptz IS NULL OR created_at >= $8)
+               AND ($9::timestamptz IS NULL OR created_at < $9)
              ORDER BY created_at DESC, id DESC
              LIMIT $4"
         ))
-        .bind(owner.openid())
+        .bind(filter.openid.as_ref().map(OpenId::as_str))
         .bind(after.map(|c| c.created_at))
         .bind(after.map(|c| c.id.as_uuid()))
         .bind(i64::from(limit))
+        .bind(filter.status.map(OrderStatus::as_str))
+        .bind(filter.out_trade_no.as_ref().map(OutTradeNo::as_str))
+        .bind(filter.transaction_id.as_ref().map(TransactionId::as_str))
+        .bind(filter.from)
+        .bind(filter.to)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(order_from_row).collect()

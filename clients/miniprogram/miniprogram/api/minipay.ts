@@ -158,6 +158,9 @@ export const MESSAGES = messages({
   order_not_found: ['订单不存在', 'Order not found'],
   idempotency_key_reused: ['订单已提交，请勿重复下单', 'This order was already placed'],
   order_not_payable: ['订单已支付、已关闭或即将过期，无法支付', 'This order can no longer be paid: it is paid, closed or about to expire'],
+  // The admin API's (operators'), listed so that every code of order-svc has words.
+  refund_exceeds_paid: ['退款金额超过可退金额', 'The refund is more than what is left to refund'],
+  order_not_refundable: ['订单未支付，无法退款', 'The order is not paid; it cannot be refunded'],
   payment_unavailable: ['微信支付暂时不可用，请稍后重试', 'WeChat Pay is unavailable right now; try again shortly'],
   payment_refused: ['微信支付拒绝了本次支付，请联系商家', 'WeChat Pay refused this payment; contact the shop'],
   internal: ['系统繁忙，请稍后重试', 'Something went wrong on our side; try again later'],

@@ -246,8 +246,8 @@ function error(statusCode: number, code: string, message: string): WxResponse {
 }
 
 function view(o: StoredOrder | Order): Order {
-  const { id, out_trade_no, status, amount_fen, items, created_at, expires_at, paid_at, transaction_id } = o
-  return { id, out_trade_no, status: status as OrderStatus, amount_fen, items, created_at, expires_at, paid_at, transaction_id }
+  const { id, out_trade_no, status, amount_fen, items, created_at, expires_at, paid_at, transaction_id, refunded_fen } = o
+  return { id, out_trade_no, status: status as OrderStatus, amount_fen, items, created_at, expires_at, paid_at, transaction_id, refunded_fen }
 }
 
 /** What the user does with the payment sheet. */
