@@ -62,6 +62,12 @@ pub enum AppError {
     /// The order cannot be refunded (or resolved that way) in its state.
     #[error("{0}")]
     OrderNotRefundable(String),
+    /// No dead letter with that id.
+    #[error("dead letter not found")]
+    DeadLetterNotFound,
+    /// RabbitMQ did not confirm a publish.
+    #[error("the message broker is unavailable; try again shortly")]
+    BrokerUnavailable(#[source] Box<messaging::PublishError>),
     /// pay-gateway-svc (or WeChat behind it) is unavailable.
     #[error("the payment service is unavailable; try again shortly")]
     PaymentUnavailable(#[source] Box<tonic::Status>),
@@ -117,6 +123,8 @@ impl AppError {
             AppError::OrderNotPayable(_) => "order_not_payable",
             AppError::RefundExceedsPaid(_) => "refund_exceeds_paid",
             AppError::OrderNotRefundable(_) => "order_not_refundable",
+            AppError::DeadLetterNotFound => "dead_letter_not_found",
+            AppError::BrokerUnavailable(_) => "broker_unavailable",
             AppError::PaymentUnavailable(_) => "payment_unavailable",
             AppError::PaymentRefused(_) => "payment_refused",
             AppError::Store(_) | AppError::Internal { .. } => "internal",
@@ -134,13 +142,17 @@ impl AppError {
             AppError::RateLimited(_) | AppError::TooManyLogins { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            AppError::OrderNotFound | AppError::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            AppError::OrderNotFound | AppError::NoSuchEndpoint | AppError::DeadLetterNotFound => {
+                StatusCode::NOT_FOUND
+            }
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::IdempotencyKeyReused => StatusCode::CONFLICT,
             AppError::OrderNotPayable(_)
             | AppError::RefundExceedsPaid(_)
             | AppError::OrderNotRefundable(_) => StatusCode::CONFLICT,
-            AppError::PaymentUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::PaymentUnavailable(_) | AppError::BrokerUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::PaymentRefused(_) => StatusCode::BAD_GATEWAY,
             AppError::Store(_) | AppError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -156,12 +168,14 @@ impl AppError {
             | AppError::BodyTooLarge(_) => Code::InvalidArgument,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
             AppError::RateLimited(_) | AppError::TooManyLogins { .. } => Code::ResourceExhausted,
-            AppError::OrderNotFound | AppError::NoSuchEndpoint => Code::NotFound,
+            AppError::OrderNotFound | AppError::NoSuchEndpoint | AppError::DeadLetterNotFound => {
+                Code::NotFound
+            }
             AppError::IdempotencyKeyReused => Code::AlreadyExists,
             AppError::OrderNotPayable(_)
             | AppError::RefundExceedsPaid(_)
             | AppError::OrderNotRefundable(_) => Code::FailedPrecondition,
-            AppError::PaymentUnavailable(_) => Code::Unavailable,
+            AppError::PaymentUnavailable(_) | AppError::BrokerUnavailable(_) => Code::Unavailable,
             AppError::PaymentRefused(_) | AppError::Store(_) | AppError::Internal { .. } => {
                 Code::Internal
             }
@@ -174,7 +188,7 @@ impl AppError {
             AppError::Store(_) | AppError::Internal { .. } | AppError::PaymentRefused(_) => {
                 tracing::error!(code = self.code(), error = %error_chain(self), "request failed");
             }
-            AppError::PaymentUnavailable(_) => {
+            AppError::PaymentUnavailable(_) | AppError::BrokerUnavailable(_) => {
                 tracing::warn!(code = self.code(), error = %error_chain(self), "request failed");
             }
             _ => {}
@@ -189,7 +203,7 @@ impl IntoResponse for AppError {
         let body = Json(json!({ "code": self.code(), "message": self.to_string() }));
         let mut response = (status, body).into_response();
         match self {
-            AppError::PaymentUnavailable(_) => {
+            AppError::PaymentUnavailable(_) | AppError::BrokerUnavailable(_) => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));

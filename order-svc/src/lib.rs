@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod checkout;
 pub mod convert;
+pub mod dead_letters;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -24,6 +25,8 @@ pub mod workers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+use secrecy::ExposeSecret;
 
 use proto::order::v1::order_service_server::OrderServiceServer;
 use service_runtime::grpc_auth::GrpcSettings;
@@ -122,11 +125,17 @@ impl Application {
             },
         ));
         if settings.admin_tokens.is_empty() {
-            tracing::warn!("ADMIN_TOKENS is not set: the admin API lets nobody in");
+            tracing::info!("ADMIN_TOKENS is not set: the admin API is closed to everyone");
         }
+        let dead_letters = Arc::new(dead_letters::DeadLetters::new(
+            store.clone(),
+            settings.amqp_url.expose_secret(),
+            messaging::Topology::new(settings.amqp_prefix.clone()),
+        ));
         let workers = workers::Workers::new(
             Arc::clone(&checkout),
             Arc::clone(&refunds),
+            Arc::clone(&dead_letters),
             store.clone(),
             &settings,
         );
@@ -143,6 +152,7 @@ impl Application {
                 orders,
                 checkout,
                 refunds,
+                dead_letters,
                 admin_tokens: Arc::new(settings.admin_tokens.clone()),
                 login_limits: Arc::new(http::LoginLimits::new(
                     settings.login_rate_per_minute,

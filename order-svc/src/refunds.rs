@@ -18,7 +18,7 @@ use crate::cache::OrderCache;
 use crate::convert;
 use crate::domain::{
     IdempotencyKey, Order, OrderId, Refund, RefundRequest, RefundResult, RefundStatus,
-    new_out_refund_no, status_after_refunds,
+    new_out_refund_no,
 };
 use crate::error::AppError;
 use crate::payments::{Payments, RefundAtWeChat, RefundSent};
@@ -156,14 +156,7 @@ impl Refunds {
         )
         .await?;
         let refunding = add(order.refunding, refund.amount)?;
-        let order = refunds::set_amounts(
-            &mut tx,
-            &order,
-            order.refunded,
-            refunding,
-            status_after_refunds(order.amount, order.refunded, refunding),
-        )
-        .await?;
+        let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
         refunds::record_action(
             &mut tx,
             &AdminAction {
@@ -227,14 +220,7 @@ impl Refunds {
         let failed =
             refunds::finish(&mut tx, &locked, RefundStatus::Failed, None, Some(why)).await?;
         let refunding = sub(order.refunding, locked.amount)?;
-        let order = refunds::set_amounts(
-            &mut tx,
-            &order,
-            order.refunded,
-            refunding,
-            status_after_refunds(order.amount, order.refunded, refunding),
-        )
-        .await?;
+        let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
         tx.commit().await?;
         self.cache.put(&order).await;
         metrics::counter!("refund_sends_total", "outcome" => "refused").increment(1);
@@ -301,14 +287,7 @@ impl Refunds {
         } else {
             order.refunded
         };
-        let order = refunds::set_amounts(
-            &mut tx,
-            &order,
-            refunded,
-            refunding,
-            status_after_refunds(order.amount, refunded, refunding),
-        )
-        .await?;
+        let order = refunds::set_amounts(&mut tx, &order, refunded, refunding).await?;
         if result.status == RefundStatus::Success {
             let event_id = Uuid::now_v7();
             let event = convert::order_refunded(&order, &refund, &event_id);

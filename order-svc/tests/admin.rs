@@ -102,3 +102,98 @@ async fn operators_find_orders_by_status_number_transaction_buyer_and_time() {
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_dead_letter_is_kept_listed_and_replayed_through_the_consumer_once() {
+    let s = stack().await;
+    // A payment for an order nobody has: refused and dead-lettered.
+    let number = "MPLATE0000000001";
+    publish(&s, &payment_event(number, "4200000000000000000000000777")).await;
+    s.wait_dead_letters(1).await;
+    let list = s
+        .api
+        .call(
+            Method::GET,
+            "/admin/v1/dead-letters",
+            Some(ADMIN_TOKEN),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let letter = &list.body["dead_letters"][0];
+    assert_eq!(letter["routing_key"], "payment.succeeded");
+    assert_eq!(letter["out_trade_no"], number);
+    assert_eq!(letter["reason"], "rejected");
+    let id = letter["id"].as_i64().unwrap();
+
+    // The order turns up (restored from a backup, say); the event is replayed.
+    s.sql(&format!(
+        "INSERT INTO orders (id, out_trade_no, openid, status, amount_fen, items, created_at, expires_at, updated_at)
+         VALUES (gen_random_uuid(), '{number}', 'oLateBuyer', 'PENDING', 1999,
+                 '[{{\"sku\":\"TEA-JASMINE\",\"name\":\"Jasmine tea\",\"quantity\":1,\"unit_price_fen\":1999}}]',
+                 now(), now() + interval '15 minutes', now())"
+    ))
+    .await;
+    let replay = |reason: &'static str| {
+        let api = s.api.clone();
+        async move {
+            api.call(
+                Method::POST,
+                &format!("/admin/v1/dead-letters/{id}/replay"),
+                Some(ADMIN_TOKEN),
+                Some(&serde_json::json!({ "reason": reason }).to_string()),
+                &[],
+            )
+            .await
+        }
+    };
+    let first = replay("order restored").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.body["replays"], 1);
+    wait_until(PATIENCE, "the replayed payment applied", || async {
+        match s
+            .sql_count(&format!(
+                "SELECT count(*) FROM orders WHERE out_trade_no = '{number}' AND status = 'PAID'"
+            ))
+            .await
+        {
+            1 => Ok(()),
+            n => Err(n),
+        }
+    })
+    .await;
+    // Twice changes nothing: no second order.paid (only the barrier's), no new dead letter.
+    let announced = "SELECT count(*) FROM outbox WHERE routing_key = 'order.paid'";
+    let before = s.sql_count(announced).await;
+    let second = replay("again").await;
+    assert_eq!(second.body["replays"], 2);
+    s.handled_so_far().await;
+    assert_eq!(s.dead_letters().await, 1);
+    assert_eq!(
+        s.sql_count(announced).await,
+        before + 1,
+        "only the barrier's"
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM admin_actions WHERE action = 'replay_dead_letter' AND outcome = 'replayed'")
+            .await,
+        2
+    );
+    for missing in ["999999", "abc"] {
+        let answer = s
+            .api
+            .call(
+                Method::POST,
+                &format!("/admin/v1/dead-letters/{missing}/replay"),
+                Some(ADMIN_TOKEN),
+                Some(r#"{"reason":"x"}"#),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (answer.status, answer.code()),
+            (StatusCode::NOT_FOUND, "dead_letter_not_found")
+        );
+    }
+}

@@ -137,38 +137,6 @@ async fn a_broker_redelivery_of_an_applied_payment_changes_nothing() {
     assert_eq!(s.api.get(&token, &id).await.body["status"], "PAID");
 }
 
-/// A `payment.succeeded` event as notify-svc publishes it: 19.99 CNY to the simulator's
-/// merchant.
-fn payment_event(out_trade_no: &str, transaction_id: &str) -> proto::events::v1::PaymentSucceeded {
-    proto::events::v1::PaymentSucceeded {
-        event_id: format!("wxpay:{transaction_id}"),
-        out_trade_no: out_trade_no.into(),
-        transaction_id: transaction_id.into(),
-        amount_fen: 1999,
-        appid: wechatpay_sim::DEFAULT_APPID.into(),
-        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
-        ..Default::default()
-    }
-}
-
-/// Publishes `event` to the payments exchange, as notify-svc would.
-async fn publish(s: &Stack, event: &proto::events::v1::PaymentSucceeded) {
-    let conn = require_rabbitmq().await;
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(Default::default()).await.unwrap();
-    ch.basic_publish(
-        &s.topology.payments_exchange(),
-        messaging::PAYMENT_SUCCEEDED,
-        Default::default(),
-        &event.encode_to_vec(),
-        Default::default(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
-}
-
 fn signed_notification(fields: &[(&str, &str)], key: &ApiKey) -> String {
     let mut p: Params = fields.iter().copied().collect();
     v2::sign_params(&mut p, key, SignType::Md5);

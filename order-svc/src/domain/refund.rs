@@ -184,7 +184,7 @@ pub fn status_after_refunds(amount: Fen, refunded: Fen, refunding: Fen) -> Order
 }
 
 /// A fresh refund number: `RF`, the Beijing time to the second, 12 random letters and
-/// digits (30 characters, within WeChat's 64 of `[0-9A-Za-z_-|*@]`).
+/// digits (28 characters, within WeChat's 64 of `[0-9A-Za-z_-|*@]`).
 pub fn new_out_refund_no() -> OutRefundNo {
     let random: String = rand::rng()
         .sample_iter(&Alphanumeric)
@@ -240,7 +240,7 @@ mod tests {
         let ok = RefundRequest::new(5, " damaged ").unwrap();
         assert_eq!(ok.reason, "damaged");
         let n = new_out_refund_no();
-        assert_eq!(n.as_str().len(), 30);
+        assert_eq!(n.as_str().len(), 28);
         assert!("SUCCESS".parse::<RefundStatus>().unwrap().is_final());
         assert!(!RefundStatus::Requested.is_final());
         assert!("NOPE".parse::<RefundStatus>().is_err());

@@ -12,13 +12,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{OpenApi, ToSchema};
 
-use super::extract::{Idempotency, JsonBody, Operator, PathOrderId};
+use super::extract::{Idempotency, JsonBody, Operator, PathOrderId, QueryParams};
 use super::shapes::{ErrorBody, OrderView, OrdersPage};
 use super::{AppState, IDEMPOTENT_REPLAYED};
-use crate::domain::{Cursor, Order, OrderStatus, PageSize, Refund, RefundRequest, RefundStatus};
+use crate::domain::{Order, OrderStatus, Refund, RefundRequest, RefundStatus};
 use crate::error::AppError;
 use crate::orders::OrderRef;
 use crate::store::OrderFilter;
+use crate::store::dead_letters::DeadLetter;
 use crate::store::refunds::LoggedAction;
 
 /// The admin routes (merged into the service's router).
@@ -27,6 +28,11 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/v1/orders", get(search_orders))
         .route("/admin/v1/orders/{id}", get(get_order))
         .route("/admin/v1/orders/{id}/refunds", post(create_refund))
+        .route("/admin/v1/dead-letters", get(list_dead_letters))
+        .route(
+            "/admin/v1/dead-letters/{id}/replay",
+            post(replay_dead_letter),
+        )
         .route("/admin/v1/openapi.json", get(openapi_json))
 }
 
@@ -260,16 +266,10 @@ impl SearchQuery {
 async fn search_orders(
     State(state): State<AppState>,
     Operator(_operator): Operator,
-    query: Result<axum::extract::Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<Json<OrdersPage>, AppError> {
-    let axum::extract::Query(query) = query.map_err(|e| AppError::InvalidRequest(e.body_text()))?;
     let filter = query.filter()?;
-    let size = PageSize::new(query.limit)?;
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(str::parse::<Cursor>)
-        .transpose()?;
+    let (size, cursor) = super::extract::page(query.limit, query.cursor.as_deref())?;
     let page = state.orders.search(&filter, size, cursor).await?;
     Ok(Json(OrdersPage::from(page)))
 }
@@ -336,6 +336,111 @@ async fn create_refund(
     Ok(response)
 }
 
+/// An event order-svc's queue gave up on.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeadLetterView {
+    /// Its id here.
+    id: i64,
+    /// `payment.succeeded`, `payment.failed`, `refund.settled`.
+    routing_key: String,
+    /// The event id.
+    message_id: Option<String>,
+    /// The order it is about, as its body says.
+    out_trade_no: Option<String>,
+    /// `rejected` (order-svc refused it; its log line and metric give why) or
+    /// `delivery_limit` (it kept failing).
+    reason: String,
+    /// The trace id it travelled with (its log lines carry it).
+    trace_id: Option<String>,
+    /// When it was taken off the dead-letter queue (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    dead_at: OffsetDateTime,
+    /// How often it was replayed.
+    replays: i32,
+    /// When it was last replayed (RFC 3339).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    last_replayed_at: Option<OffsetDateTime>,
+    /// By whom.
+    last_replayed_by: Option<String>,
+}
+
+impl From<&DeadLetter> for DeadLetterView {
+    fn from(d: &DeadLetter) -> Self {
+        DeadLetterView {
+            id: d.id,
+            routing_key: d.routing_key.clone(),
+            message_id: d.message_id.clone(),
+            out_trade_no: crate::dead_letters::out_trade_no_of(&d.routing_key, &d.body),
+            reason: d.reason.clone(),
+            trace_id: d.trace_id.clone(),
+            dead_at: d.dead_at,
+            replays: d.replays,
+            last_replayed_at: d.last_replayed_at,
+            last_replayed_by: d.last_replayed_by.clone(),
+        }
+    }
+}
+
+/// The dead letters.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DeadLettersView {
+    /// Newest first, at most 200.
+    dead_letters: Vec<DeadLetterView>,
+}
+
+/// Why an operator does something.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReasonBody {
+    /// 1 to 80 characters, for the audit log.
+    #[schema(min_length = 1, max_length = 80)]
+    reason: String,
+}
+
+/// The events order-svc's queue gave up on, newest first.
+#[utoipa::path(get, path = "/admin/v1/dead-letters", tag = "admin", operation_id = "list_dead_letters",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The dead letters", body = DeadLettersView),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+    ))]
+async fn list_dead_letters(
+    State(state): State<AppState>,
+    Operator(_operator): Operator,
+) -> Result<Json<DeadLettersView>, AppError> {
+    let letters = state.dead_letters.list().await?;
+    Ok(Json(DeadLettersView {
+        dead_letters: letters.iter().map(DeadLetterView::from).collect(),
+    }))
+}
+
+/// Sends a dead letter back through the normal consumer path (a second replay, or one of
+/// something applied meanwhile, changes nothing: the consumer is idempotent).
+#[utoipa::path(post, path = "/admin/v1/dead-letters/{id}/replay", tag = "admin", operation_id = "replay_dead_letter",
+    security(("operator" = [])),
+    params(("id" = i64, Path, description = "The dead letter's id")),
+    request_body = ReasonBody,
+    responses(
+        (status = 200, description = "Published again (confirmed by the broker)", body = DeadLetterView),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+        (status = 404, description = "`dead_letter_not_found`", body = ErrorBody),
+        (status = 503, description = "`broker_unavailable`: RabbitMQ did not confirm; try again", body = ErrorBody),
+    ))]
+async fn replay_dead_letter(
+    State(state): State<AppState>,
+    Operator(operator): Operator,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    JsonBody(body): JsonBody<ReasonBody>,
+) -> Result<Json<DeadLetterView>, AppError> {
+    let id: i64 = id.parse().map_err(|_| AppError::DeadLetterNotFound)?;
+    let reason = crate::domain::checked_reason(&body.reason)?;
+    let letter = state.dead_letters.replay(&operator, id, &reason).await?;
+    Ok(Json(DeadLetterView::from(&letter)))
+}
+
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/admin/v1/openapi.json", tag = "admin", operation_id = "admin_openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document of the admin API")))]
@@ -350,7 +455,14 @@ async fn openapi_json() -> Json<serde_json::Value> {
         description = "The operators' API: orders with their refunds and history, refunds. Every call needs an operator's bearer token (ADMIN_TOKENS); every action is audited. Errors are `{\"code\", \"message\"}`.",
         version = "1"
     ),
-    paths(search_orders, get_order, create_refund, openapi_json),
+    paths(
+        search_orders,
+        get_order,
+        create_refund,
+        list_dead_letters,
+        replay_dead_letter,
+        openapi_json
+    ),
     modifiers(&OperatorAuth)
 )]
 struct AdminApiDoc;

@@ -100,6 +100,32 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
+/// Query parameters of type `T`; ones that do not parse are `invalid_request`.
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        let axum::extract::Query(params) =
+            axum::extract::Query::<T>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| AppError::InvalidRequest(e.body_text()))?;
+        Ok(QueryParams(params))
+    }
+}
+
+/// A page's size and where it starts, from a listing's `limit` and `cursor` parameters.
+pub(crate) fn page(
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<(crate::domain::PageSize, Option<crate::domain::Cursor>), AppError> {
+    let size = crate::domain::PageSize::new(limit)?;
+    let cursor = cursor
+        .map(str::parse::<crate::domain::Cursor>)
+        .transpose()?;
+    Ok((size, cursor))
+}
+
 /// The order id in the path; one that is not an id is simply not found.
 pub(crate) struct PathOrderId(pub(crate) OrderId);
 

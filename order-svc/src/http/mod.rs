@@ -11,20 +11,20 @@ mod shapes;
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use self::extract::{Caller, Idempotency, JsonBody, JsonValue, MAX_BODY, PathOrderId};
+use self::extract::{Caller, Idempotency, JsonBody, JsonValue, MAX_BODY, PathOrderId, QueryParams};
 use self::limit::ClientAddr;
 use self::shapes::{
     CreateOrderBody, ErrorBody, ListQuery, LoginBody, OrderView, OrdersPage, PaymentView,
     ProductsView, SessionView,
 };
 use crate::checkout::Checkout;
-use crate::domain::{Cursor, LoginCode, OrderRequest, PageSize};
+use crate::domain::{LoginCode, OrderRequest};
 use crate::error::AppError;
 use crate::orders::Orders;
 use crate::store::Owner;
@@ -47,6 +47,8 @@ pub struct AppState {
     pub login_limits: Arc<LoginLimits>,
     /// Operators' refunds.
     pub refunds: Arc<crate::refunds::Refunds>,
+    /// Dead letters, for operators.
+    pub dead_letters: Arc<crate::dead_letters::DeadLetters>,
     /// Who may use the admin API.
     pub admin_tokens: Arc<crate::operators::AdminTokens>,
 }
@@ -159,15 +161,9 @@ async fn get_order(
 async fn list_orders(
     State(state): State<AppState>,
     Caller(openid): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<OrdersPage>, AppError> {
-    let Query(query) = query.map_err(|e| AppError::InvalidRequest(e.body_text()))?;
-    let size = PageSize::new(query.limit)?;
-    let cursor = query
-        .cursor
-        .as_deref()
-        .map(str::parse::<Cursor>)
-        .transpose()?;
+    let (size, cursor) = extract::page(query.limit, query.cursor.as_deref())?;
     let page = state
         .orders
         .list(&Owner::User(openid), size, cursor)

@@ -7,6 +7,7 @@
 //! of [`Store`] run on the pool.
 
 pub mod anomalies;
+pub mod dead_letters;
 pub mod orders;
 pub mod outbox;
 pub mod products;

@@ -12,7 +12,7 @@ use wechat_pay::{Fen, OutRefundNo};
 
 use super::orders::{ORDER_COLUMNS, fen, one, order_from_row};
 use super::{Store, StoreError};
-use crate::domain::{IdempotencyKey, Order, OrderId, OrderStatus, Refund, RefundStatus};
+use crate::domain::{IdempotencyKey, Order, OrderId, Refund, RefundStatus, status_after_refunds};
 
 /// The columns every refund query selects, in [`refund_from_row`]'s order.
 const REFUND_COLUMNS: &str = "id, order_id, out_refund_no, amount_fen, reason, requested_by, status, refund_id, failure, created_at, settled_at";
@@ -50,15 +50,15 @@ pub async fn lock_order(conn: &mut PgConnection, id: OrderId) -> Result<Option<O
     one(row)
 }
 
-/// Sets the locked order's refund amounts and the status they give (allowed by the state
-/// machine, or unchanged).
+/// Sets the locked order's refund amounts and the status they give
+/// ([`status_after_refunds`], allowed by the state machine, or unchanged).
 pub async fn set_amounts(
     conn: &mut PgConnection,
     order: &Order,
     refunded: Fen,
     refunding: Fen,
-    status: OrderStatus,
 ) -> Result<Order, StoreError> {
+    let status = status_after_refunds(order.amount, refunded, refunding);
     if status != order.status {
         order.status.to(status)?;
     }

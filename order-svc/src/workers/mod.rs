@@ -22,6 +22,9 @@ use crate::store::Store;
 /// How often the backlog gauges are sampled.
 const BACKLOG_PERIOD: Duration = Duration::from_secs(5);
 
+/// Dead letters taken off their queue at once.
+const DEAD_LETTER_PREFETCH: u16 = 16;
+
 /// Orders settled, queried or events relayed per step.
 const BATCH: u32 = 50;
 
@@ -30,6 +33,7 @@ const BATCH: u32 = 50;
 pub struct Workers {
     checkout: Arc<Checkout>,
     refunds: Arc<crate::refunds::Refunds>,
+    dead_letters: Arc<crate::dead_letters::DeadLetters>,
     store: Store,
     publisher: Publisher,
     topology: Topology,
@@ -55,6 +59,7 @@ impl Workers {
     pub fn new(
         checkout: Arc<Checkout>,
         refunds: Arc<crate::refunds::Refunds>,
+        dead_letters: Arc<crate::dead_letters::DeadLetters>,
         store: Store,
         settings: &Settings,
     ) -> Self {
@@ -72,6 +77,7 @@ impl Workers {
         Workers {
             checkout,
             refunds,
+            dead_letters,
             store,
             publisher,
             topology,
@@ -86,9 +92,10 @@ impl Workers {
         }
     }
 
-    /// Closes the outbox publisher (after the relay's last step).
+    /// Closes the outbox publisher (after the relay's last step) and the replay publisher.
     pub async fn close(&self) {
         self.publisher.close().await;
+        self.dead_letters.close().await;
     }
 
     /// Whether the payment queue has been declared (it stays declared: durable).
@@ -138,6 +145,24 @@ impl Workers {
             move |message| {
                 let consumer = consumer.clone();
                 async move { consumer.handle_event(message).await }
+            },
+            stop.wait(),
+        )));
+        // The dead-letter queue is emptied into PostgreSQL, where operators read and replay.
+        let (topology, limit) = (self.topology.clone(), self.delivery_limit);
+        let keeper = Arc::clone(&self.dead_letters);
+        tasks.push(tokio::spawn(messaging::run_consumer(
+            self.amqp_url.expose_secret().to_owned(),
+            format!("{}-dead-letters", crate::SERVICE),
+            self.topology.order_payments_dlq(),
+            DEAD_LETTER_PREFETCH,
+            move |channel| {
+                let topology = topology.clone();
+                async move { topology.declare_order_consumer(&channel, limit).await }
+            },
+            move |message| {
+                let keeper = Arc::clone(&keeper);
+                async move { keeper.keep(&message).await }
             },
             stop.wait(),
         )));

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use prost::Message as _;
 use reqwest::StatusCode;
 use serde_json::Value;
 use service_runtime::settings::MapEnv;
@@ -309,13 +310,16 @@ impl Stack {
         self.workers.as_ref().unwrap()
     }
 
-    /// Messages waiting in order-svc's dead-letter queue.
+    /// Dead letters: those order-svc took off its dead-letter queue into PostgreSQL, and
+    /// those still waiting in the queue.
     pub async fn dead_letters(&self) -> u32 {
         let dlq = self.topology.order_payments_dlq();
-        queue_state(&dlq)
+        let waiting = queue_state(&dlq)
             .await
             .unwrap_or_else(|| panic!("{dlq} is not declared"))
-            .messages
+            .messages;
+        let kept = self.sql_count("SELECT count(*) FROM dead_letters").await;
+        waiting + u32::try_from(kept).unwrap()
     }
 
     /// Waits until order-svc's dead-letter queue holds `n` messages.
@@ -484,4 +488,39 @@ impl Drop for CertFiles {
         let _ = std::fs::remove_file(&self.cert);
         let _ = std::fs::remove_file(&self.key);
     }
+}
+
+/// A `payment.succeeded` event as notify-svc publishes it: 19.99 CNY to the simulator's
+/// merchant.
+pub fn payment_event(
+    out_trade_no: &str,
+    transaction_id: &str,
+) -> proto::events::v1::PaymentSucceeded {
+    proto::events::v1::PaymentSucceeded {
+        event_id: format!("wxpay:{transaction_id}"),
+        out_trade_no: out_trade_no.into(),
+        transaction_id: transaction_id.into(),
+        amount_fen: 1999,
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        ..Default::default()
+    }
+}
+
+/// Publishes `event` to the payments exchange, as notify-svc would.
+pub async fn publish(s: &Stack, event: &proto::events::v1::PaymentSucceeded) {
+    let conn = require_rabbitmq().await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish(
+        &s.topology.payments_exchange(),
+        messaging::PAYMENT_SUCCEEDED,
+        Default::default(),
+        &event.encode_to_vec(),
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
 }

@@ -194,12 +194,18 @@ impl PaymentNotification {
     /// Refuses a notification for another appid or mch_id (a valid signature from a key
     /// shared with another app must not pay our order).
     pub fn check_merchant(&self, appid: &str, mch_id: &str) -> Result<(), NotifyError> {
-        if self.appid != appid {
-            return Err(NotifyError::MerchantMismatch("appid"));
-        }
-        if self.mch_id != mch_id {
-            return Err(NotifyError::MerchantMismatch("mch_id"));
-        }
-        Ok(())
+        same_merchant((&self.appid, &self.mch_id), (appid, mch_id))
     }
+}
+
+/// Refuses a notification's `(appid, mch_id)` unless it is `expected`, naming the first
+/// field that differs.
+pub(crate) fn same_merchant(got: (&str, &str), expected: (&str, &str)) -> Result<(), NotifyError> {
+    if got.0 != expected.0 {
+        return Err(NotifyError::MerchantMismatch("appid"));
+    }
+    if got.1 != expected.1 {
+        return Err(NotifyError::MerchantMismatch("mch_id"));
+    }
+    Ok(())
 }

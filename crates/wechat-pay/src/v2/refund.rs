@@ -372,13 +372,7 @@ pub struct RefundNotification {
 impl RefundNotification {
     /// Refuses a notification for another appid or mch_id.
     pub fn check_merchant(&self, appid: &str, mch_id: &str) -> Result<(), NotifyError> {
-        if self.appid != appid {
-            return Err(NotifyError::MerchantMismatch("appid"));
-        }
-        if self.mch_id != mch_id {
-            return Err(NotifyError::MerchantMismatch("mch_id"));
-        }
-        Ok(())
+        super::notify::same_merchant((&self.appid, &self.mch_id), (appid, mch_id))
     }
 }
 
