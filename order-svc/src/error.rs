@@ -62,6 +62,10 @@ pub enum AppError {
     /// The order cannot be refunded (or resolved that way) in its state.
     #[error("{0}")]
     OrderNotRefundable(String),
+    /// A review resolution that does not apply (the order is not in REVIEW, or WeChat's
+    /// answer rules it out).
+    #[error("{0}")]
+    ResolutionNotAllowed(String),
     /// No dead letter with that id.
     #[error("dead letter not found")]
     DeadLetterNotFound,
@@ -123,6 +127,7 @@ impl AppError {
             AppError::OrderNotPayable(_) => "order_not_payable",
             AppError::RefundExceedsPaid(_) => "refund_exceeds_paid",
             AppError::OrderNotRefundable(_) => "order_not_refundable",
+            AppError::ResolutionNotAllowed(_) => "resolution_not_allowed",
             AppError::DeadLetterNotFound => "dead_letter_not_found",
             AppError::BrokerUnavailable(_) => "broker_unavailable",
             AppError::PaymentUnavailable(_) => "payment_unavailable",
@@ -149,7 +154,8 @@ impl AppError {
             AppError::IdempotencyKeyReused => StatusCode::CONFLICT,
             AppError::OrderNotPayable(_)
             | AppError::RefundExceedsPaid(_)
-            | AppError::OrderNotRefundable(_) => StatusCode::CONFLICT,
+            | AppError::OrderNotRefundable(_)
+            | AppError::ResolutionNotAllowed(_) => StatusCode::CONFLICT,
             AppError::PaymentUnavailable(_) | AppError::BrokerUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -174,7 +180,8 @@ impl AppError {
             AppError::IdempotencyKeyReused => Code::AlreadyExists,
             AppError::OrderNotPayable(_)
             | AppError::RefundExceedsPaid(_)
-            | AppError::OrderNotRefundable(_) => Code::FailedPrecondition,
+            | AppError::OrderNotRefundable(_)
+            | AppError::ResolutionNotAllowed(_) => Code::FailedPrecondition,
             AppError::PaymentUnavailable(_) | AppError::BrokerUnavailable(_) => Code::Unavailable,
             AppError::PaymentRefused(_) | AppError::Store(_) | AppError::Internal { .. } => {
                 Code::Internal

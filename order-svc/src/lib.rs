@@ -17,6 +17,7 @@ pub mod operators;
 pub mod orders;
 pub mod payments;
 pub mod refunds;
+pub mod reviews;
 pub mod session;
 pub mod settings;
 pub mod store;
@@ -101,6 +102,7 @@ impl Application {
             settings.order_ttl,
         ));
         let payments_for_refunds = payments.clone();
+        let payments_for_reviews = payments.clone();
         let checkout = Arc::new(checkout::Checkout::new(
             store.clone(),
             cache.clone(),
@@ -127,6 +129,12 @@ impl Application {
         if settings.admin_tokens.is_empty() {
             tracing::info!("ADMIN_TOKENS is not set: the admin API is closed to everyone");
         }
+        let reviews = Arc::new(reviews::Reviews::new(
+            store.clone(),
+            cache.clone(),
+            payments_for_reviews,
+            Arc::clone(&refunds),
+        ));
         let dead_letters = Arc::new(dead_letters::DeadLetters::new(
             store.clone(),
             settings.amqp_url.expose_secret(),
@@ -152,6 +160,7 @@ impl Application {
                 orders,
                 checkout,
                 refunds,
+                reviews,
                 dead_letters,
                 admin_tokens: Arc::new(settings.admin_tokens.clone()),
                 login_limits: Arc::new(http::LoginLimits::new(

@@ -197,3 +197,138 @@ async fn a_dead_letter_is_kept_listed_and_replayed_through_the_consumer_once() {
         );
     }
 }
+
+/// An order put in REVIEW as a contradicting payment would leave it, paid at WeChat or not.
+async fn in_review(s: &Stack, user: &str, paid_at_wechat: bool) -> (String, String, String) {
+    let (token, id, number) = s.prepaid_order(user).await;
+    if paid_at_wechat {
+        s.sim
+            .sim()
+            .set_faults(wechatpay_sim::Faults {
+                drop_notifications: true,
+                ..Default::default()
+            })
+            .unwrap();
+        s.user_pays(&number);
+        s.sim
+            .sim()
+            .set_faults(wechatpay_sim::Faults::default())
+            .unwrap();
+    }
+    s.sql(&format!(
+        "UPDATE orders SET status = 'REVIEW', review_reason = 'paid_after_close' WHERE id = '{id}'"
+    ))
+    .await;
+    (token, id, number)
+}
+
+async fn resolve(s: &Stack, id: &str, action: &str) -> Answer {
+    let body =
+        serde_json::json!({"action": action, "reason": "checked with the buyer"}).to_string();
+    s.api
+        .call(
+            Method::POST,
+            &format!("/admin/v1/orders/{id}/resolve"),
+            Some(ADMIN_TOKEN),
+            Some(&body),
+            &[],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn each_review_resolution_applies_only_where_wechat_agrees() {
+    let s = stack_with(Options {
+        payment_query_after: "1h",
+        ..Options::default()
+    })
+    .await;
+    let (_, unpaid, _) = in_review(&s, "una", false).await;
+    let (_, kept, kept_number) = in_review(&s, "kim", true).await;
+    let (_, given_back, _) = in_review(&s, "gil", true).await;
+
+    let queue = s
+        .api
+        .call(
+            Method::GET,
+            "/admin/v1/reviews",
+            Some(ADMIN_TOKEN),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(queue.status, StatusCode::OK, "{}", queue.body);
+    let listed: Vec<&str> = queue.body["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert!(queue.body["reviews"][0]["reason"] == "paid_after_close");
+
+    // WeChat has no payment: it can be closed, not accepted or refunded.
+    for action in ["accept_payment", "refund"] {
+        let refused = resolve(&s, &unpaid, action).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::CONFLICT, "resolution_not_allowed"),
+            "{action}"
+        );
+    }
+    let closed = resolve(&s, &unpaid, "close").await;
+    assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
+    assert_eq!(closed.body["status"], "CLOSED");
+
+    // WeChat has the payment: it cannot be closed; accepting makes it PAID with WeChat's
+    // transaction, once.
+    let refused = resolve(&s, &kept, "close").await;
+    assert_eq!(refused.code(), "resolution_not_allowed");
+    let accepted = resolve(&s, &kept, "accept_payment").await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    assert_eq!(accepted.body["status"], "PAID");
+    assert_eq!(
+        accepted.body["transaction_id"].as_str(),
+        s.at_wechat(&kept_number).transaction_id.as_deref()
+    );
+    let again = resolve(&s, &kept, "accept_payment").await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "resolution_not_allowed")
+    );
+
+    // Refunding gives the whole payment back through the normal refund path.
+    let refunded = resolve(&s, &given_back, "refund").await;
+    assert_eq!(refunded.status, StatusCode::OK, "{}", refunded.body);
+    assert_eq!(refunded.body["status"], "REFUNDING");
+    assert_eq!(
+        s.sql_count(&format!(
+            "SELECT count(*) FROM refunds WHERE order_id = '{given_back}' AND amount_fen = 1999 AND status = 'PROCESSING'"
+        ))
+        .await,
+        1
+    );
+
+    // Every attempt is audited, the refusals too.
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM admin_actions WHERE action LIKE 'resolve:%'")
+            .await,
+        7
+    );
+    assert_eq!(
+        s.sql_count("SELECT count(*) FROM admin_actions WHERE action LIKE 'resolve:%' AND outcome LIKE 'refused:%'")
+            .await,
+        4
+    );
+    let empty = s
+        .api
+        .call(
+            Method::GET,
+            "/admin/v1/reviews",
+            Some(ADMIN_TOKEN),
+            None,
+            &[],
+        )
+        .await;
+    assert!(empty.body["reviews"].as_array().unwrap().is_empty());
+}

@@ -98,6 +98,10 @@ async fn order_svc_serves_and_stops_on_sigterm() {
     }
 }
 
+/// An operator's token (its hash is in `ADMIN_TOKENS`), and one that is nobody's.
+const ADMIN_SECRET: &str = "binary-test-admin-token-0123456789";
+const WRONG_ADMIN_SECRET: &str = "binary-test-wrong-admin-token-98765";
+
 /// Everything the process wrote, once it has exited.
 fn output_of(child: &mut std::process::Child) -> String {
     use std::io::Read as _;
@@ -128,6 +132,10 @@ async fn order_svc_stops_on_sigterm_without_a_warning_or_error() {
         .env("REDIS_URL", support::redis_url())
         .env("AMQP_URL", support::amqp_url())
         .env("AMQP_PREFIX", &prefix)
+        .env(
+            "ADMIN_TOKENS",
+            order_svc::operators::AdminTokens::entry("ops", ADMIN_SECRET),
+        )
         .env("WORKERS", "on")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -142,6 +150,18 @@ async fn order_svc_stops_on_sigterm_without_a_warning_or_error() {
         || async { support::queue_state(&queue).await.map(|q| q.consumers) == Some(1) },
     )
     .await;
+    // Admin calls with the right token and a wrong one: neither token reaches the log.
+    let client = reqwest::Client::new();
+    for token in [ADMIN_SECRET, WRONG_ADMIN_SECRET] {
+        let answer = client
+            .get(format!("http://127.0.0.1:{http}/admin/v1/dead-letters"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let expected = if token == ADMIN_SECRET { 200 } else { 401 };
+        assert_eq!(answer.status(), expected);
+    }
     assert!(
         Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -159,4 +179,8 @@ async fn order_svc_stops_on_sigterm_without_a_warning_or_error() {
     assert!(output.contains("order-svc stopped"), "{output}");
     let alarming = test_support::alarming_lines(&output);
     assert!(alarming.is_empty(), "a clean stop logged: {alarming:#?}");
+    assert!(
+        !output.contains(ADMIN_SECRET) && !output.contains(WRONG_ADMIN_SECRET),
+        "an admin token was logged"
+    );
 }

@@ -117,6 +117,8 @@ pub enum CloseReason {
     Expired,
     /// The buyer cancelled it.
     Cancelled,
+    /// An operator closed it out of REVIEW (WeChat says it was never paid).
+    Resolved,
 }
 
 impl CloseReason {
@@ -125,6 +127,7 @@ impl CloseReason {
         match self {
             CloseReason::Expired => "expired",
             CloseReason::Cancelled => "cancelled",
+            CloseReason::Resolved => "resolved",
         }
     }
 }

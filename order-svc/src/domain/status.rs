@@ -74,6 +74,7 @@ impl OrderStatus {
                 | (Refunding, PartiallyRefunded | Refunded | Paid)
                 | (PartiallyRefunded, Refunding | Refunded)
                 | (Closed, Review)
+                | (Review, Paid | Closed)
         );
         if allowed {
             Ok(next)
@@ -135,15 +136,19 @@ mod tests {
     }
 
     #[test]
-    fn nothing_moves_backwards_to_paid() {
+    fn nothing_moves_backwards_to_paid_but_an_operators_review_resolution() {
         use OrderStatus::*;
         assert_eq!(Pending.to(Paid), Ok(Paid));
         assert_eq!(Pending.to(Closed), Ok(Closed));
         assert_eq!(Closed.to(Review), Ok(Review));
-        for from in [Closed, Refunded, Review, Paid] {
+        for from in [Closed, Refunded, Paid] {
             assert_eq!(from.to(Paid), Err(IllegalTransition { from, to: Paid }));
         }
         assert!(Paid.to(Pending).is_err());
-        assert!(Review.to(Closed).is_err());
+        // Out of REVIEW only by an operator's resolution, as WeChat's answer allows.
+        assert_eq!(Review.to(Paid), Ok(Paid));
+        assert_eq!(Review.to(Closed), Ok(Closed));
+        assert!(Review.to(Pending).is_err());
+        assert!(Review.to(Refunded).is_err());
     }
 }

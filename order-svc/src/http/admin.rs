@@ -28,6 +28,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/admin/v1/orders", get(search_orders))
         .route("/admin/v1/orders/{id}", get(get_order))
         .route("/admin/v1/orders/{id}/refunds", post(create_refund))
+        .route("/admin/v1/reviews", get(list_reviews))
+        .route("/admin/v1/orders/{id}/resolve", post(resolve_order))
         .route("/admin/v1/dead-letters", get(list_dead_letters))
         .route(
             "/admin/v1/dead-letters/{id}/replay",
@@ -441,6 +443,99 @@ async fn replay_dead_letter(
     Ok(Json(DeadLetterView::from(&letter)))
 }
 
+/// An order in REVIEW with the anomaly that put it there.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReviewView {
+    /// The order.
+    #[serde(flatten)]
+    order: OrderView,
+    /// The buyer.
+    openid: String,
+    /// Why it is in review: `paid_after_close`, `amount_mismatch`, `currency_mismatch`, ...
+    reason: String,
+    /// The contradicting payment's WeChat transaction, when recorded.
+    anomaly_transaction_id: Option<String>,
+    /// Its amount in fen, when recorded.
+    anomaly_amount_fen: Option<i64>,
+    /// Where it came from: `notification` or `query`.
+    anomaly_source: Option<String>,
+}
+
+/// The review queue.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReviewsView {
+    /// The longest waiting first, at most 200.
+    reviews: Vec<ReviewView>,
+}
+
+/// An operator's decision about an order in REVIEW.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveBody {
+    /// `accept_payment` (WeChat has the payment; keep it), `refund` (WeChat has it; give it
+    /// all back) or `close` (WeChat has none).
+    action: crate::reviews::Resolution,
+    /// Why, for the audit log (and the payer, on a refund): 1 to 80 characters.
+    #[schema(min_length = 1, max_length = 80)]
+    reason: String,
+}
+
+/// The orders a payment contradicted, waiting for an operator.
+#[utoipa::path(get, path = "/admin/v1/reviews", tag = "admin", operation_id = "list_reviews",
+    security(("operator" = [])),
+    responses(
+        (status = 200, description = "The review queue", body = ReviewsView),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+    ))]
+async fn list_reviews(
+    State(state): State<AppState>,
+    Operator(_operator): Operator,
+) -> Result<Json<ReviewsView>, AppError> {
+    let reviews = state.reviews.list().await?;
+    Ok(Json(ReviewsView {
+        reviews: reviews
+            .iter()
+            .map(|r| ReviewView {
+                order: OrderView::from(&r.order),
+                openid: r.order.openid.to_string(),
+                reason: r.reason.clone(),
+                anomaly_transaction_id: r.transaction_id.clone(),
+                anomaly_amount_fen: r.amount_fen,
+                anomaly_source: r.source.clone(),
+            })
+            .collect(),
+    }))
+}
+
+/// Settles an order in REVIEW. WeChat is asked first: `accept_payment` and `refund` need it
+/// to say the order was paid (a `refund` also needs its amount to be the order's), `close`
+/// needs it to say it was not.
+#[utoipa::path(post, path = "/admin/v1/orders/{id}/resolve", tag = "admin", operation_id = "resolve_order",
+    security(("operator" = [])),
+    params(("id" = uuid::Uuid, Path, description = "The order's id")),
+    request_body = ResolveBody,
+    responses(
+        (status = 200, description = "The order as it is now", body = OrderView),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+        (status = 404, description = "`order_not_found`", body = ErrorBody),
+        (status = 409, description = "`resolution_not_allowed`: not in REVIEW, or WeChat's answer rules the action out", body = ErrorBody),
+        (status = 503, description = "`payment_unavailable`: WeChat could not be asked; try again", body = ErrorBody),
+    ))]
+async fn resolve_order(
+    State(state): State<AppState>,
+    Operator(operator): Operator,
+    PathOrderId(id): PathOrderId,
+    JsonBody(body): JsonBody<ResolveBody>,
+) -> Result<Json<OrderView>, AppError> {
+    let reason = crate::domain::checked_reason(&body.reason)?;
+    let order = state
+        .reviews
+        .resolve(&operator, id, body.action, &reason)
+        .await?;
+    Ok(Json(OrderView::from(&order)))
+}
+
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/admin/v1/openapi.json", tag = "admin", operation_id = "admin_openapi",
     responses((status = 200, description = "The OpenAPI 3.1 document of the admin API")))]
@@ -459,6 +554,8 @@ async fn openapi_json() -> Json<serde_json::Value> {
         search_orders,
         get_order,
         create_refund,
+        list_reviews,
+        resolve_order,
         list_dead_letters,
         replay_dead_letter,
         openapi_json

@@ -47,6 +47,8 @@ pub struct AppState {
     pub login_limits: Arc<LoginLimits>,
     /// Operators' refunds.
     pub refunds: Arc<crate::refunds::Refunds>,
+    /// The review queue.
+    pub reviews: Arc<crate::reviews::Reviews>,
     /// Dead letters, for operators.
     pub dead_letters: Arc<crate::dead_letters::DeadLetters>,
     /// Who may use the admin API.

@@ -268,6 +268,35 @@ impl Store {
         rows.iter().map(refund_from_row).collect()
     }
 
+    /// The orders in REVIEW (at most 200, the longest waiting first), each with the latest
+    /// anomaly recorded for it.
+    pub async fn in_review(&self) -> Result<Vec<crate::reviews::InReview>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS}, review_reason, anomaly_reason, anomaly_transaction_id, anomaly_amount_fen, anomaly_source
+             FROM orders LEFT JOIN LATERAL (
+                 SELECT reason AS anomaly_reason, transaction_id AS anomaly_transaction_id,
+                        amount_fen AS anomaly_amount_fen, source AS anomaly_source
+                 FROM payment_anomalies WHERE payment_anomalies.order_id = orders.id
+                 ORDER BY created_at DESC, payment_anomalies.id DESC LIMIT 1) latest ON true
+             WHERE status = 'REVIEW' ORDER BY updated_at, orders.id LIMIT 200"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let review_reason: Option<String> = row.try_get("review_reason")?;
+                let anomaly_reason: Option<String> = row.try_get("anomaly_reason")?;
+                Ok(crate::reviews::InReview {
+                    order: order_from_row(row)?,
+                    reason: anomaly_reason.or(review_reason).unwrap_or_default(),
+                    transaction_id: row.try_get("anomaly_transaction_id")?,
+                    amount_fen: row.try_get("anomaly_amount_fen")?,
+                    source: row.try_get("anomaly_source")?,
+                })
+            })
+            .collect()
+    }
+
     /// The audit log of order `id`, oldest first.
     pub async fn actions_on(&self, id: OrderId) -> Result<Vec<LoggedAction>, StoreError> {
         let rows = sqlx::query(
