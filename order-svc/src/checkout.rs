@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::payments::{CloseOutcome, Payments};
-use crate::store::{Owner, Store, StoreError};
+use crate::store::{Owner, Store, StoreError, history};
 use crate::transitions::{self, Applied, Claim};
 
 /// Most notifications applied in one shared transaction (`Checkout::apply_notification`).
@@ -277,6 +277,19 @@ impl Checkout {
                 ));
             }
             tracing::info!("prepay created");
+            self.step(
+                &order.out_trade_no,
+                "prepay",
+                &format!("prepay {} created", prepay.prepay_id),
+            )
+            .await;
+        } else {
+            self.step(
+                &order.out_trade_no,
+                "prepay_reused",
+                &format!("prepay {} signed again", prepay.prepay_id),
+            )
+            .await;
         }
         Ok(prepay.payment)
     }
@@ -295,6 +308,13 @@ impl Checkout {
     async fn apply_in_tx(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
         let mut tx = self.store.begin().await?;
         let applied = transitions::apply_payment(&mut tx, facts, &self.settings.merchant).await?;
+        history::record(
+            &mut tx,
+            &facts.out_trade_no,
+            facts.source.as_str(),
+            &transitions::describe(&applied, facts),
+        )
+        .await?;
         tx.commit().await?;
         if let Some(order) = applied.changed() {
             self.store.outbox_committed();
@@ -339,6 +359,14 @@ impl Checkout {
                     truth,
                 })
             }
+        }
+    }
+
+    /// Records a step of the order's history; a failure to record is logged, never the
+    /// caller's failure (the change it describes stands).
+    async fn step(&self, number: &wechat_pay::OutTradeNo, kind: &str, detail: &str) {
+        if let Err(e) = self.store.record_step(number, kind, detail).await {
+            tracing::warn!(error = %service_runtime::telemetry::error_chain(&e), kind, "could not record an order's history step");
         }
     }
 
@@ -450,7 +478,16 @@ impl Checkout {
             .await?;
         let mut applied = 0;
         for order in &due {
-            if let Some(facts) = self.payments.paid_at_wechat(&order.out_trade_no).await? {
+            let paid = self.payments.paid_at_wechat(&order.out_trade_no).await?;
+            if paid.is_none() {
+                self.step(
+                    &order.out_trade_no,
+                    "query",
+                    "order query: WeChat says not paid yet",
+                )
+                .await;
+            }
+            if let Some(facts) = paid {
                 tracing::info!(out_trade_no = %order.out_trade_no, "payment found by order query (no notification yet)");
                 self.apply_payment(&facts).await?;
                 applied += 1;

@@ -383,6 +383,15 @@ impl Refunds {
         Ok(self.store.actions_on(id).await?)
     }
 
+    /// The history steps of order `id` (prepays, notifications, queries, closes, anomalies),
+    /// oldest first.
+    pub async fn history_of(
+        &self,
+        id: OrderId,
+    ) -> Result<Vec<crate::store::history::Step>, AppError> {
+        Ok(self.store.history_of(id).await?)
+    }
+
     /// The refunds of order `id`, oldest first.
     pub async fn of_order(&self, id: OrderId) -> Result<Vec<Refund>, AppError> {
         Ok(self.store.refunds_of(id).await?)

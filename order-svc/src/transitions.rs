@@ -14,7 +14,7 @@ use crate::convert;
 use crate::domain::{CloseReason, ExpectedMerchant, Order, OrderStatus, PaymentFacts, Source};
 use crate::error::AppError;
 use crate::store::outbox::{self, OutboxEvent};
-use crate::store::{anomalies, orders};
+use crate::store::{anomalies, history, orders};
 
 /// What applying a payment did.
 #[derive(Debug)]
@@ -171,6 +171,26 @@ pub async fn record_refuted(
     Ok(true)
 }
 
+/// What applying a payment did, in words, for the order's history.
+pub fn describe(applied: &Applied, facts: &PaymentFacts) -> String {
+    let payment = format!("transaction {}, {} fen", facts.transaction_id, facts.amount);
+    match applied {
+        Applied::Paid(_) => format!("paid ({payment})"),
+        Applied::Duplicate(_) => format!("a repeat ({payment}): nothing to do"),
+        Applied::Review(_, reason) => {
+            format!("contradicts the order ({reason}; {payment}): REVIEW")
+        }
+        Applied::Rejected(reason) => format!("refused ({reason}; {payment})"),
+        Applied::AlreadyRecorded => format!("a repeat of a recorded contradiction ({payment})"),
+        Applied::Contradicts(reason) => {
+            format!("contradicts the order ({reason}; {payment}): asking WeChat")
+        }
+        Applied::Refuted { reason, .. } => {
+            format!("refuted by WeChat's order query ({reason}; {payment})")
+        }
+    }
+}
+
 /// Applies a payment to its order, inside the caller's transaction: the order is locked,
 /// checked (merchant, currency, amount, state), and moved by a guarded UPDATE.
 #[tracing::instrument(skip_all, fields(out_trade_no = %facts.out_trade_no, order_id))]
@@ -293,6 +313,19 @@ pub async fn pay_together(
         outcome[i] = Some(order);
     }
     outbox::write(conn, &events).await?;
+    let steps: Vec<(&str, String)> = outcome
+        .iter()
+        .zip(claims)
+        .filter(|(paid, _)| paid.is_some())
+        .map(|(_, claim)| {
+            let f = claim.facts;
+            (
+                f.out_trade_no.as_str(),
+                format!("paid (transaction {}, {} fen)", f.transaction_id, f.amount),
+            )
+        })
+        .collect();
+    history::record_many(conn, Source::Notification.as_str(), &steps).await?;
     Ok(outcome)
 }
 
@@ -307,6 +340,7 @@ pub async fn close(
     let Some(closed) = orders::mark_closed(conn, order, reason).await? else {
         return Ok(None);
     };
+    history::record(conn, &closed.out_trade_no, "closed", reason.as_str()).await?;
     let event_id = Uuid::now_v7();
     let event = convert::order_closed(&closed, reason, &event_id);
     announce(

@@ -279,6 +279,34 @@ async fn each_review_resolution_applies_only_where_wechat_agrees() {
     let closed = resolve(&s, &unpaid, "close").await;
     assert_eq!(closed.status, StatusCode::OK, "{}", closed.body);
     assert_eq!(closed.body["status"], "CLOSED");
+    let history = s
+        .api
+        .call(
+            Method::GET,
+            &format!("/admin/v1/orders/{unpaid}"),
+            Some(ADMIN_TOKEN),
+            None,
+            &[],
+        )
+        .await;
+    let steps: Vec<(String, String)> = history.body["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["kind"].as_str().unwrap().to_owned(),
+                t["detail"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for kind in ["created", "prepay", "closed", "admin_action"] {
+        assert!(
+            steps.iter().any(|(k, _)| k == kind),
+            "{kind} missing: {steps:?}"
+        );
+    }
+    assert!(steps.iter().any(|(k, d)| k == "closed" && d == "resolved"));
 
     // WeChat has the payment: it cannot be closed; accepting makes it PAID with WeChat's
     // transaction, once.

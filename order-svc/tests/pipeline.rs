@@ -342,6 +342,14 @@ async fn a_dropped_notification_is_recovered_by_the_active_query() {
         order["transaction_id"].as_str(),
         s.at_wechat(&number).transaction_id.as_deref()
     );
+    // The order's history says how it was found.
+    assert_eq!(
+        s.sql_count(&format!(
+            "SELECT count(*) FROM order_history WHERE order_id = '{id}' AND kind = 'query' AND detail LIKE 'paid (%'"
+        ))
+        .await,
+        1
+    );
 }
 
 #[tokio::test]

@@ -134,6 +134,8 @@ async fn a_partial_then_a_full_refund_reach_refunded_through_the_notifications()
         .collect();
     for kind in [
         "created",
+        "prepay",
+        "notification",
         "paid",
         "refund_requested",
         "refund_settled",

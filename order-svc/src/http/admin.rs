@@ -20,6 +20,7 @@ use crate::error::AppError;
 use crate::orders::OrderRef;
 use crate::store::OrderFilter;
 use crate::store::dead_letters::DeadLetter;
+use crate::store::history::Step;
 use crate::store::refunds::LoggedAction;
 
 /// The admin routes (merged into the service's router).
@@ -107,8 +108,10 @@ pub(crate) struct TimelineEntry {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     at: OffsetDateTime,
-    /// `created`, `paid`, `refund_requested`, `refund_settled`, `admin_action`.
-    kind: &'static str,
+    /// `created`, `prepay`, `prepay_reused`, `notification` and `query` (each with its
+    /// outcome), `anomaly`, `paid`, `closed`, `refund_requested`, `refund_settled`,
+    /// `admin_action`.
+    kind: String,
     /// What happened, in words.
     detail: String,
 }
@@ -129,23 +132,35 @@ pub(crate) struct AdminOrderView {
     timeline: Vec<TimelineEntry>,
 }
 
-fn timeline(order: &Order, refunds: &[Refund], actions: &[LoggedAction]) -> Vec<TimelineEntry> {
+fn timeline(
+    order: &Order,
+    history: &[Step],
+    refunds: &[Refund],
+    actions: &[LoggedAction],
+) -> Vec<TimelineEntry> {
     let mut steps = vec![TimelineEntry {
         at: order.created_at,
-        kind: "created",
+        kind: "created".into(),
         detail: format!("order of {} fen created", order.amount),
     }];
     if let (Some(at), Some(txn)) = (order.paid_at, &order.transaction_id) {
         steps.push(TimelineEntry {
             at,
-            kind: "paid",
+            kind: "paid".into(),
             detail: format!("paid at WeChat, transaction {txn}"),
+        });
+    }
+    for step in history {
+        steps.push(TimelineEntry {
+            at: step.at,
+            kind: step.kind.clone(),
+            detail: step.detail.clone(),
         });
     }
     for r in refunds {
         steps.push(TimelineEntry {
             at: r.created_at,
-            kind: "refund_requested",
+            kind: "refund_requested".into(),
             detail: format!(
                 "refund {} of {} fen requested by {}: {}",
                 r.out_refund_no, r.amount, r.requested_by, r.reason
@@ -159,7 +174,7 @@ fn timeline(order: &Order, refunds: &[Refund], actions: &[LoggedAction]) -> Vec<
                 .unwrap_or_default();
             steps.push(TimelineEntry {
                 at,
-                kind: "refund_settled",
+                kind: "refund_settled".into(),
                 detail: format!("refund {} {}{why}", r.out_refund_no, r.status),
             });
         }
@@ -167,7 +182,7 @@ fn timeline(order: &Order, refunds: &[Refund], actions: &[LoggedAction]) -> Vec<
     for a in actions {
         steps.push(TimelineEntry {
             at: a.at,
-            kind: "admin_action",
+            kind: "admin_action".into(),
             detail: format!(
                 "{} by {}{}: {} ({})",
                 a.action,
@@ -293,11 +308,12 @@ async fn get_order(
     let order = state.orders.find(&OrderRef::Id(id)).await?;
     let refunds = state.refunds.of_order(id).await?;
     let actions = state.refunds.actions_on(id).await?;
+    let history = state.refunds.history_of(id).await?;
     Ok(Json(AdminOrderView {
         order: OrderView::from(&order),
         openid: order.openid.to_string(),
         refunding_fen: order.refunding.get(),
-        timeline: timeline(&order, &refunds, &actions),
+        timeline: timeline(&order, &history, &refunds, &actions),
         refunds: refunds.iter().map(RefundView::from).collect(),
     }))
 }

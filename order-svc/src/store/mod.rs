@@ -8,6 +8,7 @@
 
 pub mod anomalies;
 pub mod dead_letters;
+pub mod history;
 pub mod orders;
 pub mod outbox;
 pub mod products;
