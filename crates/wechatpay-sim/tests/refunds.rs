@@ -16,14 +16,24 @@ use wechat_pay::{Fen, OutRefundNo, OutTradeNo};
 /// A client that presents a merchant certificate (made here; the simulator over plain HTTP
 /// does not ask for one).
 fn refund_client(sim: &wechatpay_sim::RunningSim) -> Client {
-    let certified = rcgen::generate_simple_self_signed(vec!["merchant".to_owned()]).unwrap();
-    let pem = format!(
-        "{}{}",
-        certified.cert.pem(),
-        certified.signing_key.serialize_pem()
-    );
+    let merchant = test_support::TestCa::new("merchant CA").client(wechatpay_sim::DEFAULT_MCH_ID);
+    client_of(sim, None, Some(&merchant))
+}
+
+/// A client of `sim` trusting `server` (a TLS simulator's CA), presenting `identity`, if
+/// given; one attempt per call.
+fn client_of(
+    sim: &wechatpay_sim::RunningSim,
+    server: Option<&test_support::TestCa>,
+    identity: Option<&test_support::Pem>,
+) -> Client {
     let mut config = ClientConfig::new(sim.base_url().parse().unwrap());
-    config.identity = Some(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    config.extra_roots = server
+        .map(|ca| reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
+        .into_iter()
+        .collect();
+    config.identity = identity.map(|p| reqwest::Identity::from_pem(p.bundle().as_bytes()).unwrap());
+    config.retry = wechat_pay::RetryPolicy::none();
     let merchant = Merchant {
         appid: wechatpay_sim::DEFAULT_APPID.into(),
         mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
@@ -254,26 +264,6 @@ async fn tls_sim(
     sim_with(|c| c.tls = Some(tls)).await
 }
 
-/// A client of a TLS simulator, trusting `server`, presenting `identity` if given.
-fn tls_client(
-    sim: &wechatpay_sim::RunningSim,
-    server: &test_support::TestCa,
-    identity: Option<&test_support::Pem>,
-) -> Client {
-    let mut config = ClientConfig::new(sim.base_url().parse().unwrap());
-    config.extra_roots =
-        vec![reqwest::Certificate::from_pem(server.cert_pem().as_bytes()).unwrap()];
-    config.identity = identity.map(|p| reqwest::Identity::from_pem(p.bundle().as_bytes()).unwrap());
-    config.retry = wechat_pay::RetryPolicy::none();
-    let merchant = Merchant {
-        appid: wechatpay_sim::DEFAULT_APPID.into(),
-        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
-        key: key(),
-        sign_type: SignType::HmacSha256,
-    };
-    Client::new(merchant, config).unwrap()
-}
-
 #[tokio::test]
 async fn over_tls_the_refund_needs_a_merchant_certificate_from_the_trusted_ca() {
     let (server_ca, merchant_ca, rogue_ca) = (
@@ -284,9 +274,9 @@ async fn over_tls_the_refund_needs_a_merchant_certificate_from_the_trusted_ca() 
     let sim = tls_sim(&server_ca, &merchant_ca).await;
     assert!(sim.base_url().starts_with("https://"));
     let merchant = merchant_ca.client(wechatpay_sim::DEFAULT_MCH_ID);
-    let wechat = tls_client(&sim, &server_ca, Some(&merchant));
+    let wechat = client_of(&sim, Some(&server_ca), Some(&merchant));
     // Unified order needs no certificate: a NATIVE order (no openid), paid in the simulator.
-    let anonymous = tls_client(&sim, &server_ca, None);
+    let anonymous = client_of(&sim, Some(&server_ca), None);
     let n = number();
     let mut native = order(n.clone(), "", &dead_url(), 300);
     native.trade_type = wechat_pay::v2::TradeType::Native;
@@ -335,7 +325,7 @@ async fn over_tls_the_refund_needs_a_merchant_certificate_from_the_trusted_ca() 
 
     // A certificate from another CA does not get through the handshake.
     let rogue = rogue_ca.client(wechatpay_sim::DEFAULT_MCH_ID);
-    let e = tls_client(&sim, &server_ca, Some(&rogue))
+    let e = client_of(&sim, Some(&server_ca), Some(&rogue))
         .refund(&refund_of(&n, "RF-tls-3", 300, 100))
         .await
         .unwrap_err();
