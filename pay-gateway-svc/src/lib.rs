@@ -62,6 +62,13 @@ impl Application {
         if settings.wechat.simulator {
             tracing::warn!(base_url = %settings.wechat.pay_base_url, "simulator mode (WECHAT_MODE=simulator): not for real payments");
         }
+        if settings.wechat.merchant_cert.is_some() {
+            tracing::info!("refunds on: the merchant API certificate is loaded");
+        } else {
+            tracing::info!(
+                "refunds off: no merchant API certificate (WECHAT_CERT_FILE, WECHAT_KEY_FILE)"
+            );
+        }
         let gateway = Gateway::new(settings.wechat.clone())?;
         let grpc = bind(settings.grpc_addr).await?;
         let ops = bind(settings.ops_addr).await?;

@@ -63,7 +63,8 @@ pub struct WeChatSettings {
     /// True in simulator mode (`WECHAT_MODE=simulator`).
     pub simulator: bool,
     /// The merchant's API certificate and key (`WECHAT_CERT_FILE`, `WECHAT_KEY_FILE`), which
-    /// refunds need; refunds are off when neither is set. Checked at start-up.
+    /// refunds need; checked at start-up. `WECHAT_REFUNDS=on` requires them; without them
+    /// (and `WECHAT_REFUNDS` unset or `off`) refunds are off.
     pub merchant_cert: Option<MerchantCert>,
     /// Where WeChat sends refund notifications: notify-svc's public URL
     /// (`WECHAT_REFUND_NOTIFY_URL`).
@@ -112,7 +113,15 @@ impl Settings {
                 });
             }
         };
+        // Refunds are on when asked for (`WECHAT_REFUNDS=on`) or when a certificate is given;
+        // on without one is a start-up error, never a refund that fails later.
+        let refunds = env.on_off_or("WECHAT_REFUNDS", env.get("WECHAT_CERT_FILE").is_some())?;
         let merchant_cert = match (env.get("WECHAT_CERT_FILE"), env.get("WECHAT_KEY_FILE")) {
+            (None, None) if refunds => {
+                return Err(SettingsError::Missing {
+                    name: "WECHAT_CERT_FILE".into(),
+                });
+            }
             (None, None) => None,
             (Some(cert), Some(key)) => Some(MerchantCert::load(
                 cert.as_ref(),

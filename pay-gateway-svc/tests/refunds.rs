@@ -293,6 +293,15 @@ async fn a_missing_unreadable_or_mismatched_certificate_stops_the_start() {
         }
     );
 
+    let mut asked_without = env(&wechat.sim, &mut files, None, None);
+    asked_without.0.insert("WECHAT_REFUNDS".into(), "on".into());
+    assert_eq!(
+        Settings::from_source(&asked_without).unwrap_err(),
+        SettingsError::Missing {
+            name: "WECHAT_CERT_FILE".into()
+        }
+    );
+
     let mut mismatched = env(&wechat.sim, &mut files, None, Some(&cert));
     let wrong_key = files.write("other_key.pem", &other.key);
     mismatched.0.insert("WECHAT_KEY_FILE".into(), wrong_key);
