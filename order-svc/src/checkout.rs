@@ -278,14 +278,14 @@ impl Checkout {
             }
             tracing::info!("prepay created");
             self.step(
-                &order.out_trade_no,
+                order.id,
                 "prepay",
                 &format!("prepay {} created", prepay.prepay_id),
             )
             .await;
         } else {
             self.step(
-                &order.out_trade_no,
+                order.id,
                 "prepay_reused",
                 &format!("prepay {} signed again", prepay.prepay_id),
             )
@@ -308,7 +308,7 @@ impl Checkout {
     async fn apply_in_tx(&self, facts: &PaymentFacts) -> Result<Applied, AppError> {
         let mut tx = self.store.begin().await?;
         let applied = transitions::apply_payment(&mut tx, facts, &self.settings.merchant).await?;
-        history::record(
+        history::record_by_number(
             &mut tx,
             &facts.out_trade_no,
             facts.source.as_str(),
@@ -364,8 +364,8 @@ impl Checkout {
 
     /// Records a step of the order's history; a failure to record is logged, never the
     /// caller's failure (the change it describes stands).
-    async fn step(&self, number: &wechat_pay::OutTradeNo, kind: &str, detail: &str) {
-        if let Err(e) = self.store.record_step(number, kind, detail).await {
+    async fn step(&self, id: OrderId, kind: &str, detail: &str) {
+        if let Err(e) = self.store.record_step(id, kind, detail).await {
             tracing::warn!(error = %service_runtime::telemetry::error_chain(&e), kind, "could not record an order's history step");
         }
     }
@@ -480,12 +480,8 @@ impl Checkout {
         for order in &due {
             let paid = self.payments.paid_at_wechat(&order.out_trade_no).await?;
             if paid.is_none() {
-                self.step(
-                    &order.out_trade_no,
-                    "query",
-                    "order query: WeChat says not paid yet",
-                )
-                .await;
+                self.step(order.id, "query", "order query: WeChat says not paid yet")
+                    .await;
             }
             if let Some(facts) = paid {
                 tracing::info!(out_trade_no = %order.out_trade_no, "payment found by order query (no notification yet)");

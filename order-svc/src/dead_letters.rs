@@ -14,8 +14,8 @@ use service_runtime::telemetry::{TRACE_ID_HEADER, error_chain};
 
 use crate::error::AppError;
 use crate::store::Store;
+use crate::store::audit::AdminAction;
 use crate::store::dead_letters::{DeadLetter, NewDeadLetter};
-use crate::store::refunds::AdminAction;
 
 /// How many dead letters the admin API lists at most.
 pub const LIST_LIMIT: u32 = 200;

@@ -227,6 +227,25 @@ impl Orders {
         order.ok_or(AppError::OrderNotFound)
     }
 
+    /// What happened to order `id` that its row does not say: its history steps
+    /// (prepays, notifications, queries, closes, anomalies) and the operators' actions on
+    /// it, each oldest first.
+    pub async fn history(
+        &self,
+        id: OrderId,
+    ) -> Result<
+        (
+            Vec<crate::store::history::Step>,
+            Vec<crate::store::audit::LoggedAction>,
+        ),
+        AppError,
+    > {
+        Ok((
+            self.store.history_of(id).await?,
+            self.store.actions_on(id).await?,
+        ))
+    }
+
     /// A page of the orders `owner` may see, newest first, after `cursor`.
     pub async fn list(
         &self,

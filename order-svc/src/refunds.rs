@@ -22,7 +22,8 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::payments::{Payments, RefundAtWeChat, RefundSent};
-use crate::store::refunds::{self, AdminAction, NewRefund};
+use crate::store::audit::{self, AdminAction};
+use crate::store::refunds::{self, NewRefund};
 use crate::store::{Owner, Store};
 use crate::transitions;
 
@@ -157,7 +158,7 @@ impl Refunds {
         .await?;
         let refunding = add(order.refunding, refund.amount)?;
         let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
-        refunds::record_action(
+        audit::record_action(
             &mut tx,
             &AdminAction {
                 operator,
@@ -208,19 +209,23 @@ impl Refunds {
     /// WeChat refused `refund` for good: `FAILED`, its amount no longer reserved.
     async fn failed(&self, refund: &Refund, why: &str) -> Result<Option<Refund>, AppError> {
         let mut tx = self.store.begin().await?;
-        let Some(order) = refunds::lock_order(&mut tx, refund.order_id).await? else {
-            return Ok(None);
-        };
-        let Some(locked) = refunds::lock(&mut tx, &refund.out_refund_no).await? else {
+        let Some((order, locked)) =
+            refunds::lock_with_order(&mut tx, &refund.out_refund_no).await?
+        else {
             return Ok(None);
         };
         if locked.status != RefundStatus::Requested {
             return Ok(Some(locked));
         }
-        let failed =
-            refunds::finish(&mut tx, &locked, RefundStatus::Failed, None, Some(why)).await?;
-        let refunding = sub(order.refunding, locked.amount)?;
-        let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
+        let (failed, order) = refunds::settle(
+            &mut tx,
+            &order,
+            &locked,
+            RefundStatus::Failed,
+            None,
+            Some(why),
+        )
+        .await?;
         tx.commit().await?;
         self.cache.put(&order).await;
         metrics::counter!("refund_sends_total", "outcome" => "refused").increment(1);
@@ -252,15 +257,11 @@ impl Refunds {
     /// order's amounts and status, and `order.refunded` when money went back.
     pub async fn apply(&self, result: &RefundResult) -> Result<RefundApplied, AppError> {
         let mut tx = self.store.begin().await?;
-        let Some(order_id) = refunds::order_of(&mut tx, &result.out_refund_no).await? else {
+        let Some((order, refund)) =
+            refunds::lock_with_order(&mut tx, &result.out_refund_no).await?
+        else {
             return Ok(RefundApplied::Unknown);
         };
-        let order = refunds::lock_order(&mut tx, order_id)
-            .await?
-            .ok_or_else(|| AppError::internal("refund", "a refund without its order"))?;
-        let refund = refunds::lock(&mut tx, &result.out_refund_no)
-            .await?
-            .ok_or_else(|| AppError::internal("refund", "the refund vanished"))?;
         if order.out_trade_no != result.out_trade_no {
             return Ok(RefundApplied::Contradicts("refund_order_mismatch"));
         }
@@ -273,21 +274,15 @@ impl Refunds {
             }
             return Ok(RefundApplied::Duplicate);
         }
-        let refund = refunds::finish(
+        let (refund, order) = refunds::settle(
             &mut tx,
+            &order,
             &refund,
             result.status,
             Some(&result.refund_id),
             None,
         )
         .await?;
-        let refunding = sub(order.refunding, refund.amount)?;
-        let refunded = if result.status == RefundStatus::Success {
-            add(order.refunded, refund.amount)?
-        } else {
-            order.refunded
-        };
-        let order = refunds::set_amounts(&mut tx, &order, refunded, refunding).await?;
         if result.status == RefundStatus::Success {
             let event_id = Uuid::now_v7();
             let event = convert::order_refunded(&order, &refund, &event_id);
@@ -375,23 +370,6 @@ impl Refunds {
         }
     }
 
-    /// The audit log of order `id`, oldest first.
-    pub async fn actions_on(
-        &self,
-        id: OrderId,
-    ) -> Result<Vec<crate::store::refunds::LoggedAction>, AppError> {
-        Ok(self.store.actions_on(id).await?)
-    }
-
-    /// The history steps of order `id` (prepays, notifications, queries, closes, anomalies),
-    /// oldest first.
-    pub async fn history_of(
-        &self,
-        id: OrderId,
-    ) -> Result<Vec<crate::store::history::Step>, AppError> {
-        Ok(self.store.history_of(id).await?)
-    }
-
     /// The refunds of order `id`, oldest first.
     pub async fn of_order(&self, id: OrderId) -> Result<Vec<Refund>, AppError> {
         Ok(self.store.refunds_of(id).await?)
@@ -401,11 +379,4 @@ impl Refunds {
 fn add(a: Fen, b: Fen) -> Result<Fen, AppError> {
     a.checked_add(b)
         .ok_or_else(|| AppError::internal("refund", "amount overflow"))
-}
-
-fn sub(a: Fen, b: Fen) -> Result<Fen, AppError> {
-    a.get()
-        .checked_sub(b.get())
-        .and_then(|v| Fen::new(v).ok())
-        .ok_or_else(|| AppError::internal("refund", "more released than reserved"))
 }

@@ -6,18 +6,16 @@
 
 use std::sync::Arc;
 
-use prost::Message as _;
 use serde::Deserialize;
-use uuid::Uuid;
 
 use crate::cache::OrderCache;
-use crate::convert;
 use crate::domain::{CloseReason, Order, OrderId, OrderStatus, RefundRequest};
 use crate::error::AppError;
 use crate::payments::Payments;
 use crate::refunds::Refunds;
-use crate::store::refunds::AdminAction;
-use crate::store::{Owner, Store, orders};
+use crate::store::anomalies::InReview;
+use crate::store::audit::AdminAction;
+use crate::store::{Owner, Store};
 use crate::transitions;
 
 /// What an operator decides about an order in REVIEW.
@@ -40,21 +38,6 @@ impl Resolution {
             Resolution::Close => "resolve:close",
         }
     }
-}
-
-/// An order in REVIEW and the anomaly that put it there.
-#[derive(Debug, Clone)]
-pub struct InReview {
-    /// The order.
-    pub order: Order,
-    /// Why it is in review (`paid_after_close`, `amount_mismatch`, ...).
-    pub reason: String,
-    /// The contradicting payment's transaction, if recorded.
-    pub transaction_id: Option<String>,
-    /// Its amount, if recorded.
-    pub amount_fen: Option<i64>,
-    /// `notification` or `query`.
-    pub source: Option<String>,
 }
 
 /// The review use cases.
@@ -156,20 +139,11 @@ impl Reviews {
                     )));
                 }
                 let mut tx = self.store.begin().await?;
-                let paid = orders::mark_paid(&mut tx, &order, &facts.transaction_id, facts.paid_at)
+                let paid = transitions::pay(&mut tx, &order, &facts)
                     .await?
                     .ok_or_else(|| {
                         AppError::ResolutionNotAllowed("the order changed meanwhile".into())
                     })?;
-                let event_id = Uuid::now_v7();
-                let event = convert::order_paid(&paid, &event_id);
-                transitions::announce(
-                    &mut tx,
-                    messaging::ORDER_PAID,
-                    event_id,
-                    event.encode_to_vec(),
-                )
-                .await?;
                 tx.commit().await?;
                 self.store.outbox_committed();
                 self.cache.put(&paid).await;

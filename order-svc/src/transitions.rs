@@ -5,6 +5,8 @@
 //! not at all, and a duplicate can never apply twice. A notification that contradicts its
 //! order changes nothing here: it is handed back so that WeChat is asked first.
 
+use std::collections::HashMap;
+
 use prost::Message as _;
 use sqlx::PgConnection;
 use tracing::Span;
@@ -214,12 +216,9 @@ pub async fn apply_payment(
     }
     match order.status {
         OrderStatus::Pending => {
-            let paid = orders::mark_paid(conn, &order, &facts.transaction_id, facts.paid_at)
+            let paid = pay(conn, &order, facts)
                 .await?
                 .ok_or_else(|| AppError::internal("mark paid", "the locked order left PENDING"))?;
-            let event_id = Uuid::now_v7();
-            let event = convert::order_paid(&paid, &event_id);
-            announce(conn, messaging::ORDER_PAID, event_id, event.encode_to_vec()).await?;
             metrics::counter!("orders_paid_total", "source" => facts.source.as_str()).increment(1);
             tracing::info!(transaction_id = %facts.transaction_id, source = facts.source.as_str(), "order paid");
             Ok(Applied::Paid(paid))
@@ -251,39 +250,29 @@ pub async fn pay_together(
     claims: &[Claim<'_>],
     merchant: &ExpectedMerchant,
 ) -> Result<Vec<Option<Order>>, AppError> {
-    // The first claim about each order of this merchant; a later one waits for the commit.
-    let mut firsts: Vec<usize> = Vec::with_capacity(claims.len());
+    // The first claim about each order of this merchant, by number; a later one waits for
+    // the commit.
+    let mut firsts: HashMap<&str, usize> = HashMap::with_capacity(claims.len());
     for (i, claim) in claims.iter().enumerate() {
-        let number = &claim.facts.out_trade_no;
-        if merchant.is_payee_of(claim.facts)
-            && !firsts
-                .iter()
-                .any(|&j| &claims[j].facts.out_trade_no == number)
-        {
-            firsts.push(i);
+        if merchant.is_payee_of(claim.facts) {
+            firsts.entry(claim.facts.out_trade_no.as_str()).or_insert(i);
         }
     }
-    let numbers: Vec<&str> = firsts
-        .iter()
-        .map(|&i| claims[i].facts.out_trade_no.as_str())
-        .collect();
+    let numbers: Vec<&str> = firsts.keys().copied().collect();
     let locked = orders::lock_by_numbers(conn, &numbers).await?;
-    let mut payments = Vec::with_capacity(locked.len());
-    let mut payers = Vec::with_capacity(locked.len());
-    for &i in &firsts {
-        let facts = claims[i].facts;
-        let Some(order) = locked.iter().find(|o| o.out_trade_no == facts.out_trade_no) else {
-            continue;
-        };
-        if order.status == OrderStatus::Pending && contradicts(order, facts).is_none() {
-            payments.push(orders::Payment {
-                order,
-                transaction_id: &facts.transaction_id,
-                paid_at: facts.paid_at,
-            });
-            payers.push(i);
-        }
-    }
+    let payments: Vec<orders::Payment<'_>> = locked
+        .iter()
+        .filter_map(|order| {
+            let facts = claims[firsts[order.out_trade_no.as_str()]].facts;
+            (order.status == OrderStatus::Pending && contradicts(order, facts).is_none()).then_some(
+                orders::Payment {
+                    order,
+                    transaction_id: &facts.transaction_id,
+                    paid_at: facts.paid_at,
+                },
+            )
+        })
+        .collect();
     let mut outcome: Vec<Option<Order>> = claims.iter().map(|_| None).collect();
     if payments.is_empty() {
         return Ok(outcome);
@@ -296,37 +285,46 @@ pub async fn pay_together(
         ));
     }
     let mut events = Vec::with_capacity(paid.len());
+    let mut steps = Vec::with_capacity(paid.len());
     for order in paid {
-        let Some(&i) = payers
-            .iter()
-            .find(|&&i| claims[i].facts.out_trade_no == order.out_trade_no)
-        else {
-            return Err(AppError::internal("mark paid", "an order nobody paid"));
-        };
-        let event_id = Uuid::now_v7();
+        let i = firsts[order.out_trade_no.as_str()];
+        let (facts, event_id) = (claims[i].facts, Uuid::now_v7());
         events.push(OutboxEvent {
             id: event_id,
             routing_key: messaging::ORDER_PAID.to_owned(),
             payload: convert::order_paid(&order, &event_id).encode_to_vec(),
             trace_id: claims[i].trace_id.to_owned(),
         });
+        steps.push((
+            order.id,
+            format!(
+                "paid (transaction {}, {} fen)",
+                facts.transaction_id, facts.amount
+            ),
+        ));
         outcome[i] = Some(order);
     }
     outbox::write(conn, &events).await?;
-    let steps: Vec<(&str, String)> = outcome
-        .iter()
-        .zip(claims)
-        .filter(|(paid, _)| paid.is_some())
-        .map(|(_, claim)| {
-            let f = claim.facts;
-            (
-                f.out_trade_no.as_str(),
-                format!("paid (transaction {}, {} fen)", f.transaction_id, f.amount),
-            )
-        })
-        .collect();
     history::record_many(conn, Source::Notification.as_str(), &steps).await?;
     Ok(outcome)
+}
+
+/// → PAID with WeChat's payment `facts`, and its `order.paid` event, inside the caller's
+/// transaction; `None` when the order left the status it was read in. The one place an order
+/// becomes PAID one at a time (a notification or query, an operator's review resolution).
+pub async fn pay(
+    conn: &mut PgConnection,
+    order: &Order,
+    facts: &PaymentFacts,
+) -> Result<Option<Order>, AppError> {
+    let Some(paid) = orders::mark_paid(conn, order, &facts.transaction_id, facts.paid_at).await?
+    else {
+        return Ok(None);
+    };
+    let event_id = Uuid::now_v7();
+    let event = convert::order_paid(&paid, &event_id);
+    announce(conn, messaging::ORDER_PAID, event_id, event.encode_to_vec()).await?;
+    Ok(Some(paid))
 }
 
 /// PENDING → CLOSED (and an `order.closed` event), inside the caller's transaction; `None`
@@ -340,7 +338,7 @@ pub async fn close(
     let Some(closed) = orders::mark_closed(conn, order, reason).await? else {
         return Ok(None);
     };
-    history::record(conn, &closed.out_trade_no, "closed", reason.as_str()).await?;
+    history::record(conn, closed.id, "closed", reason.as_str()).await?;
     let event_id = Uuid::now_v7();
     let event = convert::order_closed(&closed, reason, &event_id);
     announce(

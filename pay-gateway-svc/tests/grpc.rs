@@ -2,29 +2,16 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod support;
+
 use pay_gateway_svc::{Application, Settings};
 use proto::paygateway::v1 as pb;
-use proto::paygateway::v1::pay_gateway_client::PayGatewayClient;
-use service_runtime::grpc_auth::{ClientAuth, GrpcToken};
 use service_runtime::settings::MapEnv;
 use service_runtime::telemetry::TRACE_ID_HEADER;
+use support::{Client, TOKEN, channel, client, reason};
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use wechat_pay::v2::{ApiKey, RequestPayment};
 use wechatpay_sim::{RunningSim, SimConfig};
-
-/// pay-gateway-svc's token in these tests.
-const TOKEN: &str = "pay-gateway-test-token-0123456789abcdef";
-
-/// A client sending the token (or `token`).
-type Client = PayGatewayClient<InterceptedService<Channel, ClientAuth>>;
-
-async fn client(grpc: std::net::SocketAddr, token: Option<&str>) -> Client {
-    let token = token.map(|t| GrpcToken::new(t).unwrap());
-    PayGatewayClient::with_interceptor(channel(grpc).await, ClientAuth::new(token.as_ref()))
-}
 
 struct Stack {
     sim: RunningSim,
@@ -69,21 +56,6 @@ async fn stack_with(extra: &[(&str, &str)]) -> Stack {
         ops,
         grpc,
     }
-}
-
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 async fn login(client: &mut Client, name: &str) -> String {

@@ -4,25 +4,19 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod support;
+
 use std::path::PathBuf;
 
 use pay_gateway_svc::{Application, Settings};
 use proto::paygateway::v1 as pb;
-use proto::paygateway::v1::pay_gateway_client::PayGatewayClient;
-use service_runtime::grpc_auth::{ClientAuth, GrpcToken};
 use service_runtime::settings::{MapEnv, SettingsError};
+use support::{TOKEN, client, reason};
 use test_support::{Pem, TestCa};
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic_types::StatusExt;
 use wechat_pay::v2::{self, ApiKey, Client, ClientConfig, Merchant, SignType, TradeType};
 use wechat_pay::{Fen, OutTradeNo};
 use wechatpay_sim::{RunningSim, SimConfig, SimTls};
-
-const TOKEN: &str = "pay-gateway-test-token-0123456789abcdef";
-
-type Gateway = PayGatewayClient<InterceptedService<Channel, ClientAuth>>;
 
 /// PEM files written for one test, removed when it ends.
 struct Files(Vec<PathBuf>);
@@ -108,19 +102,13 @@ fn env(sim: &RunningSim, files: &mut Files, ca: Option<&TestCa>, cert: Option<&P
     env
 }
 
-async fn gateway(env: &MapEnv) -> Gateway {
+async fn gateway(env: &MapEnv) -> support::Client {
     let app = Application::build(Settings::from_source(env).unwrap())
         .await
         .unwrap();
     let grpc = app.grpc_addr();
     tokio::spawn(app.run_until_stopped(std::future::pending()));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let token = GrpcToken::new(TOKEN).unwrap();
-    PayGatewayClient::with_interceptor(channel, ClientAuth::new(Some(&token)))
+    client(grpc, Some(TOKEN)).await
 }
 
 /// A NATIVE order of `fen` placed at the simulator (over TLS, no certificate needed) and paid.
@@ -166,13 +154,6 @@ fn refund(number: &str, refund_no: &str, total: i64, fen: i64) -> pb::RefundRequ
         refund_fen: fen,
         reason: "破损".into(),
     }
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
 }
 
 #[tokio::test]

@@ -217,19 +217,10 @@ fn validity() -> (time::OffsetDateTime, time::OffsetDateTime) {
 }
 
 fn write(path: &Path, contents: &str, mode: u32) -> Result<(), GatewayError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let failed = |source| GatewayError::Write {
+    crate::stack::write_file(path, contents, mode).map_err(|source| GatewayError::Write {
         path: path.display().to_string(),
         source,
-    };
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(failed)?;
-    std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(failed)
+    })
 }
 
 /// The Envoy binary: `ENVOY_BIN` if set, otherwise the one `scripts/install-envoy.sh`

@@ -170,22 +170,23 @@ impl MerchantCert {
         let made = rcgen::generate_simple_self_signed(vec!["minipay-merchant".to_owned()])
             .map_err(std::io::Error::other)?;
         std::fs::create_dir_all(dir)?;
-        std::fs::write(&files.cert, made.cert.pem())?;
-        write_private(&files.key, &made.signing_key.serialize_pem())?;
+        write_file(&files.cert, &made.cert.pem(), 0o644)?;
+        write_file(&files.key, &made.signing_key.serialize_pem(), 0o600)?;
         Ok(files)
     }
 }
 
-/// Writes a file only its owner can read.
-pub fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
+/// Writes `contents` to a fresh file with permissions `mode` (a file already there is
+/// replaced, so an old file's permissions never carry over).
+pub fn write_file(path: &std::path::Path, contents: &str, mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options.open(path)?.write_all(text.as_bytes())
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    std::io::Write::write_all(&mut file, contents.as_bytes())
 }
 
 /// The `ADMIN_TOKENS` entry of `token` for `operator`: the token's SHA-256, never the token.

@@ -111,11 +111,7 @@ impl Delivery {
         if order.sign_type != SignType::Md5 {
             p.insert("sign_type", order.sign_type.as_str());
         }
-        let key = if order.key.sandbox {
-            merchant.sandbox_key()
-        } else {
-            merchant.key.clone()
-        };
+        let key = merchant_key(order, merchant);
         v2::sign_params(&mut p, &key, order.sign_type);
         if faults.forge_signature {
             let forger = ApiKey::new("f0rgedf0rgedf0rgedf0rgedf0rged00").unwrap_or(key);
@@ -169,11 +165,7 @@ impl Delivery {
         info.insert("refund_recv_accout", "支付用户零钱");
         info.insert("refund_account", "REFUND_SOURCE_UNSETTLED_FUNDS");
         info.insert("refund_request_source", "API");
-        let key = if order.key.sandbox {
-            merchant.sandbox_key()
-        } else {
-            merchant.key.clone()
-        };
+        let key = merchant_key(order, merchant);
         let key = if faults.forge_signature {
             ApiKey::new("f0rgedf0rgedf0rgedf0rgedf0rged00").unwrap_or(key)
         } else {
@@ -194,6 +186,16 @@ impl Delivery {
             url,
             body: xml::encode(&p).unwrap_or_default(),
         })
+    }
+}
+
+/// The key of `order`'s notifications: the merchant's, or its sandbox key for a sandbox
+/// order.
+fn merchant_key(order: &Order, merchant: &SimMerchant) -> ApiKey {
+    if order.key.sandbox {
+        merchant.sandbox_key()
+    } else {
+        merchant.key.clone()
     }
 }
 

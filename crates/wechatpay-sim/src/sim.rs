@@ -107,6 +107,26 @@ pub enum ControlError {
     Invalid(String),
 }
 
+/// The one order among `keys` (found by `number`): of merchant `mch_id` when given, the
+/// production order before a sandbox one with the same number.
+fn pick(
+    mut keys: Vec<OrderKey>,
+    number: &str,
+    mch_id: Option<&str>,
+) -> Result<OrderKey, ControlError> {
+    if let Some(mch) = mch_id {
+        keys.retain(|k| k.mch_id == mch);
+    }
+    if keys.len() > 1 {
+        keys.retain(|k| !k.sandbox);
+    }
+    match keys.len() {
+        0 => Err(ControlError::NotFound(number.to_owned())),
+        1 => Ok(keys.remove(0)),
+        _ => Err(ControlError::Ambiguous(number.to_owned())),
+    }
+}
+
 /// The simulator's view of an order (`GET /sim/v1/orders/{out_trade_no}`).
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderView {
@@ -312,18 +332,8 @@ impl Sim {
         out_refund_no: &str,
         mch_id: Option<&str>,
     ) -> Result<OrderKey, ControlError> {
-        let mut keys = lock(&self.store).find_by_refund(out_refund_no);
-        if let Some(mch) = mch_id {
-            keys.retain(|k| k.mch_id == mch);
-        }
-        if keys.len() > 1 {
-            keys.retain(|k| !k.sandbox);
-        }
-        match keys.len() {
-            0 => Err(ControlError::NotFound(out_refund_no.to_owned())),
-            1 => Ok(keys.remove(0)),
-            _ => Err(ControlError::Ambiguous(out_refund_no.to_owned())),
-        }
+        let keys = lock(&self.store).find_by_refund(out_refund_no);
+        pick(keys, out_refund_no, mch_id)
     }
 
     /// The simulator's view of a refund.
@@ -403,20 +413,8 @@ impl Sim {
 
     /// Finds the order numbered `out_trade_no` (of merchant `mch_id` when given).
     pub fn find(&self, out_trade_no: &str, mch_id: Option<&str>) -> Result<OrderKey, ControlError> {
-        let store = lock(&self.store);
-        let mut keys = store.find_by_number(out_trade_no);
-        if let Some(mch) = mch_id {
-            keys.retain(|k| k.mch_id == mch);
-        }
-        if keys.len() > 1 {
-            // Prefer the production order over a sandbox one with the same number.
-            keys.retain(|k| !k.sandbox);
-        }
-        match keys.len() {
-            0 => Err(ControlError::NotFound(out_trade_no.to_owned())),
-            1 => Ok(keys.remove(0)),
-            _ => Err(ControlError::Ambiguous(out_trade_no.to_owned())),
-        }
+        let keys = lock(&self.store).find_by_number(out_trade_no);
+        pick(keys, out_trade_no, mch_id)
     }
 
     /// The simulator's view of an order.

@@ -19,9 +19,9 @@ use crate::domain::{Order, OrderStatus, Refund, RefundRequest, RefundStatus};
 use crate::error::AppError;
 use crate::orders::OrderRef;
 use crate::store::OrderFilter;
+use crate::store::audit::LoggedAction;
 use crate::store::dead_letters::DeadLetter;
 use crate::store::history::Step;
-use crate::store::refunds::LoggedAction;
 
 /// The admin routes (merged into the service's router).
 pub(super) fn routes() -> Router<AppState> {
@@ -307,8 +307,7 @@ async fn get_order(
 ) -> Result<Json<AdminOrderView>, AppError> {
     let order = state.orders.find(&OrderRef::Id(id)).await?;
     let refunds = state.refunds.of_order(id).await?;
-    let actions = state.refunds.actions_on(id).await?;
-    let history = state.refunds.history_of(id).await?;
+    let (history, actions) = state.orders.history(id).await?;
     Ok(Json(AdminOrderView {
         order: OrderView::from(&order),
         openid: order.openid.to_string(),

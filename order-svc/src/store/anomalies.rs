@@ -1,9 +1,25 @@
 //! The `payment_anomalies` table: payments that contradicted their order, never dropped.
 
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Row};
 
-use super::StoreError;
-use crate::domain::{OrderId, PaymentFacts};
+use super::orders::{ORDER_COLUMNS, order_from_row};
+use super::{Store, StoreError};
+use crate::domain::{Order, OrderId, PaymentFacts};
+
+/// An order in REVIEW and the anomaly that put it there.
+#[derive(Debug, Clone)]
+pub struct InReview {
+    /// The order.
+    pub order: Order,
+    /// Why it is in review (`paid_after_close`, `amount_mismatch`, ...).
+    pub reason: String,
+    /// The contradicting payment's transaction, if recorded.
+    pub transaction_id: Option<String>,
+    /// Its amount, if recorded.
+    pub amount_fen: Option<i64>,
+    /// `notification` or `query`.
+    pub source: Option<String>,
+}
 
 /// Records a payment claim that contradicts its order, once per claim and source: `false`
 /// when this same claim (order number, transaction, source) was recorded before. Per source,
@@ -40,4 +56,35 @@ pub async fn record(
     .execute(&mut *conn)
     .await?;
     Ok(true)
+}
+
+impl Store {
+    /// The orders in REVIEW (at most 200, the longest waiting first), each with the latest
+    /// anomaly recorded for it.
+    pub async fn in_review(&self) -> Result<Vec<InReview>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS}, review_reason, anomaly_reason, anomaly_transaction_id, anomaly_amount_fen, anomaly_source
+             FROM orders LEFT JOIN LATERAL (
+                 SELECT reason AS anomaly_reason, transaction_id AS anomaly_transaction_id,
+                        amount_fen AS anomaly_amount_fen, source AS anomaly_source
+                 FROM payment_anomalies WHERE payment_anomalies.order_id = orders.id
+                 ORDER BY created_at DESC, payment_anomalies.id DESC LIMIT 1) latest ON true
+             WHERE status = 'REVIEW' ORDER BY updated_at, orders.id LIMIT 200"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let review_reason: Option<String> = row.try_get("review_reason")?;
+                let anomaly_reason: Option<String> = row.try_get("anomaly_reason")?;
+                Ok(InReview {
+                    order: order_from_row(row)?,
+                    reason: anomaly_reason.or(review_reason).unwrap_or_default(),
+                    transaction_id: row.try_get("anomaly_transaction_id")?,
+                    amount_fen: row.try_get("anomaly_amount_fen")?,
+                    source: row.try_get("anomaly_source")?,
+                })
+            })
+            .collect()
+    }
 }

@@ -1,6 +1,7 @@
 //! The `order_history` table: steps of an order no other table keeps (prepays, each
 //! notification and order query with its outcome, closes), written beside the change they
-//! describe, by order number, so a step about an order nobody has records nothing.
+//! describe; a step about an order nobody has (a claim naming an unknown number) records
+//! nothing.
 
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
@@ -20,8 +21,25 @@ pub struct Step {
     pub detail: String,
 }
 
-/// Records a step of the order numbered `number` (in the caller's transaction).
+/// Records a step of order `id` (in the caller's transaction).
 pub async fn record(
+    conn: &mut PgConnection,
+    id: OrderId,
+    kind: &str,
+    detail: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO order_history (order_id, kind, detail) VALUES ($1, $2, $3)")
+        .bind(id.as_uuid())
+        .bind(kind)
+        .bind(detail)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records a step of the order numbered `number`, if there is one (a payment claim may name
+/// an order nobody has).
+pub async fn record_by_number(
     conn: &mut PgConnection,
     number: &OutTradeNo,
     kind: &str,
@@ -38,24 +56,23 @@ pub async fn record(
     Ok(())
 }
 
-/// Records one step of `kind` for each `(number, detail)`, in one statement.
+/// Records one step of `kind` for each `(order, detail)`, in one statement.
 pub async fn record_many(
     conn: &mut PgConnection,
     kind: &str,
-    steps: &[(&str, String)],
+    steps: &[(OrderId, String)],
 ) -> Result<(), StoreError> {
     if steps.is_empty() {
         return Ok(());
     }
-    let numbers: Vec<&str> = steps.iter().map(|(n, _)| *n).collect();
+    let ids: Vec<uuid::Uuid> = steps.iter().map(|(id, _)| id.as_uuid()).collect();
     let details: Vec<&str> = steps.iter().map(|(_, d)| d.as_str()).collect();
     sqlx::query(
         "INSERT INTO order_history (order_id, kind, detail)
-         SELECT o.id, $1, s.detail FROM unnest($2::text[], $3::text[]) AS s(number, detail)
-         JOIN orders o ON o.out_trade_no = s.number",
+         SELECT s.id, $1, s.detail FROM unnest($2::uuid[], $3::text[]) AS s(id, detail)",
     )
     .bind(kind)
-    .bind(&numbers)
+    .bind(&ids)
     .bind(&details)
     .execute(&mut *conn)
     .await?;
@@ -66,12 +83,12 @@ impl Store {
     /// Records a step on its own.
     pub async fn record_step(
         &self,
-        number: &OutTradeNo,
+        id: OrderId,
         kind: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
-        record(&mut conn, number, kind, detail).await
+        record(&mut conn, id, kind, detail).await
     }
 
     /// The steps of order `id`, oldest first, and its anomalies as steps.

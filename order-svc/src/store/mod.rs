@@ -1,5 +1,6 @@
 //! PostgreSQL: every SQL statement of order-svc lives below this module, one file per table
-//! family (`orders`, `products`, `anomalies`, `outbox`). Values stay their domain types until
+//! family (`orders`, `products`, `anomalies`, `outbox`, `refunds`, `audit`, `history`,
+//! `dead_letters`). Values stay their domain types until
 //! they are bound to a query parameter; rows become domain types here.
 //!
 //! Functions that take `&mut PgConnection` run inside the caller's transaction (the
@@ -7,6 +8,7 @@
 //! of [`Store`] run on the pool.
 
 pub mod anomalies;
+pub mod audit;
 pub mod dead_letters;
 pub mod history;
 pub mod orders;

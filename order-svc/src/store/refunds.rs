@@ -1,4 +1,4 @@
-//! The `refunds` and `admin_actions` tables, and the order's refund amounts. Every change of
+//! The `refunds` table, and the order's refund amounts. Every change of
 //! a refund runs in the caller's transaction, after the order row was locked
 //! ([`lock_order`]): one lock order (the order, then its refund) for every writer.
 
@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
-use time::OffsetDateTime;
 use uuid::Uuid;
 use wechat_pay::{Fen, OutRefundNo};
 
@@ -132,7 +131,7 @@ pub async fn by_key(
 }
 
 /// The order a refund number belongs to (to lock it first).
-pub async fn order_of(
+async fn order_of(
     conn: &mut PgConnection,
     out_refund_no: &OutRefundNo,
 ) -> Result<Option<OrderId>, StoreError> {
@@ -179,9 +178,57 @@ pub async fn mark_accepted(
     row.as_ref().map(refund_from_row).transpose()
 }
 
-/// Moves a refund from `from` to the final `status` (with WeChat's number and, for
-/// `FAILED`, why).
-pub async fn finish(
+/// Locks the refund numbered `out_refund_no` and its order, the order first (the one lock
+/// order of every refund writer).
+pub async fn lock_with_order(
+    conn: &mut PgConnection,
+    out_refund_no: &OutRefundNo,
+) -> Result<Option<(Order, Refund)>, StoreError> {
+    let Some(order_id) = order_of(conn, out_refund_no).await? else {
+        return Ok(None);
+    };
+    let Some(order) = lock_order(conn, order_id).await? else {
+        return Ok(None);
+    };
+    Ok(lock(conn, out_refund_no)
+        .await?
+        .map(|refund| (order, refund)))
+}
+
+/// Moves `refund` of the locked `order` to its final `status` (with WeChat's number and,
+/// for `FAILED`, why) and releases its reserved amount, counting it refunded on `SUCCESS`:
+/// the refund and the order as they are now.
+pub async fn settle(
+    conn: &mut PgConnection,
+    order: &Order,
+    refund: &Refund,
+    status: RefundStatus,
+    refund_id: Option<&str>,
+    failure: Option<&str>,
+) -> Result<(Refund, Order), StoreError> {
+    let refund = finish(conn, refund, status, refund_id, failure).await?;
+    let inconsistent =
+        || StoreError::corrupt("refunding_fen", "a refund larger than the amount reserved");
+    let refunding = order
+        .refunding
+        .get()
+        .checked_sub(refund.amount.get())
+        .and_then(|v| Fen::new(v).ok())
+        .ok_or_else(inconsistent)?;
+    let refunded = if status == RefundStatus::Success {
+        order
+            .refunded
+            .checked_add(refund.amount)
+            .ok_or_else(inconsistent)?
+    } else {
+        order.refunded
+    };
+    let order = set_amounts(conn, order, refunded, refunding).await?;
+    Ok((refund, order))
+}
+
+/// Moves a refund to the final `status` (with WeChat's number and, for `FAILED`, why).
+async fn finish(
     conn: &mut PgConnection,
     refund: &Refund,
     status: RefundStatus,
@@ -203,59 +250,6 @@ pub async fn finish(
     refund_from_row(&row)
 }
 
-/// Records an operator's action (in the caller's transaction when there is one).
-pub async fn record_action(
-    conn: &mut PgConnection,
-    action: &AdminAction<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO admin_actions (operator, action, order_id, target, reason, outcome) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(action.operator)
-    .bind(action.action)
-    .bind(action.order_id.map(OrderId::as_uuid))
-    .bind(action.target)
-    .bind(action.reason)
-    .bind(action.outcome)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// One line of the audit log.
-#[derive(Debug)]
-pub struct AdminAction<'a> {
-    /// Who.
-    pub operator: &'a str,
-    /// What (`refund`, `resolve:accept_payment`, ...).
-    pub action: &'a str,
-    /// On which order.
-    pub order_id: Option<OrderId>,
-    /// What else it named (a refund number, a dead letter).
-    pub target: Option<&'a str>,
-    /// Why, in the operator's words.
-    pub reason: &'a str,
-    /// What came of it (`requested`, `refused:refund_exceeds_paid`, ...).
-    pub outcome: &'a str,
-}
-
-/// A line of the audit log as stored.
-#[derive(Debug, Clone)]
-pub struct LoggedAction {
-    /// Who.
-    pub operator: String,
-    /// What.
-    pub action: String,
-    /// What else it named.
-    pub target: Option<String>,
-    /// Why.
-    pub reason: String,
-    /// What came of it.
-    pub outcome: String,
-    /// When.
-    pub at: OffsetDateTime,
-}
-
 impl Store {
     /// The refunds of order `id`, oldest first.
     pub async fn refunds_of(&self, id: OrderId) -> Result<Vec<Refund>, StoreError> {
@@ -266,63 +260,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(refund_from_row).collect()
-    }
-
-    /// The orders in REVIEW (at most 200, the longest waiting first), each with the latest
-    /// anomaly recorded for it.
-    pub async fn in_review(&self) -> Result<Vec<crate::reviews::InReview>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS}, review_reason, anomaly_reason, anomaly_transaction_id, anomaly_amount_fen, anomaly_source
-             FROM orders LEFT JOIN LATERAL (
-                 SELECT reason AS anomaly_reason, transaction_id AS anomaly_transaction_id,
-                        amount_fen AS anomaly_amount_fen, source AS anomaly_source
-                 FROM payment_anomalies WHERE payment_anomalies.order_id = orders.id
-                 ORDER BY created_at DESC, payment_anomalies.id DESC LIMIT 1) latest ON true
-             WHERE status = 'REVIEW' ORDER BY updated_at, orders.id LIMIT 200"
-        ))
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let review_reason: Option<String> = row.try_get("review_reason")?;
-                let anomaly_reason: Option<String> = row.try_get("anomaly_reason")?;
-                Ok(crate::reviews::InReview {
-                    order: order_from_row(row)?,
-                    reason: anomaly_reason.or(review_reason).unwrap_or_default(),
-                    transaction_id: row.try_get("anomaly_transaction_id")?,
-                    amount_fen: row.try_get("anomaly_amount_fen")?,
-                    source: row.try_get("anomaly_source")?,
-                })
-            })
-            .collect()
-    }
-
-    /// The audit log of order `id`, oldest first.
-    pub async fn actions_on(&self, id: OrderId) -> Result<Vec<LoggedAction>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT operator, action, target, reason, outcome, at FROM admin_actions WHERE order_id = $1 ORDER BY at, id",
-        )
-        .bind(id.as_uuid())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(LoggedAction {
-                    operator: row.try_get("operator")?,
-                    action: row.try_get("action")?,
-                    target: row.try_get("target")?,
-                    reason: row.try_get("reason")?,
-                    outcome: row.try_get("outcome")?,
-                    at: row.try_get("at")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Records an operator's action on its own.
-    pub async fn record_action(&self, action: &AdminAction<'_>) -> Result<(), StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        record_action(&mut conn, action).await
     }
 
     /// Claims up to `limit` refunds that are due (not yet accepted by WeChat, or accepted and

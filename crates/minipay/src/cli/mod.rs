@@ -171,7 +171,7 @@ async fn start(
         Ok(cert) => config.merchant_cert = Some(cert),
         Err(e) => say(&format!("no merchant certificate ({e}): refunds are off")),
     }
-    if let Err(e) = stack::write_private(&state.join("admin-token"), &config.admin_token) {
+    if let Err(e) = stack::write_file(&state.join("admin-token"), &config.admin_token, 0o600) {
         say(&format!("cannot write .minipay/admin-token: {e}"));
     }
     match RunningStack::start(config, &say).await {
