@@ -28,9 +28,9 @@ pub struct Infra {
 /// The private RabbitMQ node's name.
 const RABBIT_NODE: &str = "minipay@localhost";
 
-fn stop_rabbit_node(env_file: &Path) {
+pub(crate) fn stop_rabbit_node(env_file: &Path, node: &str) {
     let _ = std::process::Command::new("rabbitmqctl")
-        .args(["-n", RABBIT_NODE, "stop"])
+        .args(["-n", node, "stop"])
         .env("RABBITMQ_CONF_ENV_FILE", env_file)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -41,7 +41,7 @@ impl Drop for Infra {
     /// Dropped without `stop` (an interrupted start): the private node is stopped all the same.
     fn drop(&mut self) {
         if let Some(env) = self.rabbitmq_env.take() {
-            stop_rabbit_node(&env);
+            stop_rabbit_node(&env, RABBIT_NODE);
         }
     }
 }
@@ -153,7 +153,7 @@ pub async fn reachable(host: &str, port: u16) -> bool {
     )
 }
 
-async fn wait_reachable(host: &str, port: u16, within: Duration) -> bool {
+pub(crate) async fn wait_reachable(host: &str, port: u16, within: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
         if reachable(host, port).await {
@@ -261,7 +261,9 @@ impl Infra {
                 "RabbitMQ: nothing at {host}:{port}; starting a private instance (this takes a few seconds)"
             ));
             infra.rabbitmq_env = Some(state.join("rabbitmq").join("rabbitmq-env.conf"));
-            infra.started.push(start_rabbitmq(state, port, sink).await?);
+            infra
+                .started
+                .push(start_rabbitmq(state, port, sink, RABBIT_NODE, None).await?);
         }
         Ok(infra)
     }
@@ -270,7 +272,7 @@ impl Infra {
     pub async fn stop(mut self) {
         let started_rabbitmq = self.rabbitmq_env.is_some();
         if let Some(env) = self.rabbitmq_env.take() {
-            let _ = tokio::task::spawn_blocking(move || stop_rabbit_node(&env)).await;
+            let _ = tokio::task::spawn_blocking(move || stop_rabbit_node(&env, RABBIT_NODE)).await;
         }
         for service in std::mem::take(&mut self.started).into_iter().rev() {
             service.stop(Duration::from_secs(20)).await;
@@ -282,7 +284,11 @@ impl Infra {
     }
 }
 
-async fn start_postgres(state: &Path, port: u16, sink: &LogSink) -> Result<Service, InfraError> {
+pub(crate) async fn start_postgres(
+    state: &Path,
+    port: u16,
+    sink: &LogSink,
+) -> Result<Service, InfraError> {
     let dirs = postgres_bin_dirs();
     let (Some(initdb), Some(postgres)) = (which("initdb", &dirs), which("postgres", &dirs)) else {
         return Err(InfraError::Missing {
@@ -356,7 +362,11 @@ async fn start_postgres(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
     Ok(service)
 }
 
-async fn start_redis(state: &Path, port: u16, sink: &LogSink) -> Result<Service, InfraError> {
+pub(crate) async fn start_redis(
+    state: &Path,
+    port: u16,
+    sink: &LogSink,
+) -> Result<Service, InfraError> {
     let Some(redis) = which("redis-server", &[]) else {
         return Err(InfraError::Missing {
             service: "Redis",
@@ -395,7 +405,16 @@ async fn start_redis(state: &Path, port: u16, sink: &LogSink) -> Result<Service,
     Ok(service)
 }
 
-async fn start_rabbitmq(state: &Path, port: u16, sink: &LogSink) -> Result<Service, InfraError> {
+/// Starts a RabbitMQ node named `node` with its data under `state/rabbitmq`, listening on
+/// `port`, and on `dist_port` for Erlang distribution when given (else the default, `port` +
+/// 20000, which is out of range for an ephemeral `port`).
+pub(crate) async fn start_rabbitmq(
+    state: &Path,
+    port: u16,
+    sink: &LogSink,
+    node: &str,
+    dist_port: Option<u16>,
+) -> Result<Service, InfraError> {
     let Some(rabbit) = which(
         "rabbitmq-server",
         &[
@@ -434,7 +453,7 @@ async fn start_rabbitmq(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
     }
     let mut command = Command::new(&rabbit);
     command
-        .env("RABBITMQ_NODENAME", "minipay@localhost")
+        .env("RABBITMQ_NODENAME", node)
         .env("RABBITMQ_CONFIG_FILE", &config)
         .env("RABBITMQ_CONF_ENV_FILE", &env_file)
         .env("RABBITMQ_NODE_PORT", port.to_string())
@@ -443,6 +462,9 @@ async fn start_rabbitmq(state: &Path, port: u16, sink: &LogSink) -> Result<Servi
         .env("RABBITMQ_LOG_BASE", data.join("log"))
         .env("RABBITMQ_ENABLED_PLUGINS_FILE", &plugins)
         .env("RABBITMQ_PID_FILE", data.join("rabbitmq.pid"));
+    if let Some(dist) = dist_port {
+        command.env("RABBITMQ_DIST_PORT", dist.to_string());
+    }
     let service =
         Service::spawn("rabbitmq", command, sink).map_err(|source| InfraError::Spawn {
             service: "RabbitMQ",

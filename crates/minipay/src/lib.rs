@@ -1,9 +1,11 @@
 //! `minipay`: the newcomer's tool. It finds or starts PostgreSQL, Redis and RabbitMQ, starts
 //! the simulator and the three services as separate processes from the deployed binaries,
 //! waits for readiness, runs a real purchase as a self-check, and stops everything cleanly;
-//! `load` drives a running stack with concurrent buyers to size its pods. The end-to-end
+//! `load` drives a running stack with concurrent buyers to size its pods; `chaos` runs the
+//! fault matrix. The end-to-end
 //! tests start the stack through the same code.
 
+pub mod chaos;
 pub mod cli;
 pub mod gateway;
 pub mod infra;

@@ -157,6 +157,15 @@ impl Service {
         self.child.id()
     }
 
+    /// SIGKILL to the whole group, as a crash or an OOM kill would end it; returns once it
+    /// has exited.
+    pub async fn kill(mut self) {
+        if let Some(pgid) = self.child.id() {
+            signal_group(pgid, "KILL");
+        }
+        let _ = self.child.wait().await;
+    }
+
     /// Its stop signal to the whole group, then up to `grace` to exit, then SIGKILL to the
     /// group. Returns whether it stopped by itself.
     pub async fn stop(mut self, grace: Duration) -> bool {

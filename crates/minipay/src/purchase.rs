@@ -247,6 +247,17 @@ impl Shop {
     /// Creates an order; its JSON.
     pub async fn create_order(&self, token: &str, items: Value) -> Result<Value, PurchaseError> {
         let key = format!("demo-{:016x}", rand::rng().random::<u64>());
+        self.create_order_once(token, items, &key).await
+    }
+
+    /// Creates an order under `Idempotency-Key: key`: sent again with the same key (after an
+    /// answer that was lost, say), it answers the same order.
+    pub async fn create_order_once(
+        &self,
+        token: &str,
+        items: Value,
+        key: &str,
+    ) -> Result<Value, PurchaseError> {
         let url = format!("{}/api/v1/orders", self.order);
         let request = self
             .request(Method::POST, url, Some(token))

@@ -320,6 +320,9 @@ pub enum StackError {
     /// The gateway's configuration could not be prepared.
     #[error("the API gateway cannot start")]
     Gateway(#[from] gateway::GatewayError),
+    /// No service of this name was started.
+    #[error("no service called {0} was started")]
+    Unknown(String),
     /// No free port could be picked.
     #[error("cannot pick free ports")]
     FreePorts(#[source] std::io::Error),
@@ -435,8 +438,43 @@ const READY_WITHIN: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RunningStack {
     services: Vec<Service>,
+    /// How each service was started, to start it again after [`RunningStack::kill`].
+    recipes: Vec<Recipe>,
     /// How it was started.
     pub config: StackConfig,
+}
+
+/// A service's command line and environment, and its readiness endpoint.
+#[derive(Debug, Clone)]
+struct Recipe {
+    name: String,
+    program: std::ffi::OsString,
+    args: Vec<std::ffi::OsString>,
+    envs: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    ready_url: String,
+}
+
+impl Recipe {
+    /// What `command` will run (every service's environment is cleared first, then set).
+    fn of(name: &str, command: &Command, ready_url: &str) -> Recipe {
+        let std = command.as_std();
+        Recipe {
+            name: name.to_owned(),
+            program: std.get_program().to_owned(),
+            args: std.get_args().map(ToOwned::to_owned).collect(),
+            envs: std
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+                .collect(),
+            ready_url: ready_url.to_owned(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.env_clear().args(&self.args).envs(self.envs.clone());
+        command
+    }
 }
 
 fn url(port: u16) -> String {
@@ -486,6 +524,7 @@ impl RunningStack {
         }
         let mut stack = RunningStack {
             services: Vec::new(),
+            recipes: Vec::new(),
             config,
         };
         let c = stack.config.clone();
@@ -677,6 +716,9 @@ impl RunningStack {
     ) -> Result<(), StackError> {
         let started = Instant::now();
         progress(&format!("starting {name} ..."));
+        let recipe = Recipe::of(name, &command, ready_url);
+        self.recipes.retain(|r| r.name != name);
+        self.recipes.push(recipe);
         let mut service = Service::spawn(name, command, &self.config.sink).map_err(|source| {
             StackError::Spawn {
                 name: name.to_owned(),
@@ -796,6 +838,29 @@ impl RunningStack {
             .iter_mut()
             .filter_map(|s| s.exited().map(|st| format!("{} ({st})", s.name)))
             .collect()
+    }
+
+    /// SIGKILL to the service called `name` (`order-svc-2` for a second replica), as a
+    /// crash would end it; false when no such service runs.
+    pub async fn kill(&mut self, name: &str) -> bool {
+        let Some(i) = self.services.iter().position(|s| s.name == name) else {
+            return false;
+        };
+        self.services.remove(i).kill().await;
+        true
+    }
+
+    /// Starts the service called `name` again as it was first started (same ports, same
+    /// environment), after [`RunningStack::kill`]; returns once it is ready.
+    pub async fn restart(&mut self, name: &str) -> Result<(), StackError> {
+        let Some(recipe) = self.recipes.iter().find(|r| r.name == name).cloned() else {
+            return Err(StackError::Unknown(name.to_owned()));
+        };
+        if let Some(i) = self.services.iter().position(|s| s.name == name) {
+            self.services.remove(i).kill().await;
+        }
+        self.launch(name, recipe.command(), &recipe.ready_url, &|_| {})
+            .await
     }
 
     /// SIGTERM to every service, newest first, each given 10 s to finish its work.

@@ -277,6 +277,9 @@ struct Args {
     /// Fault: hold notifications until N are pending, then send newest first (at most 1000)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=1000))]
     reorder_notifications: Option<u32>,
+    /// Fault: every notification's first delivery waits this long (e.g. 70s; at most 1h)
+    #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+    delay_notifications: Option<Duration>,
     /// Fault: notifications carry total_fee + 1 (validly signed)
     #[arg(long)]
     wrong_amount: bool,
@@ -315,6 +318,9 @@ where
         drop_notifications: args.drop_notifications,
         duplicate_notifications: args.duplicate_notifications.unwrap_or(0),
         reorder_notifications: args.reorder_notifications.unwrap_or(0),
+        delay_notifications_ms: args
+            .delay_notifications
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         wrong_amount: args.wrong_amount,
         forge_signature: args.forge_signature,
     };
@@ -424,6 +430,8 @@ mod tests {
                 "5",
                 "--reorder-notifications",
                 "2",
+                "--delay-notifications",
+                "70s",
                 "--wrong-amount",
                 "--forge-signature",
             ],
@@ -444,6 +452,7 @@ mod tests {
                 drop_notifications: true,
                 duplicate_notifications: 5,
                 reorder_notifications: 2,
+                delay_notifications_ms: 70_000,
                 wrong_amount: true,
                 forge_signature: true,
             }

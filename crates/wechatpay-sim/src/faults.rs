@@ -19,6 +19,9 @@ pub struct Faults {
     /// Hold notifications until this many are pending, then send them newest first
     /// (0 or 1: no reordering).
     pub reorder_notifications: u32,
+    /// Every notification's first delivery waits this many milliseconds (real time, not
+    /// scaled): a late notification, arriving after the order expired at the merchant.
+    pub delay_notifications_ms: u64,
     /// Notifications carry `total_fee` + 1, validly signed.
     pub wrong_amount: bool,
     /// Notifications carry a wrong signature.
@@ -36,6 +39,9 @@ impl Faults {
         }
         if self.latency_ms > 60_000 {
             return Err("latency_ms must be at most 60000".into());
+        }
+        if self.delay_notifications_ms > 3_600_000 {
+            return Err("delay_notifications_ms must be at most 3600000".into());
         }
         if self.reorder_notifications > 1000 {
             return Err("reorder_notifications must be at most 1000".into());

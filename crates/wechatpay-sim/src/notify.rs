@@ -286,7 +286,15 @@ pub(crate) fn dispatch(sim: &Arc<Sim>, delivery: Delivery) {
     }
     drop(held);
     let running = Running::start(sim, &delivery.subject, |_| {});
-    tokio::spawn(deliver(Arc::clone(sim), Arc::new(delivery), 1, running));
+    let (sim, delay) = (
+        Arc::clone(sim),
+        Duration::from_millis(faults.delay_notifications_ms),
+    );
+    tokio::spawn(async move {
+        // The late-notification fault: the first delivery waits (counted as running).
+        tokio::time::sleep(delay).await;
+        deliver(sim, Arc::new(delivery), 1, running).await;
+    });
 }
 
 /// Sends held notifications newest first: each first attempt is finished before the next one

@@ -296,3 +296,32 @@ async fn payerror_sends_a_failed_notification_and_auto_pay_pays() {
     receiver.wait_for(1).await;
     assert_eq!(view(&auto, &n).await["state"], "SUCCESS");
 }
+
+#[tokio::test]
+async fn delay_fault_sends_the_first_delivery_late_and_counts_it_as_running() {
+    let sim = sim_with(|c| c.faults.delay_notifications_ms = 400).await;
+    let receiver = Receiver::start(0).await;
+    let n = placed(&sim, "wes", &receiver.url(), 4, SignType::Md5).await;
+    let before_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let v = pay(&sim, &n, None).await;
+    // Scheduled, not sent: a delivery is under way, no attempt made.
+    assert_eq!(v["notifications"]["deliveries_running"], 1);
+    assert_eq!(attempts_of(&v).len(), 0);
+    let log = attempts_of(&settled(&sim, &n).await);
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["outcome"], "acked");
+    let sent_ms = u128::from(log[0]["at_ms"].as_u64().unwrap());
+    assert!(
+        sent_ms >= before_ms + 400,
+        "sent {} ms after the payment",
+        sent_ms - before_ms
+    );
+
+    // Refused above an hour.
+    let too_late = serde_json::json!({ "delay_notifications_ms": 3_600_001 });
+    let (status, _) = put_faults(&sim, too_late).await;
+    assert_eq!(status, 400);
+}

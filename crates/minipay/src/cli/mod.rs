@@ -1,6 +1,7 @@
-//! The command line: `minipay up | demo | status | load`, one module per subcommand. `main` parses
+//! The command line: `minipay up | demo | status | load | chaos`, one module per subcommand. `main` parses
 //! [`Cli`] and hands it to [`run`].
 
+pub mod chaos;
 pub mod demo;
 pub mod load;
 pub mod status;
@@ -45,6 +46,10 @@ pub enum Command {
     /// Drive a running stack with concurrent buyers (login, order, prepay, pay, poll until
     /// PAID); report throughput, latency per step, errors by code, each service's CPU and RSS.
     Load(load::Args),
+    /// The fault matrix: purchases through two replicas of every service while PostgreSQL,
+    /// Redis, RabbitMQ, a service or WeChat fails; one row per fault (payments, PAID,
+    /// doubled, lost, in review, dead-lettered, time to converge). Uses private servers.
+    Chaos(chaos::Args),
 }
 
 /// Flags shared by the subcommands that may start the stack.
@@ -65,6 +70,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Demo(args)) => demo::run(args).await,
         Some(Command::Status(args)) => status::run(args).await,
         Some(Command::Load(args)) => load::run(args, interrupt).await,
+        Some(Command::Chaos(args)) => chaos::run(args, interrupt).await,
         None => {
             let _ = Cli::command().print_help();
             ExitCode::SUCCESS
