@@ -175,6 +175,7 @@ impl Assessment {
             dead_lettered: self.dead_letters,
             unacked: self.count(|o| o.paid_at_wechat() && !o.acked),
             converged_ms,
+            retries: purchases.iter().map(|p| p.retries).sum(),
             gave_up: purchases.iter().filter_map(|p| p.gave_up.clone()).collect(),
             problems: self.problems(10),
         }

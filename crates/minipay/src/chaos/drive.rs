@@ -32,6 +32,8 @@ pub struct Purchase {
     pub paid: bool,
     /// The step and answer the buyer gave up on, if it did.
     pub gave_up: Option<String>,
+    /// Calls the buyer made again after no answer or a "try again" answer.
+    pub retries: usize,
 }
 
 /// How many purchases, spread over how long.
@@ -68,6 +70,7 @@ fn retryable(e: &PurchaseError) -> bool {
 async fn persist<T>(
     shops: &[Shop],
     first: usize,
+    retries: &mut usize,
     f: impl AsyncFn(&Shop) -> Result<T, PurchaseError>,
 ) -> Result<T, PurchaseError> {
     let deadline = Instant::now() + STEP_DEADLINE;
@@ -78,6 +81,7 @@ async fn persist<T>(
             Ok(v) => return Ok(v),
             Err(e) if retryable(&e) && Instant::now() < deadline => {
                 attempt += 1;
+                *retries += 1;
                 let backoff = 100u64 << attempt.min(4);
                 tokio::time::sleep(Duration::from_millis(backoff)).await;
             }
@@ -104,7 +108,9 @@ impl Driver {
         let mut tokens = Vec::new();
         for b in 0..buyers {
             let user = format!("chaos{b}");
-            tokens.push(persist(shops, b, async |shop| shop.login(&user).await).await?);
+            let mut retries = 0;
+            let token = persist(shops, b, &mut retries, async |shop| shop.login(&user).await);
+            tokens.push(token.await?);
         }
         Ok(Driver {
             shops: Arc::new(shops.to_vec()),
@@ -152,7 +158,7 @@ impl Driver {
         let replica = p.index % shops.len();
         let key = format!("chaos-{}-{:08x}", p.index, rand::random::<u32>());
         let items = json!([{ "sku": "TEA-JASMINE", "quantity": 1 }]);
-        let order = persist(shops, replica, async |shop| {
+        let order = persist(shops, replica, &mut p.retries, async |shop| {
             shop.create_order_once(&p.token, items.clone(), &key).await
         })
         .await?;
@@ -167,14 +173,18 @@ impl Driver {
         p.id = Some(id.clone());
         p.number = Some(number.clone());
         // Prepay through the other replica: a session from one is good at the other.
-        persist(shops, replica + 1, async |shop| {
-            shop.payment(&p.token, &id).await
+        let token = p.token.clone();
+        persist(shops, replica + 1, &mut p.retries, async |shop| {
+            shop.payment(&token, &id).await
         })
         .await?;
         if p.index % UNPAID_EVERY == UNPAID_EVERY - 1 {
             return Ok(());
         }
-        persist(shops, 0, async |shop| shop.user_pays(&number).await).await?;
+        persist(shops, 0, &mut p.retries, async |shop| {
+            shop.user_pays(&number).await
+        })
+        .await?;
         p.paid = true;
         Ok(())
     }

@@ -144,6 +144,8 @@ pub struct Row {
     /// From the end of the fault (and of the purchases) until everything agreed; `None`
     /// when it did not within the deadline.
     pub converged_ms: Option<u64>,
+    /// Calls buyers made again (no answer, or "try again"): how hard the fault hit them.
+    pub retries: usize,
     /// Purchases the buyer gave up on (an error answer other than "try again", or retries
     /// past their deadline), by step.
     pub gave_up: Vec<String>,
@@ -425,6 +427,7 @@ pub fn render(rows: &[Row]) -> String {
         "dead-lettered",
         "unacked",
         "converged in",
+        "buyers' retries",
     ];
     let mut lines = vec![
         format!("| {} |", header.join(" | ")),
@@ -436,7 +439,7 @@ pub fn render(rows: &[Row]) -> String {
             None => "NOT CONVERGED".to_owned(),
         };
         lines.push(format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.scenario.name(),
             r.orders,
             r.payments,
@@ -447,7 +450,8 @@ pub fn render(rows: &[Row]) -> String {
             r.in_review,
             r.dead_lettered,
             r.unacked,
-            converged
+            converged,
+            r.retries
         ));
     }
     lines.join("\n")
