@@ -20,7 +20,7 @@ fn help_names_every_subcommand() {
     let out = minipay(&["--help"]);
     assert!(out.status.success(), "{out:?}");
     let help = text(&out.stdout);
-    for name in ["up", "demo", "status", "load"] {
+    for name in ["up", "demo", "status", "load", "chaos"] {
         assert!(help.contains(name), "{help}");
     }
 }
@@ -70,4 +70,20 @@ fn load_refuses_a_ca_for_plain_http() {
         text(&out.stderr).contains("--ca is for an https --api"),
         "{out:?}"
     );
+}
+
+#[test]
+fn chaos_names_every_scenario_and_refuses_an_unknown_one() {
+    let out = minipay(&["chaos", "--help"]);
+    assert!(out.status.success(), "{out:?}");
+    let help = text(&out.stdout);
+    for scenario in minipay::chaos::Scenario::ALL {
+        assert!(help.contains(&scenario.name()), "{} missing:\n{help}", scenario.name());
+    }
+    let out = minipay(&["chaos", "--scenario", "meteor-strike", "--no-build"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("meteor-strike"), "{out:?}");
+    let out = minipay(&["chaos", "--time-scale", "0", "--no-build"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(text(&out.stderr).contains("--time-scale"), "{out:?}");
 }

@@ -95,6 +95,17 @@ async fn wait_closed(port: u16, within: Duration) -> Result<(), ServerError> {
     Ok(())
 }
 
+impl Drop for Servers {
+    /// Dropped without `stop` (an interrupted run): RabbitMQ's VM runs in a session of its
+    /// own, out of reach of its script's process group, so it is killed by its node name (the
+    /// other two go with their [`Service`]s).
+    fn drop(&mut self) {
+        if let Some(pid) = self.rabbit_vm() {
+            signal(pid, "KILL");
+        }
+    }
+}
+
 impl Servers {
     /// Starts the three with their data under `state` (made fresh).
     pub async fn start(state: &Path, sink: &LogSink) -> Result<Servers, ServerError> {
