@@ -69,6 +69,12 @@ pub enum AppError {
     /// No dead letter with that id.
     #[error("dead letter not found")]
     DeadLetterNotFound,
+    /// The day was never reconciled.
+    #[error("no reconciliation of that day")]
+    ReconciliationNotFound,
+    /// Another replica is reconciling the day right now.
+    #[error("the day is being reconciled right now; try again shortly")]
+    ReconciliationRunning,
     /// RabbitMQ did not confirm a publish.
     #[error("the message broker is unavailable; try again shortly")]
     BrokerUnavailable(#[source] Box<messaging::PublishError>),
@@ -129,6 +135,8 @@ impl AppError {
             AppError::OrderNotRefundable(_) => "order_not_refundable",
             AppError::ResolutionNotAllowed(_) => "resolution_not_allowed",
             AppError::DeadLetterNotFound => "dead_letter_not_found",
+            AppError::ReconciliationNotFound => "reconciliation_not_found",
+            AppError::ReconciliationRunning => "reconciliation_running",
             AppError::BrokerUnavailable(_) => "broker_unavailable",
             AppError::PaymentUnavailable(_) => "payment_unavailable",
             AppError::PaymentRefused(_) => "payment_refused",
@@ -147,11 +155,14 @@ impl AppError {
             AppError::RateLimited(_) | AppError::TooManyLogins { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            AppError::OrderNotFound | AppError::NoSuchEndpoint | AppError::DeadLetterNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            AppError::OrderNotFound
+            | AppError::NoSuchEndpoint
+            | AppError::DeadLetterNotFound
+            | AppError::ReconciliationNotFound => StatusCode::NOT_FOUND,
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::IdempotencyKeyReused => StatusCode::CONFLICT,
+            AppError::IdempotencyKeyReused | AppError::ReconciliationRunning => {
+                StatusCode::CONFLICT
+            }
             AppError::OrderNotPayable(_)
             | AppError::RefundExceedsPaid(_)
             | AppError::OrderNotRefundable(_)
@@ -174,10 +185,12 @@ impl AppError {
             | AppError::BodyTooLarge(_) => Code::InvalidArgument,
             AppError::Unauthenticated(_) | AppError::LoginFailed(_) => Code::Unauthenticated,
             AppError::RateLimited(_) | AppError::TooManyLogins { .. } => Code::ResourceExhausted,
-            AppError::OrderNotFound | AppError::NoSuchEndpoint | AppError::DeadLetterNotFound => {
-                Code::NotFound
-            }
+            AppError::OrderNotFound
+            | AppError::NoSuchEndpoint
+            | AppError::DeadLetterNotFound
+            | AppError::ReconciliationNotFound => Code::NotFound,
             AppError::IdempotencyKeyReused => Code::AlreadyExists,
+            AppError::ReconciliationRunning => Code::Aborted,
             AppError::OrderNotPayable(_)
             | AppError::RefundExceedsPaid(_)
             | AppError::OrderNotRefundable(_)

@@ -16,6 +16,7 @@ pub mod http;
 pub mod operators;
 pub mod orders;
 pub mod payments;
+pub mod reconcile;
 pub mod refunds;
 pub mod reviews;
 pub mod session;
@@ -103,6 +104,7 @@ impl Application {
         ));
         let payments_for_refunds = payments.clone();
         let payments_for_reviews = payments.clone();
+        let payments_for_reconciler = payments.clone();
         let checkout = Arc::new(checkout::Checkout::new(
             store.clone(),
             cache.clone(),
@@ -140,7 +142,18 @@ impl Application {
             settings.amqp_url.expose_secret(),
             messaging::Topology::new(settings.amqp_prefix.clone()),
         ));
+        let reconciler = Arc::new(reconcile::Reconciler::new(
+            store.clone(),
+            payments_for_reconciler,
+            Arc::clone(&checkout),
+            Arc::clone(&refunds),
+            reconcile::ReconcileSettings {
+                after: settings.reconcile_after,
+                daily: settings.reconcile_daily,
+            },
+        ));
         let workers = workers::Workers::new(
+            Arc::clone(&reconciler),
             Arc::clone(&checkout),
             Arc::clone(&refunds),
             Arc::clone(&dead_letters),
@@ -163,6 +176,7 @@ impl Application {
                 reviews,
                 dead_letters,
                 admin_tokens: Arc::new(settings.admin_tokens.clone()),
+                reconciler,
                 login_limits: Arc::new(http::LoginLimits::new(
                     settings.login_rate_per_minute,
                     settings.trusted_proxy,

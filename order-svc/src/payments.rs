@@ -15,6 +15,7 @@ use tonic_types::StatusExt;
 use wechat_pay::{OpenId, OutTradeNo};
 
 use crate::convert;
+use crate::domain::reconciliation::BillLine;
 use crate::domain::{LoginCode, Order, PaymentFacts, Refund, RefundResult, RefundStatus};
 use crate::error::AppError;
 
@@ -245,6 +246,41 @@ impl Payments {
                 .map_err(|e| AppError::internal("refund query answer", e))?,
             status,
         })))
+    }
+
+    /// WeChat's bill of Beijing-time day `day` (checked against its summary by
+    /// pay-gateway-svc): its lines and totals, `None` for a day without any.
+    pub async fn bill(
+        &self,
+        day: time::Date,
+    ) -> Result<Option<(Vec<BillLine>, pb::BillTotals)>, AppError> {
+        let request = pb::DownloadBillRequest {
+            date: day.to_string(),
+        };
+        let answer = self
+            .client
+            .clone()
+            .download_bill(request)
+            .await
+            .map_err(from_status)?
+            .into_inner();
+        if answer.no_bill {
+            return Ok(None);
+        }
+        let lines = answer
+            .lines
+            .into_iter()
+            .map(|l| BillLine {
+                refund: l.kind() == pb::BillLineKind::Refund,
+                out_trade_no: l.out_trade_no,
+                transaction_id: l.transaction_id,
+                order_fen: l.order_fen,
+                out_refund_no: l.out_refund_no,
+                refund_fen: l.refund_fen,
+                refund_status: l.refund_status,
+            })
+            .collect();
+        Ok(Some((lines, answer.totals.unwrap_or_default())))
     }
 
     /// Closes `out_trade_no` at WeChat.

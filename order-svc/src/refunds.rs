@@ -253,6 +253,68 @@ impl Refunds {
         }
     }
 
+    /// Records a refund WeChat made that the books do not know (in the merchant portal,
+    /// say), as WeChat's refund query reports it: the refund is inserted as accepted, its
+    /// amount reserved, then, when WeChat says it is final, settled as any refund is.
+    /// `Unknown` when its order is not here; `Contradicts` when it does not fit what is
+    /// left to refund (an operator's case).
+    pub async fn record_from_wechat(
+        &self,
+        truth: &RefundResult,
+        processing: bool,
+    ) -> Result<RefundApplied, AppError> {
+        let mut tx = self.store.begin().await?;
+        let Some(order) = refunds::lock_order_by_number(&mut tx, &truth.out_trade_no).await? else {
+            return Ok(RefundApplied::Unknown);
+        };
+        let left = order
+            .amount
+            .get()
+            .saturating_sub(order.refunded.get())
+            .saturating_sub(order.refunding.get());
+        if !order.status.is_paid() || truth.amount.get() > left {
+            return Ok(RefundApplied::Contradicts("refund_does_not_fit"));
+        }
+        let refund = Refund {
+            id: Uuid::now_v7(),
+            order_id: order.id,
+            out_refund_no: truth.out_refund_no.clone(),
+            amount: truth.amount,
+            reason: "made at WeChat; found by reconciliation".into(),
+            requested_by: "wechat".into(),
+            status: RefundStatus::Requested,
+            refund_id: None,
+            failure: None,
+            created_at: time::OffsetDateTime::now_utc(),
+            settled_at: None,
+        };
+        refunds::insert(
+            &mut tx,
+            &NewRefund {
+                refund: &refund,
+                idempotency: None,
+                retry_after: self.settings.query_after,
+            },
+        )
+        .await?;
+        refunds::mark_accepted(
+            &mut tx,
+            refund.id,
+            &truth.refund_id,
+            self.settings.query_after,
+        )
+        .await?;
+        let refunding = add(order.refunding, refund.amount)?;
+        let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
+        tx.commit().await?;
+        self.cache.put(&order).await;
+        tracing::warn!(out_refund_no = %truth.out_refund_no, amount_fen = truth.amount.get(), "a refund made at WeChat was recorded");
+        if processing {
+            return Ok(RefundApplied::NotYet);
+        }
+        self.apply(truth).await
+    }
+
     /// Applies WeChat's final word on a refund, in one transaction: the refund's state, the
     /// order's amounts and status, and `order.refunded` when money went back.
     pub async fn apply(&self, result: &RefundResult) -> Result<RefundApplied, AppError> {

@@ -89,6 +89,12 @@ pub struct Settings {
     /// Run the background workers (consumer, outbox relay, sweeper, active query) in this
     /// process (`WORKERS`, `on` or `off`, default `on`).
     pub workers: bool,
+    /// Reconcile the previous day every day (`RECONCILE_DAILY`, `on` or `off`, default `on`;
+    /// an operator's request works either way).
+    pub reconcile_daily: bool,
+    /// The Beijing time after which the previous day is reconciled (`RECONCILE_AFTER`,
+    /// `HH:MM`, default `10:00`: WeChat makes day D's bill from 09:00 on D+1).
+    pub reconcile_after: time::Time,
 }
 
 impl Settings {
@@ -174,6 +180,17 @@ impl Settings {
             refund_query_max_interval: env
                 .duration_or("REFUND_QUERY_MAX_INTERVAL", Duration::from_secs(300))?,
             workers: env.on_off_or("WORKERS", true)?,
+            reconcile_daily: env.on_off_or("RECONCILE_DAILY", true)?,
+            reconcile_after: match env.get("RECONCILE_AFTER") {
+                None => time::Time::from_hms(10, 0, 0).unwrap_or(time::Time::MIDNIGHT),
+                Some(text) => {
+                    time::Time::parse(&text, time::macros::format_description!("[hour]:[minute]"))
+                        .map_err(|_| SettingsError::Invalid {
+                        name: "RECONCILE_AFTER".into(),
+                        reason: "HH:MM, Beijing time (e.g. 10:00)".into(),
+                    })?
+                }
+            },
         })
     }
 

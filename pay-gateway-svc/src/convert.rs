@@ -257,6 +257,69 @@ pub(crate) fn login_answer(session: MiniSession) -> pb::Code2SessionResponse {
     }
 }
 
+/// `YYYY-MM-DD` as a day.
+pub(crate) fn bill_date(text: &str) -> Result<time::Date, GatewayError> {
+    const DAY: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, DAY).map_err(|_| invalid("date must be YYYY-MM-DD"))
+}
+
+/// A bill (checked by the protocol library) as the gRPC answer.
+pub(crate) fn bill_answer(answer: wechat_pay::v2::BillAnswer) -> pb::DownloadBillResponse {
+    use wechat_pay::v2::{BillAnswer, BillRowKind};
+    let bill = match answer {
+        BillAnswer::NoBill => {
+            return pb::DownloadBillResponse {
+                no_bill: true,
+                ..pb::DownloadBillResponse::default()
+            };
+        }
+        BillAnswer::Bill(bill) => bill,
+    };
+    let lines = bill
+        .rows
+        .into_iter()
+        .map(|row| {
+            let kind = match row.kind {
+                BillRowKind::Payment => pb::BillLineKind::Payment,
+                BillRowKind::Refund => pb::BillLineKind::Refund,
+                BillRowKind::Revoked => pb::BillLineKind::Revoked,
+            };
+            let refund = row.refund.unwrap_or(wechat_pay::v2::BillRefund {
+                refund_id: String::new(),
+                out_refund_no: String::new(),
+                amount_fen: 0,
+                status: String::new(),
+            });
+            pb::BillLine {
+                time: row.time,
+                kind: kind.into(),
+                out_trade_no: row.out_trade_no,
+                transaction_id: row.transaction_id,
+                order_fen: row.order_fen,
+                settlement_fen: row.settlement_fen,
+                fee_e5: row.fee_e5,
+                out_refund_no: refund.out_refund_no,
+                refund_id: refund.refund_id,
+                refund_fen: refund.amount_fen,
+                refund_status: refund.status,
+            }
+        })
+        .collect();
+    let s = bill.summary;
+    pb::DownloadBillResponse {
+        no_bill: false,
+        lines,
+        totals: Some(pb::BillTotals {
+            lines: s.count,
+            settlement_fen: s.settlement_fen,
+            refund_fen: s.refund_fen,
+            fee_e5: s.fee_e5,
+            order_fen: s.order_fen,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

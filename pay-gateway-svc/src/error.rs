@@ -134,6 +134,11 @@ fn wechat_status(error: &v2::Error) -> Status {
             reason::WECHAT_UNAVAILABLE,
             "WeChat Pay answered a server error",
         ),
+        E::Bill(problem) => status(
+            Code::FailedPrecondition,
+            reason::BILL_INVALID,
+            format!("WeChat's bill is refused: {problem}"),
+        ),
         E::InvalidRequest(message) => status(
             Code::InvalidArgument,
             reason::INVALID_ARGUMENT,

@@ -184,6 +184,22 @@ impl Gateway {
         })
     }
 
+    async fn download_bill(
+        &self,
+        request: pb::DownloadBillRequest,
+    ) -> Result<pb::DownloadBillResponse, Status> {
+        let bill_date = convert::bill_date(&request.date)?;
+        let request = v2::DownloadBillRequest {
+            bill_date,
+            bill_type: v2::BillType::All,
+            gzip: true,
+        };
+        let answer = observe("downloadbill", self.pay.download_bill(&request), v2_result)
+            .await
+            .map_err(wechat("downloadbill"))?;
+        Ok(convert::bill_answer(answer))
+    }
+
     /// When a prepay_id issued now stops being valid (WeChat says 2 hours by default).
     fn prepay_expiry(&self) -> i64 {
         let now = SystemTime::now()
@@ -291,6 +307,18 @@ impl PayGateway for Gateway {
     ) -> Result<Response<pb::RefundResponse>, Status> {
         grpc_call(SERVICE, "Refund", &request, async {
             self.refund(request.get_ref().clone())
+                .await
+                .map(Response::new)
+        })
+        .await
+    }
+
+    async fn download_bill(
+        &self,
+        request: Request<pb::DownloadBillRequest>,
+    ) -> Result<Response<pb::DownloadBillResponse>, Status> {
+        grpc_call(SERVICE, "DownloadBill", &request, async {
+            self.download_bill(request.get_ref().clone())
                 .await
                 .map(Response::new)
         })

@@ -60,6 +60,8 @@ pub mod paygateway {
             pub const REFUNDS_DISABLED: &str = "REFUNDS_DISABLED";
             /// WeChat has no such refund.
             pub const REFUND_NOT_EXIST: &str = "REFUND_NOT_EXIST";
+            /// WeChat's bill cannot be read or does not add up to its own summary.
+            pub const BILL_INVALID: &str = "BILL_INVALID";
         }
     }
 }

@@ -25,6 +25,7 @@ async fn a_ci_sized_fault_matrix_loses_nothing_and_doubles_nothing() {
     };
     let scenarios = [
         Scenario::RabbitmqKilled,
+        Scenario::RabbitmqUnreachable,
         Scenario::PostgresStopped,
         Scenario::RedisStopped,
         Scenario::OrderSvcKilled,

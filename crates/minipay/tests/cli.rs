@@ -78,7 +78,11 @@ fn chaos_names_every_scenario_and_refuses_an_unknown_one() {
     assert!(out.status.success(), "{out:?}");
     let help = text(&out.stdout);
     for scenario in minipay::chaos::Scenario::ALL {
-        assert!(help.contains(&scenario.name()), "{} missing:\n{help}", scenario.name());
+        assert!(
+            help.contains(&scenario.name()),
+            "{} missing:\n{help}",
+            scenario.name()
+        );
     }
     let out = minipay(&["chaos", "--scenario", "meteor-strike", "--no-build"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");

@@ -116,3 +116,100 @@ proptest! {
         let _ = xml::decode(doc.as_bytes());
     }
 }
+
+mod bills {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+    use wechat_pay::v2::bill::{self, parse_bill};
+    use wechat_pay::v2::{Bill, BillRefund, BillRow, BillRowKind, BillType};
+
+    fn row() -> impl Strategy<Value = BillRow> {
+        (
+            "[0-9]{1,4}",
+            "[A-Z0-9]{6,28}",
+            1i64..10_000_000,
+            prop::option::of((1i64..10_000_000, "[0-9]{6}", prop::bool::ANY)),
+            0i64..100_000_000,
+        )
+            .prop_map(|(txn, number, fen, refund, fee)| {
+                let refund = refund.map(|(amount, suffix, ok)| BillRefund {
+                    refund_id: format!("5000{suffix}"),
+                    out_refund_no: format!("RF{suffix}"),
+                    amount_fen: amount,
+                    status: if ok { "SUCCESS" } else { "PROCESSING" }.into(),
+                });
+                BillRow {
+                    time: "2026-11-27 11:43:09".into(),
+                    appid: "wxd930ea5d5a258f4f".into(),
+                    mch_id: "10000100".into(),
+                    transaction_id: format!("4200{txn}"),
+                    out_trade_no: number,
+                    openid: "o71a99f775b6bb03230735950400".into(),
+                    kind: if refund.is_some() {
+                        BillRowKind::Refund
+                    } else {
+                        BillRowKind::Payment
+                    },
+                    order_fen: if refund.is_some() { 0 } else { fen },
+                    settlement_fen: if refund.is_some() { 0 } else { fen },
+                    fee_e5: if refund.is_some() { -fee } else { fee },
+                    refund,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any bytes: a bill or a typed refusal, never a panic.
+        #[test]
+        fn any_bytes_are_refused_or_read(bytes in vec(any::<u8>(), 0..2048)) {
+            let _ = parse_bill(&bytes);
+            let _ = bill::gunzip(&bytes);
+            let _ = bill::read_xml_answer(&bytes);
+        }
+
+        /// Any text made of a bill's own pieces: never a panic, and whatever is read adds up.
+        #[test]
+        fn bill_shaped_text_is_refused_or_adds_up(
+            pieces in vec(prop_oneof![
+                Just(bill::HEADER_ALL.to_owned()),
+                Just(bill::SUMMARY_HEADER.to_owned()),
+                Just("\r\n".to_owned()),
+                Just("`".to_owned()),
+                Just(",".to_owned()),
+                Just("SUCCESS".to_owned()),
+                Just("REFUND".to_owned()),
+                Just("2026-11-27 11:43:09".to_owned()),
+                "-?[0-9]{1,3}(\\.[0-9]{1,5})?",
+            ], 0..60)
+        ) {
+            if let Ok(bill) = parse_bill(pieces.concat().as_bytes()) {
+                prop_assert!(bill.check().is_ok());
+            }
+        }
+
+        /// Any bill written as WeChat writes it reads back equal, plain or gzipped.
+        #[test]
+        fn rendered_bills_read_back(rows in vec(row(), 0..40), zip in any::<bool>()) {
+            let written = Bill::of_rows(rows);
+            let text = written.render(BillType::All);
+            let bytes = if zip { bill::gunzip(&bill::gzip(text.as_bytes())).unwrap() } else { text.into_bytes() };
+            prop_assert_eq!(parse_bill(&bytes).unwrap(), written);
+        }
+
+        /// Any change to a summary total makes the bill refused, whole.
+        #[test]
+        fn a_summary_off_by_anything_is_refused(rows in vec(row(), 1..20), delta in 1i64..1_000_000, which in 0usize..4) {
+            let mut bill = Bill::of_rows(rows);
+            let s = &mut bill.summary;
+            match which {
+                0 => s.settlement_fen += delta,
+                1 => s.refund_fen += delta,
+                2 => s.order_fen += delta,
+                _ => s.count += 1,
+            }
+            prop_assert!(parse_bill(bill.render(BillType::All).as_bytes()).is_err());
+        }
+    }
+}

@@ -87,6 +87,8 @@ pub struct SimConfig {
     pub prepay_ttl: Duration,
     /// How long to wait for a notification receiver's answer (WeChat: about 5 s).
     pub notify_timeout: Duration,
+    /// The fee WeChat takes, in basis points (60 = 0.60%), as the daily bill shows it.
+    pub fee_rate_bp: u32,
     /// Certificate authorities trusted, besides the system's, when notifications go to an
     /// `https` URL (a test gateway's own CA).
     pub notify_ca: Vec<reqwest::Certificate>,
@@ -108,6 +110,7 @@ impl Default for SimConfig {
             refund_notify_url: None,
             prepay_ttl: Duration::from_secs(2 * 3600),
             notify_timeout: Duration::from_secs(5),
+            fee_rate_bp: 60,
             notify_ca: Vec::new(),
             faults: Faults::default(),
             tls: None,
@@ -198,6 +201,17 @@ fn latency_flag(value: &str) -> Result<Duration, String> {
     Ok(latency)
 }
 
+/// `0.6%` (or `0.6`) as basis points: at most two decimals, at most 100%.
+fn fee_rate_flag(value: &str) -> Result<u32, String> {
+    let number = value.strip_suffix('%').unwrap_or(value);
+    let bp = wechat_pay::v2::bill::parse_yuan(number, 2, false)
+        .ok_or("a percentage with at most two decimals, e.g. 0.6%")?;
+    u32::try_from(bp)
+        .ok()
+        .filter(|&bp| bp <= 10_000)
+        .ok_or_else(|| "at most 100%".to_owned())
+}
+
 fn time_scale_flag(value: &str) -> Result<f64, String> {
     let f: f64 = value.parse().map_err(|e| format!("{e}"))?;
     if !(f.is_finite() && f > 0.0) {
@@ -248,6 +262,9 @@ struct Args {
     /// How long to wait for a notification receiver's answer
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_flag)]
     notify_timeout: Duration,
+    /// The fee on the daily bill, a percentage with at most two decimals (0.60%)
+    #[arg(long, value_name = "PERCENT", default_value = "0.6%", value_parser = fee_rate_flag)]
+    fee_rate: u32,
     /// A PEM file with a CA certificate to trust for https notification URLs (besides the
     /// system's roots), e.g. the certificate of a local API gateway
     #[arg(long, value_name = "PEM_FILE")]
@@ -353,6 +370,7 @@ where
         refund_notify_url: args.refund_notify_url,
         prepay_ttl: args.prepay_ttl,
         notify_timeout: args.notify_timeout,
+        fee_rate_bp: args.fee_rate,
         notify_ca,
         faults,
     })

@@ -160,3 +160,26 @@ pub(crate) async fn login_code(State(sim): State<Arc<Sim>>, body: Bytes) -> Resp
 pub(crate) async fn health(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
     Json(json!({ "status": "ok", "orders": sim.order_count() }))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortalRefundBody {
+    amount_fen: u64,
+}
+
+/// `POST /sim/v1/orders/{out_trade_no}/portal-refunds` `{"amount_fen": N}`: a refund made in
+/// the merchant portal (SUCCESS at once, no notification).
+pub(crate) async fn portal_refund(
+    State(sim): State<Arc<Sim>>,
+    Path(out_trade_no): Path<String>,
+    Query(which): Query<Which>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<crate::sim::RefundView>), ControlError> {
+    let body: PortalRefundBody = serde_json::from_slice(&body)
+        .map_err(|e| ControlError::Invalid(format!("body must be {{\"amount_fen\": N}}: {e}")))?;
+    let amount = wechat_pay::Fen::new(body.amount_fen)
+        .map_err(|e| ControlError::Invalid(format!("amount_fen: {e}")))?;
+    let key = sim.find(&out_trade_no, which.mch_id.as_deref())?;
+    sim.portal_refund(&key, amount)
+        .map(|view| (StatusCode::CREATED, Json(view)))
+}

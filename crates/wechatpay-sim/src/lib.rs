@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bill;
 mod config;
 mod control;
 mod faults;
@@ -39,6 +40,7 @@ use axum::http::Method;
 use axum::routing::{any, get, post};
 use wechat_pay::v2::Endpoint;
 
+pub use self::bill::{Action as BillAction, Adjustment as BillAdjustment};
 pub use self::config::{
     DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_MCH_ID, SimConfig, SimMerchant,
     parse_args,
@@ -87,9 +89,23 @@ fn router(sim: Arc<Sim>) -> Router {
             Endpoint::SandboxSignKey.path(),
             merchant_route(Endpoint::SandboxSignKey, false),
         )
+        .route(
+            Endpoint::DownloadBill.path(),
+            merchant_route(Endpoint::DownloadBill, false),
+        )
+        .route(
+            "/sim/v1/bill-adjustments",
+            post(bill::add_adjustment)
+                .get(bill::list_adjustments)
+                .delete(bill::clear_adjustments),
+        )
         .route("/sns/jscode2session", get(login::jscode2session))
         .route("/sim/v1/orders/{out_trade_no}", get(control::get_order))
         .route("/sim/v1/orders/{out_trade_no}/pay", post(control::pay))
+        .route(
+            "/sim/v1/orders/{out_trade_no}/portal-refunds",
+            post(control::portal_refund),
+        )
         .route("/sim/v1/refunds/{out_refund_no}", get(control::get_refund))
         .route(
             "/sim/v1/refunds/{out_refund_no}/settle",

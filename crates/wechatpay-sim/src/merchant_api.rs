@@ -100,48 +100,107 @@ pub(crate) async fn handle(
     if endpoint == Endpoint::Refund && sim.config.tls.is_some() && !client_cert {
         return xml_response(protocol_fail("请求未携带商户API证书"));
     }
+    if endpoint == Endpoint::DownloadBill {
+        return match authenticate(&sim, endpoint, sandbox, &method, &body) {
+            Ok(request) if injected_system_error(&sim) => {
+                drop(request);
+                bill_busy()
+            }
+            Ok(request) => sim.download_bill(request.merchant_id, &request.params),
+            Err(refusal) => xml_response(refusal),
+        };
+    }
     xml_response(call(&sim, endpoint, sandbox, &method, &body))
+}
+
+/// The bill download's `System Error` (what the SYSTEMERROR fault gives there).
+fn bill_busy() -> Response {
+    let p: Params = [
+        ("return_code", "FAIL"),
+        ("return_msg", "System Error"),
+        ("error_code", "100"),
+    ]
+    .into_iter()
+    .collect();
+    xml_response(xml::encode(&p).unwrap_or_default())
+}
+
+/// A request whose merchant and signature were checked.
+struct Authenticated<'a> {
+    params: Params,
+    merchant: &'a SimMerchant,
+    merchant_id: &'a str,
+    key: ApiKey,
+    sign_type: SignType,
+}
+
+/// The checks before any business: method, body, XML, sign type, merchant, signature; a
+/// refusal is `return_code=FAIL`, unsigned.
+fn authenticate<'a>(
+    sim: &'a Sim,
+    endpoint: Endpoint,
+    sandbox: bool,
+    method: &Method,
+    body: &[u8],
+) -> Result<Authenticated<'a>, String> {
+    if method != Method::POST {
+        return Err(protocol_fail("请使用post方法"));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(protocol_fail("post数据为空"));
+    }
+    let params = match xml::decode(body) {
+        Ok(p) => p,
+        Err(xml::XmlError::InvalidUtf8) => return Err(protocol_fail("编码格式错误")),
+        Err(_) => return Err(protocol_fail("XML格式错误")),
+    };
+    let sign_type = match SignType::of_message(&params) {
+        Ok(t) if endpoint == Endpoint::SandboxSignKey && t != SignType::Md5 => {
+            return Err(protocol_fail("getsignkey只支持MD5签名"));
+        }
+        Ok(t) => t,
+        Err(_) => return Err(protocol_fail("sign_type参数错误")),
+    };
+    let Some(merchant) = params.get_non_empty("mch_id").and_then(|m| sim.merchant(m)) else {
+        return Err(protocol_fail(if params.get_non_empty("mch_id").is_none() {
+            "缺少参数mch_id"
+        } else {
+            "商户号mch_id不存在"
+        }));
+    };
+    if params.get_non_empty("sign").is_none() {
+        return Err(protocol_fail("缺少参数sign"));
+    }
+    let key = if sandbox && endpoint != Endpoint::SandboxSignKey {
+        merchant.sandbox_key()
+    } else {
+        merchant.key.clone()
+    };
+    if v2::verify(&params, &key, sign_type).is_err() {
+        return Err(protocol_fail("签名错误"));
+    }
+    Ok(Authenticated {
+        params,
+        merchant,
+        merchant_id: &merchant.mch_id,
+        key,
+        sign_type,
+    })
 }
 
 /// One merchant API call, from raw request to raw answer.
 fn call(sim: &Arc<Sim>, endpoint: Endpoint, sandbox: bool, method: &Method, body: &[u8]) -> String {
-    if method != Method::POST {
-        return protocol_fail("请使用post方法");
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return protocol_fail("post数据为空");
-    }
-    let params = match xml::decode(body) {
-        Ok(p) => p,
-        Err(xml::XmlError::InvalidUtf8) => return protocol_fail("编码格式错误"),
-        Err(_) => return protocol_fail("XML格式错误"),
+    let Authenticated {
+        params,
+        merchant,
+        merchant_id: mch_id,
+        key,
+        sign_type,
+    } = match authenticate(sim, endpoint, sandbox, method, body) {
+        Ok(a) => a,
+        Err(refusal) => return refusal,
     };
-    let sign_type = match SignType::of_message(&params) {
-        Ok(t) if endpoint == Endpoint::SandboxSignKey && t != SignType::Md5 => {
-            return protocol_fail("getsignkey只支持MD5签名");
-        }
-        Ok(t) => t,
-        Err(_) => return protocol_fail("sign_type参数错误"),
-    };
-    let Some(mch_id) = params.get_non_empty("mch_id") else {
-        return protocol_fail("缺少参数mch_id");
-    };
-    let Some(merchant) = sim.merchant(mch_id) else {
-        return protocol_fail("商户号mch_id不存在");
-    };
-    if params.get_non_empty("sign").is_none() {
-        return protocol_fail("缺少参数sign");
-    }
-    let sandbox_key;
-    let key = if sandbox && endpoint != Endpoint::SandboxSignKey {
-        sandbox_key = merchant.sandbox_key();
-        &sandbox_key
-    } else {
-        &merchant.key
-    };
-    if v2::verify(&params, key, sign_type).is_err() {
-        return protocol_fail("签名错误");
-    }
+    let key = &key;
     if endpoint == Endpoint::SandboxSignKey {
         let reply = Reply {
             key,
@@ -194,7 +253,9 @@ fn business(
         Endpoint::CloseOrder => close_order(sim, merchant, sandbox, params),
         Endpoint::Refund => refund(sim, merchant, sandbox, params),
         Endpoint::RefundQuery => refund_query(sim, merchant, sandbox, params),
-        Endpoint::SandboxSignKey => Err(refuse("INVALID_REQUEST", "unexpected endpoint")),
+        Endpoint::SandboxSignKey | Endpoint::DownloadBill => {
+            Err(refuse("INVALID_REQUEST", "unexpected endpoint"))
+        }
     }
 }
 
@@ -640,6 +701,7 @@ fn refund(
         refund_fee,
         status: RefundStatus::Processing,
         success_time: None,
+        requested_at: sim.clock.wechat_now(),
         notify_url,
         notifications: NotificationLog::default(),
     };

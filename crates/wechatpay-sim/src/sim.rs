@@ -25,6 +25,8 @@ pub struct Sim {
     pub(crate) faults: Mutex<Faults>,
     pub(crate) logins: Mutex<LoginBook>,
     pub(crate) held: Mutex<Vec<notify::Delivery>>,
+    /// Changes to days' bills (`/sim/v1/bill-adjustments`).
+    pub(crate) adjustments: Mutex<Vec<crate::bill::Adjustment>>,
     pub(crate) http: reqwest::Client,
     pub(crate) clock: Clock,
     seq: AtomicU64,
@@ -230,6 +232,7 @@ impl Sim {
             store: Mutex::default(),
             logins: Mutex::default(),
             held: Mutex::default(),
+            adjustments: Mutex::default(),
             http,
             clock: Clock::default(),
             seq: AtomicU64::new(1),
@@ -394,6 +397,45 @@ impl Sim {
         }
         self.refund_view(key, out_refund_no)
             .ok_or_else(|| ControlError::NotFound(out_refund_no.to_owned()))
+    }
+
+    /// A refund made in the merchant portal, outside the API: SUCCESS at once, numbered by
+    /// WeChat (`PORTAL…`), no notification. The merchant learns of it from the bill or a
+    /// refund query.
+    pub fn portal_refund(&self, key: &OrderKey, amount: Fen) -> Result<RefundView, ControlError> {
+        let now = self.clock.wechat_now();
+        let mut store = lock(&self.store);
+        let order = store
+            .get_mut(key)
+            .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))?;
+        if !order.state.was_paid() {
+            return Err(ControlError::Conflict(format!(
+                "the order is {:?}",
+                order.state
+            )));
+        }
+        if amount.is_zero() || order.refunded().saturating_add(amount.get()) > order.total_fee.get()
+        {
+            return Err(ControlError::Invalid(
+                "amount_fen must be more than 0 and at most what is left to refund".into(),
+            ));
+        }
+        let refund = Refund {
+            out_refund_no: format!("PORTAL{}{:06}", now, self.next_seq() % 1_000_000),
+            refund_id: self.new_refund_id(),
+            refund_fee: amount,
+            status: RefundStatus::Success,
+            success_time: Some(notify::refund_time(now)),
+            requested_at: now,
+            notify_url: None,
+            notifications: NotificationLog::default(),
+        };
+        let view = RefundView::from(&refund);
+        let (number, id) = (refund.out_refund_no.clone(), refund.refund_id.clone());
+        order.state = TradeState::Refund;
+        order.refunds.push(refund);
+        store.index_refund(key, &number, &id);
+        Ok(view)
     }
 
     /// Schedules the automatic success of a new refund, when configured.

@@ -89,6 +89,8 @@ pub struct Refund {
     pub status: RefundStatus,
     /// When it succeeded (`yyyy-MM-dd HH:mm:ss`, Beijing time).
     pub success_time: Option<String>,
+    /// When it was requested (the day its bill line falls on).
+    pub requested_at: WeChatTime,
     /// Where its notification goes (the request's, else the simulator's), if anywhere.
     pub notify_url: Option<String>,
     /// What happened to its notifications.
@@ -137,6 +139,11 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// Every order.
+    pub(crate) fn orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
     /// The order under `key`.
     pub(crate) fn get(&self, key: &OrderKey) -> Option<&Order> {
         self.orders.get(key)

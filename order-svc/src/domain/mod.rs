@@ -4,6 +4,7 @@
 mod cursor;
 mod order;
 mod payment;
+pub mod reconciliation;
 mod refund;
 mod request;
 mod status;

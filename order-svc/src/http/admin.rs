@@ -36,6 +36,10 @@ pub(super) fn routes() -> Router<AppState> {
             "/admin/v1/dead-letters/{id}/replay",
             post(replay_dead_letter),
         )
+        .route(
+            "/admin/v1/reconciliations",
+            post(run_reconciliation).get(get_reconciliation),
+        )
         .route("/admin/v1/openapi.json", get(openapi_json))
 }
 
@@ -49,6 +53,13 @@ pub(crate) struct RefundBody {
     /// Why (shown to the payer): 1 to 80 characters.
     #[schema(min_length = 1, max_length = 80)]
     reason: String,
+}
+
+impl TryFrom<RefundBody> for RefundRequest {
+    type Error = AppError;
+    fn try_from(body: RefundBody) -> Result<Self, AppError> {
+        RefundRequest::new(body.amount_fen, &body.reason)
+    }
 }
 
 /// A refund.
@@ -342,7 +353,7 @@ async fn create_refund(
     Idempotency(key): Idempotency,
     JsonBody(body): JsonBody<RefundBody>,
 ) -> Result<Response, AppError> {
-    let request = RefundRequest::new(body.amount_fen, &body.reason)?;
+    let request = RefundRequest::try_from(body)?;
     let (refund, replayed) = state.refunds.request(&operator, id, &request, key).await?;
     let mut response = (StatusCode::CREATED, Json(RefundView::from(&refund))).into_response();
     if replayed {
@@ -416,6 +427,13 @@ pub(crate) struct ReasonBody {
     reason: String,
 }
 
+impl ReasonBody {
+    /// The reason, checked.
+    pub(super) fn checked(self) -> Result<String, AppError> {
+        crate::domain::checked_reason(&self.reason)
+    }
+}
+
 /// The events order-svc's queue gave up on, newest first.
 #[utoipa::path(get, path = "/admin/v1/dead-letters", tag = "admin", operation_id = "list_dead_letters",
     security(("operator" = [])),
@@ -453,7 +471,7 @@ async fn replay_dead_letter(
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<Json<DeadLetterView>, AppError> {
     let id: i64 = id.parse().map_err(|_| AppError::DeadLetterNotFound)?;
-    let reason = crate::domain::checked_reason(&body.reason)?;
+    let reason = body.checked()?;
     let letter = state.dead_letters.replay(&operator, id, &reason).await?;
     Ok(Json(DeadLetterView::from(&letter)))
 }
@@ -493,6 +511,13 @@ pub(crate) struct ResolveBody {
     /// Why, for the audit log (and the payer, on a refund): 1 to 80 characters.
     #[schema(min_length = 1, max_length = 80)]
     reason: String,
+}
+
+impl ResolveBody {
+    /// The decision and its reason, checked.
+    pub(super) fn checked(self) -> Result<(crate::reviews::Resolution, String), AppError> {
+        Ok((self.action, crate::domain::checked_reason(&self.reason)?))
+    }
 }
 
 /// The orders a payment contradicted, waiting for an operator.
@@ -543,12 +568,151 @@ async fn resolve_order(
     PathOrderId(id): PathOrderId,
     JsonBody(body): JsonBody<ResolveBody>,
 ) -> Result<Json<OrderView>, AppError> {
-    let reason = crate::domain::checked_reason(&body.reason)?;
+    let (action, reason) = body.checked()?;
     let order = state
         .reviews
-        .resolve(&operator, id, body.action, &reason)
+        .resolve(&operator, id, action, &reason)
         .await?;
     Ok(Json(OrderView::from(&order)))
+}
+
+/// A day to reconcile.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReconcileBody {
+    /// The Beijing-time day, `YYYY-MM-DD`.
+    date: String,
+}
+
+/// `?date=YYYY-MM-DD`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DayQuery {
+    /// The Beijing-time day, `YYYY-MM-DD`.
+    date: String,
+}
+
+/// `YYYY-MM-DD`, checked.
+pub(super) fn day(text: &str) -> Result<time::Date, AppError> {
+    time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| AppError::InvalidRequest("date must be a day, YYYY-MM-DD".into()))
+}
+
+impl ReconcileBody {
+    /// The day, checked.
+    pub(super) fn checked(self) -> Result<time::Date, AppError> {
+        day(&self.date)
+    }
+}
+
+/// One difference between WeChat's bill and the books.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DifferenceView {
+    /// `paid_at_wechat_not_here`, `paid_here_not_on_bill`, `amount_differs`,
+    /// `refund_unknown_here`, `refund_differs` or `duplicate_line`.
+    kind: String,
+    out_trade_no: String,
+    transaction_id: String,
+    /// The refund, for refund differences (else empty).
+    out_refund_no: String,
+    /// What each side says (and, when healed, what WeChat's query confirmed).
+    detail: String,
+    /// Settled by this run through the normal rules, after WeChat confirmed it.
+    healed: bool,
+}
+
+/// A day's reconciliation.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ReconciliationView {
+    /// `YYYY-MM-DD`, Beijing time.
+    date: String,
+    /// `PENDING`, `RUNNING`, `MATCHED`, `DIFFERENCES` or `FAILED`.
+    status: String,
+    /// Runs so far.
+    attempts: i32,
+    /// Why the last run failed.
+    error: Option<String>,
+    /// `{"bill": {"lines", "payments", "refunds", "settlement_fen", "refund_fen", "fee_e5",
+    /// "order_fen"} or null for a day without a bill, "books": {"paid_orders", "paid_fen",
+    /// "refunds", "refunded_fen"}}`: amounts in integer fen, the fee in 0.00001 yuan.
+    #[schema(value_type = Object)]
+    totals: serde_json::Value,
+    differences: Vec<DifferenceView>,
+}
+
+impl From<&crate::domain::reconciliation::Report> for ReconciliationView {
+    fn from(r: &crate::domain::reconciliation::Report) -> Self {
+        ReconciliationView {
+            date: r.day.to_string(),
+            status: r.status.as_str().to_owned(),
+            attempts: r.attempts,
+            error: r.error.clone(),
+            totals: r.totals.clone(),
+            differences: r
+                .differences
+                .iter()
+                .map(|d| DifferenceView {
+                    kind: d.kind.as_str().to_owned(),
+                    out_trade_no: d.out_trade_no.clone(),
+                    transaction_id: d.transaction_id.clone(),
+                    out_refund_no: d.out_refund_no.clone(),
+                    detail: d.detail.clone(),
+                    healed: d.healed,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Reconciles a day now: WeChat's bill against the books; the safe differences are healed
+/// after WeChat confirms them. Audited.
+#[utoipa::path(post, path = "/admin/v1/reconciliations", tag = "admin", operation_id = "run_reconciliation",
+    security(("operator" = [])),
+    request_body = ReconcileBody,
+    responses(
+        (status = 200, description = "The day's report (a failed run is `FAILED` with its error; it is tried again)", body = ReconciliationView),
+        (status = 400, description = "`invalid_json`, `invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+        (status = 409, description = "`reconciliation_running`: another replica is running it", body = ErrorBody),
+    ))]
+async fn run_reconciliation(
+    State(state): State<AppState>,
+    Operator(operator): Operator,
+    JsonBody(body): JsonBody<ReconcileBody>,
+) -> Result<Json<ReconciliationView>, AppError> {
+    let day = body.checked()?;
+    let report = state
+        .reconciler
+        .run_for(&operator, day)
+        .await?
+        .ok_or(AppError::ReconciliationRunning)?;
+    Ok(Json(ReconciliationView::from(&report)))
+}
+
+/// A day's reconciliation report.
+#[utoipa::path(get, path = "/admin/v1/reconciliations", tag = "admin", operation_id = "get_reconciliation",
+    security(("operator" = [])),
+    params(DayQuery),
+    responses(
+        (status = 200, description = "The day's report", body = ReconciliationView),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no operator's token", body = ErrorBody),
+        (status = 404, description = "`reconciliation_not_found`: the day was never reconciled", body = ErrorBody),
+    ))]
+async fn get_reconciliation(
+    State(state): State<AppState>,
+    Operator(_operator): Operator,
+    QueryParams(query): QueryParams<DayQuery>,
+) -> Result<Json<ReconciliationView>, AppError> {
+    let report = state
+        .reconciler
+        .report(day(&query.date)?)
+        .await?
+        .ok_or(AppError::ReconciliationNotFound)?;
+    Ok(Json(ReconciliationView::from(&report)))
 }
 
 /// This API's OpenAPI document.
@@ -573,6 +737,8 @@ async fn openapi_json() -> Json<serde_json::Value> {
         resolve_order,
         list_dead_letters,
         replay_dead_letter,
+        run_reconciliation,
+        get_reconciliation,
         openapi_json
     ),
     modifiers(&OperatorAuth)

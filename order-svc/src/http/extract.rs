@@ -36,9 +36,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonValue {
                     AppError::InvalidRequest(format!("unreadable body: {}", e.body_text()))
                 }
             })?;
-        serde_json::from_slice(&body)
-            .map(JsonValue)
-            .map_err(|e| AppError::InvalidJson(format!("the body is not valid JSON: {e}")))
+        super::bodies::json_value(&body).map(JsonValue)
     }
 }
 
@@ -50,9 +48,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = AppError;
     async fn from_request(request: Request, state: &S) -> Result<Self, AppError> {
         let JsonValue(value) = JsonValue::from_request(request, state).await?;
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| AppError::InvalidRequest(format!("invalid request body: {e}")))
+        super::bodies::shape(value).map(JsonBody)
     }
 }
 

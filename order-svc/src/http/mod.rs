@@ -1,9 +1,11 @@
 //! The Mini Program's HTTP API (`/api/v1/...`): JSON in and out, errors as
 //! `{"code", "message"}`. Handlers only turn wire shapes (`shapes`) into domain requests
-//! (`extract`), call one use case, and shape the answer. The OpenAPI document served at
-//! `/api/v1/openapi.json` is generated from these handlers and shapes (`openapi`).
+//! (`extract`; every JSON body's steps in [`bodies`]), call one use case, and shape the
+//! answer. The OpenAPI document served at `/api/v1/openapi.json` is generated from these
+//! handlers and shapes (`openapi`).
 
 mod admin;
+pub mod bodies;
 mod extract;
 mod limit;
 mod openapi;
@@ -53,6 +55,8 @@ pub struct AppState {
     pub dead_letters: Arc<crate::dead_letters::DeadLetters>,
     /// Who may use the admin API.
     pub admin_tokens: Arc<crate::operators::AdminTokens>,
+    /// Daily reconciliation, run on request.
+    pub reconciler: Arc<crate::reconcile::Reconciler>,
 }
 
 /// The API routes.

@@ -1,6 +1,6 @@
 //! PostgreSQL: every SQL statement of order-svc lives below this module, one file per table
 //! family (`orders`, `products`, `anomalies`, `outbox`, `refunds`, `audit`, `history`,
-//! `dead_letters`). Values stay their domain types until
+//! `dead_letters`, `reconciliations`). Values stay their domain types until
 //! they are bound to a query parameter; rows become domain types here.
 //!
 //! Functions that take `&mut PgConnection` run inside the caller's transaction (the
@@ -14,6 +14,7 @@ pub mod history;
 pub mod orders;
 pub mod outbox;
 pub mod products;
+pub mod reconciliations;
 pub mod refunds;
 
 use std::time::Duration;

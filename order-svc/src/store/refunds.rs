@@ -49,6 +49,20 @@ pub async fn lock_order(conn: &mut PgConnection, id: OrderId) -> Result<Option<O
     one(row)
 }
 
+/// Locks the order numbered `out_trade_no` (in the caller's transaction).
+pub async fn lock_order_by_number(
+    conn: &mut PgConnection,
+    out_trade_no: &wechat_pay::OutTradeNo,
+) -> Result<Option<Order>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE out_trade_no = $1 FOR UPDATE"
+    ))
+    .bind(out_trade_no.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    one(row)
+}
+
 /// Sets the locked order's refund amounts and the status they give
 /// ([`status_after_refunds`], allowed by the state machine, or unchanged).
 pub async fn set_amounts(

@@ -22,6 +22,9 @@ use crate::store::Store;
 /// How often the backlog gauges are sampled.
 const BACKLOG_PERIOD: Duration = Duration::from_secs(5);
 
+/// How often the daily reconciliation looks whether the previous day is due.
+const RECONCILE_PERIOD: Duration = Duration::from_secs(60);
+
 /// Dead letters taken off their queue at once.
 const DEAD_LETTER_PREFETCH: u16 = 16;
 
@@ -31,6 +34,7 @@ const BATCH: u32 = 50;
 /// The workers, sharing the use cases.
 #[derive(Debug, Clone)]
 pub struct Workers {
+    reconciler: Arc<crate::reconcile::Reconciler>,
     checkout: Arc<Checkout>,
     refunds: Arc<crate::refunds::Refunds>,
     dead_letters: Arc<crate::dead_letters::DeadLetters>,
@@ -57,6 +61,7 @@ pub struct Workers {
 impl Workers {
     /// Wires the workers.
     pub fn new(
+        reconciler: Arc<crate::reconcile::Reconciler>,
         checkout: Arc<Checkout>,
         refunds: Arc<crate::refunds::Refunds>,
         dead_letters: Arc<crate::dead_letters::DeadLetters>,
@@ -75,6 +80,7 @@ impl Workers {
             }),
         );
         Workers {
+            reconciler,
             checkout,
             refunds,
             dead_letters,
@@ -185,6 +191,26 @@ impl Workers {
             stop,
             |w| async move { w.refunds_once().await },
         ));
+        // The first look a period after start: a replica that just started (or restarts in
+        // a loop) does not reach for WeChat's bill before anything else is up.
+        let (workers, first_stop, daily_stop) = (self.clone(), stop.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::select! {
+                () = first_stop.wait() => return,
+                () = tokio::time::sleep(RECONCILE_PERIOD) => {}
+            }
+            let daily = workers.every(
+                "reconciliation",
+                RECONCILE_PERIOD,
+                &daily_stop,
+                |w| async move {
+                    w.reconciler
+                        .run_due_once(time::OffsetDateTime::now_utc())
+                        .await
+                },
+            );
+            let _ = daily.await;
+        }));
         tasks.push(
             self.every("backlog gauges", BACKLOG_PERIOD, stop, |w| async move {
                 let backlog = w.sample_backlog().await?;
@@ -194,13 +220,18 @@ impl Workers {
         tasks
     }
 
+    /// The reconciliation (the admin API's, and tests').
+    pub fn reconciler(&self) -> &crate::reconcile::Reconciler {
+        &self.reconciler
+    }
+
     /// How many payment events are being handled right now.
     pub fn events_in_hand(&self) -> usize {
         self.in_hand.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Sets the backlog gauges: `orders_in_review`, `outbox_pending_events` and
-    /// `outbox_oldest_pending_seconds` (every replica reports the same database; alert on
+    /// Sets the backlog gauges: `orders_in_review`, `outbox_pending_events`,
+    /// `outbox_oldest_pending_seconds` and `reconciliation_unhealed_differences` (every replica reports the same database; alert on
     /// `max`), and returns what it counted.
     pub async fn sample_backlog(&self) -> Result<crate::store::Backlog, AppError> {
         let backlog = self.store.backlog().await?;
@@ -210,6 +241,9 @@ impl Workers {
             metrics::gauge!("outbox_pending_events").set(backlog.outbox_pending as f64);
         }
         metrics::gauge!("outbox_oldest_pending_seconds").set(backlog.outbox_oldest_seconds);
+        let unhealed = self.store.unhealed_differences().await?;
+        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+        metrics::gauge!("reconciliation_unhealed_differences").set(unhealed as f64);
         Ok(backlog)
     }
 

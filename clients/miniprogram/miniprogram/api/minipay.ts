@@ -163,6 +163,8 @@ export const MESSAGES = messages({
   order_not_refundable: ['订单未支付，无法退款', 'The order is not paid; it cannot be refunded'],
   dead_letter_not_found: ['找不到该死信消息', 'No such dead letter'],
   resolution_not_allowed: ['该处理方式不适用于此订单', 'This resolution does not apply to the order'],
+  reconciliation_not_found: ['该日尚未对账', 'That day was never reconciled'],
+  reconciliation_running: ['该日正在对账，请稍后再试', 'That day is being reconciled right now; try again shortly'],
   broker_unavailable: ['消息服务暂时不可用，请稍后再试', 'The message broker is unavailable; try again shortly'],
   payment_unavailable: ['微信支付暂时不可用，请稍后重试', 'WeChat Pay is unavailable right now; try again shortly'],
   payment_refused: ['微信支付拒绝了本次支付，请联系商家', 'WeChat Pay refused this payment; contact the shop'],

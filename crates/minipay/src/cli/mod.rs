@@ -1,9 +1,10 @@
-//! The command line: `minipay up | demo | status | load | chaos`, one module per subcommand. `main` parses
+//! The command line: `minipay up | demo | status | load | chaos | reconcile`, one module per subcommand. `main` parses
 //! [`Cli`] and hands it to [`run`].
 
 pub mod chaos;
 pub mod demo;
 pub mod load;
+pub mod reconcile;
 pub mod status;
 pub mod up;
 
@@ -50,6 +51,9 @@ pub enum Command {
     /// Redis, RabbitMQ, a service or WeChat fails; one row per fault (payments, PAID,
     /// doubled, lost, in review, dead-lettered, time to converge). Uses private servers.
     Chaos(chaos::Args),
+    /// Reconcile a day: WeChat's bill against the books, through the admin API; prints the
+    /// differences (exit 1 when some wait for an operator).
+    Reconcile(reconcile::Args),
 }
 
 /// Flags shared by the subcommands that may start the stack.
@@ -71,6 +75,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Some(Command::Status(args)) => status::run(args).await,
         Some(Command::Load(args)) => load::run(args, interrupt).await,
         Some(Command::Chaos(args)) => chaos::run(args, interrupt).await,
+        Some(Command::Reconcile(args)) => reconcile::run(args).await,
         None => {
             let _ = Cli::command().print_help();
             ExitCode::SUCCESS

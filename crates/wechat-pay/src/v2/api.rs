@@ -26,6 +26,8 @@ pub enum Endpoint {
     Refund,
     /// `/pay/refundquery`
     RefundQuery,
+    /// `/pay/downloadbill`
+    DownloadBill,
 }
 
 impl Endpoint {
@@ -38,6 +40,7 @@ impl Endpoint {
             Endpoint::SandboxSignKey => "/sandboxnew/pay/getsignkey",
             Endpoint::Refund => "/secapi/pay/refund",
             Endpoint::RefundQuery => "/pay/refundquery",
+            Endpoint::DownloadBill => "/pay/downloadbill",
         }
     }
 
@@ -50,6 +53,7 @@ impl Endpoint {
             Endpoint::SandboxSignKey => "getsignkey",
             Endpoint::Refund => "refund",
             Endpoint::RefundQuery => "refundquery",
+            Endpoint::DownloadBill => "downloadbill",
         }
     }
 }

@@ -11,6 +11,7 @@ use super::api::{
     CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest,
     OrderQueryResponse, SandboxSignKeyResponse, UnifiedOrderRequest, UnifiedOrderResponse,
 };
+use super::bill::{self, BillAnswer, BillXmlAnswer, DownloadBillRequest};
 use super::error::{ErrCode, Error};
 use super::message::{from_params, to_params};
 use super::refund::{RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse};
@@ -183,6 +184,50 @@ impl Client {
         let business = to_params(request).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let answer = self.call_params(Endpoint::RefundQuery, &business).await?;
         RefundQueryResponse::from_params(&answer).map_err(|e| Error::InvalidResponse(e.to_string()))
+    }
+
+    /// Download bill (下载对账单): the day's bill, checked against its summary, or
+    /// [`BillAnswer::NoBill`] for a day without transactions. `System Error` (100) is retried
+    /// under the client's policy like `SYSTEMERROR`. The bill is not signed: confirm what it
+    /// says with a query before acting on it.
+    pub async fn download_bill(&self, request: &DownloadBillRequest) -> Result<BillAnswer, Error> {
+        let business = request.params();
+        with_retries(&self.config.retry, Endpoint::DownloadBill.name(), || {
+            let params = self.complete(&business);
+            async move { self.fetch_bill(&params, request.gzip).await }
+        })
+        .await
+    }
+
+    async fn fetch_bill(&self, params: &Params, gzip: bool) -> Result<BillAnswer, Error> {
+        let body = xml::encode(params)?;
+        let timeout = self.config.timeout;
+        let response = self
+            .http
+            .post(self.url(Endpoint::DownloadBill)?)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .body(body)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| TransportError::from_reqwest(e, timeout))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(Error::HttpStatus { status });
+        }
+        let bytes = read_limited(response, bill::MAX_BILL_BYTES, timeout).await?;
+        if bill::is_xml_answer(&bytes) {
+            return match bill::read_xml_answer(&bytes)? {
+                BillXmlAnswer::NoBill => Ok(BillAnswer::NoBill),
+                BillXmlAnswer::TryLater(message) => Err(Error::Business {
+                    code: ErrCode::SystemError,
+                    description: message,
+                }),
+                BillXmlAnswer::Refused(return_msg) => Err(Error::Protocol { return_msg }),
+            };
+        }
+        let text = if gzip { bill::gunzip(&bytes)? } else { bytes };
+        Ok(BillAnswer::Bill(bill::parse_bill(&text)?))
     }
 
     /// Fetches the sandbox sign key (MD5-signed with the production key, as WeChat requires).

@@ -153,6 +153,9 @@ pub enum Error {
         /// `err_code_des`.
         description: String,
     },
+    /// A bill that cannot be read or does not add up: refused whole.
+    #[error("bill: {0}")]
+    Bill(#[from] super::bill::BillError),
     /// A signed answer lacks a field or holds an invalid one.
     #[error("invalid response: {0}")]
     InvalidResponse(String),

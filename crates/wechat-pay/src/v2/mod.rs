@@ -3,9 +3,11 @@
 //! The pieces, from the wire up: [`Params`] (the flat field map), [`xml`] (the hostile-input
 //! safe codec), [`sign`](fn@sign) / [`verify`] (the signature), typed messages
 //! ([`UnifiedOrderRequest`] and friends), the [`Client`], notifications
-//! ([`parse_payment_notification`]) and the Mini Program payment object ([`RequestPayment`]).
+//! ([`parse_payment_notification`]), the Mini Program payment object ([`RequestPayment`]) and
+//! the daily [`bill`].
 
 mod api;
+pub mod bill;
 mod client;
 mod error;
 pub mod message;
@@ -20,6 +22,10 @@ pub use self::api::{
     CloseOrderRequest, CloseOrderResponse, ENVELOPE_FIELDS, Endpoint, OrderQueryRequest,
     OrderQueryResponse, SandboxSignKeyResponse, TradeState, TradeType, UnifiedOrderRequest,
     UnifiedOrderResponse,
+};
+pub use self::bill::{
+    Bill, BillAnswer, BillError, BillRefund, BillRow, BillRowKind, BillSummary, BillType,
+    DownloadBillRequest,
 };
 pub use self::client::{Client, ClientConfig, Merchant, PRODUCTION_BASE_URL};
 pub use self::error::{ErrCode, Error};
