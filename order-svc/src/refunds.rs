@@ -43,6 +43,38 @@ pub enum RefundApplied {
     Contradicts(&'static str),
 }
 
+/// What is left to refund of `order` (paid, less refunded and being refunded).
+fn left_to_refund(order: &Order) -> u64 {
+    order
+        .amount
+        .get()
+        .saturating_sub(order.refunded.get())
+        .saturating_sub(order.refunding.get())
+}
+
+/// A new refund, REQUESTED now.
+fn requested(
+    order_id: OrderId,
+    out_refund_no: wechat_pay::OutRefundNo,
+    amount: Fen,
+    reason: &str,
+    requested_by: &str,
+) -> Refund {
+    Refund {
+        id: Uuid::now_v7(),
+        order_id,
+        out_refund_no,
+        amount,
+        reason: reason.to_owned(),
+        requested_by: requested_by.to_owned(),
+        status: RefundStatus::Requested,
+        refund_id: None,
+        failure: None,
+        created_at: time::OffsetDateTime::now_utc(),
+        settled_at: None,
+    }
+}
+
 /// Settings of refunds.
 #[derive(Debug, Clone)]
 pub struct RefundSettings {
@@ -101,11 +133,7 @@ impl Refunds {
             }
             return Ok((earlier, true));
         }
-        let left = order
-            .amount
-            .get()
-            .saturating_sub(order.refunded.get())
-            .saturating_sub(order.refunding.get());
+        let left = left_to_refund(&order);
         // A paid order (a fully refunded one has nothing left: refused by the amount).
         let refusal = if !order.status.is_paid() {
             Some(AppError::OrderNotRefundable(format!(
@@ -134,30 +162,15 @@ impl Refunds {
                 .await?;
             return Err(refusal);
         }
-        let refund = Refund {
-            id: Uuid::now_v7(),
-            order_id: id,
-            out_refund_no: new_out_refund_no(),
-            amount: request.amount,
-            reason: request.reason.clone(),
-            requested_by: operator.to_owned(),
-            status: RefundStatus::Requested,
-            refund_id: None,
-            failure: None,
-            created_at: time::OffsetDateTime::now_utc(),
-            settled_at: None,
-        };
-        refunds::insert(
-            &mut tx,
-            &NewRefund {
-                refund: &refund,
-                idempotency: key.as_ref().map(|k| (k, request.fingerprint())),
-                retry_after: self.settings.query_after,
-            },
-        )
-        .await?;
-        let refunding = add(order.refunding, refund.amount)?;
-        let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
+        let refund = requested(
+            id,
+            new_out_refund_no(),
+            request.amount,
+            &request.reason,
+            operator,
+        );
+        let idempotency = key.as_ref().map(|k| (k, request.fingerprint()));
+        let order = self.reserve(&mut tx, &order, &refund, idempotency).await?;
         audit::record_action(
             &mut tx,
             &AdminAction {
@@ -267,36 +280,17 @@ impl Refunds {
         let Some(order) = refunds::lock_order_by_number(&mut tx, &truth.out_trade_no).await? else {
             return Ok(RefundApplied::Unknown);
         };
-        let left = order
-            .amount
-            .get()
-            .saturating_sub(order.refunded.get())
-            .saturating_sub(order.refunding.get());
-        if !order.status.is_paid() || truth.amount.get() > left {
+        if !order.status.is_paid() || truth.amount.get() > left_to_refund(&order) {
             return Ok(RefundApplied::Contradicts("refund_does_not_fit"));
         }
-        let refund = Refund {
-            id: Uuid::now_v7(),
-            order_id: order.id,
-            out_refund_no: truth.out_refund_no.clone(),
-            amount: truth.amount,
-            reason: "made at WeChat; found by reconciliation".into(),
-            requested_by: "wechat".into(),
-            status: RefundStatus::Requested,
-            refund_id: None,
-            failure: None,
-            created_at: time::OffsetDateTime::now_utc(),
-            settled_at: None,
-        };
-        refunds::insert(
-            &mut tx,
-            &NewRefund {
-                refund: &refund,
-                idempotency: None,
-                retry_after: self.settings.query_after,
-            },
-        )
-        .await?;
+        let refund = requested(
+            order.id,
+            truth.out_refund_no.clone(),
+            truth.amount,
+            "made at WeChat; found by reconciliation",
+            "wechat",
+        );
+        let order = self.reserve(&mut tx, &order, &refund, None).await?;
         refunds::mark_accepted(
             &mut tx,
             refund.id,
@@ -304,8 +298,6 @@ impl Refunds {
             self.settings.query_after,
         )
         .await?;
-        let refunding = add(order.refunding, refund.amount)?;
-        let order = refunds::set_amounts(&mut tx, &order, order.refunded, refunding).await?;
         tx.commit().await?;
         self.cache.put(&order).await;
         tracing::warn!(out_refund_no = %truth.out_refund_no, amount_fen = truth.amount.get(), "a refund made at WeChat was recorded");
@@ -313,6 +305,28 @@ impl Refunds {
             return Ok(RefundApplied::NotYet);
         }
         self.apply(truth).await
+    }
+
+    /// Inserts `refund` (REQUESTED) of the locked `order` and reserves its amount; the order
+    /// as it is now.
+    async fn reserve(
+        &self,
+        tx: &mut crate::store::Tx,
+        order: &Order,
+        refund: &Refund,
+        idempotency: Option<(&IdempotencyKey, String)>,
+    ) -> Result<Order, AppError> {
+        refunds::insert(
+            tx,
+            &NewRefund {
+                refund,
+                idempotency,
+                retry_after: self.settings.query_after,
+            },
+        )
+        .await?;
+        let refunding = add(order.refunding, refund.amount)?;
+        Ok(refunds::set_amounts(tx, order, order.refunded, refunding).await?)
     }
 
     /// Applies WeChat's final word on a refund, in one transaction: the refund's state, the

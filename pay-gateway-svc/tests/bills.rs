@@ -6,36 +6,15 @@
 
 mod support;
 
-use pay_gateway_svc::{Application, Settings};
 use proto::paygateway::v1 as pb;
 use serde_json::json;
-use service_runtime::settings::MapEnv;
 use support::{Client, TOKEN, client, reason};
 use tonic::Code;
-use wechatpay_sim::{RunningSim, SimConfig};
+use wechatpay_sim::RunningSim;
 
 async fn stack() -> (RunningSim, Client) {
-    let sim = wechatpay_sim::spawn(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let base = sim.base_url();
-    let env = MapEnv::from_pairs([
-        ("WECHAT_MODE", "simulator"),
-        ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
-        ("WECHAT_PAY_BASE_URL", base.as_str()),
-        ("WECHAT_NOTIFY_URL", "http://127.0.0.1:9/wechat/pay/notify"),
-        ("GRPC_TOKEN", TOKEN),
-    ]);
-    let app = Application::build(Settings::from_source(&env).unwrap())
-        .await
-        .unwrap();
-    let grpc = app.grpc_addr();
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
-    (sim, client(grpc, Some(TOKEN)).await)
+    let running = support::start(1.0, &[]).await;
+    (running.sim, client(running.grpc, Some(TOKEN)).await)
 }
 
 /// An order placed through the gateway and paid at the simulator; its number.

@@ -11,7 +11,7 @@ use service_runtime::telemetry::TRACE_ID_HEADER;
 use support::{Client, TOKEN, channel, client, reason};
 use tonic::Code;
 use wechat_pay::v2::{ApiKey, RequestPayment};
-use wechatpay_sim::{RunningSim, SimConfig};
+use wechatpay_sim::RunningSim;
 
 struct Stack {
     sim: RunningSim,
@@ -26,35 +26,12 @@ async fn stack() -> Stack {
 
 /// The simulator and pay-gateway-svc, with `extra` settings.
 async fn stack_with(extra: &[(&str, &str)]) -> Stack {
-    let sim = wechatpay_sim::spawn(SimConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        time_scale: 0.001,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    let base = sim.base_url();
-    let mut env = MapEnv::from_pairs([
-        ("WECHAT_MODE", "simulator"),
-        ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
-        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
-        ("WECHAT_PAY_BASE_URL", base.as_str()),
-        ("WECHAT_NOTIFY_URL", "http://127.0.0.1:9/wechat/pay/notify"),
-        ("GRPC_TOKEN", TOKEN),
-    ]);
-    for (k, v) in extra {
-        env.0.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let app = Application::build(Settings::from_source(&env).unwrap())
-        .await
-        .unwrap();
-    let (grpc, ops) = (app.grpc_addr(), app.ops_addr());
-    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    let running = support::start(0.001, extra).await;
     Stack {
-        sim,
-        client: client(grpc, Some(TOKEN)).await,
-        ops,
-        grpc,
+        client: client(running.grpc, Some(TOKEN)).await,
+        sim: running.sim,
+        ops: running.ops,
+        grpc: running.grpc,
     }
 }
 

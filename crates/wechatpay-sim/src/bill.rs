@@ -19,6 +19,7 @@ use serde_json::json;
 use wechat_pay::v2::bill::{self, BILL_DATE};
 use wechat_pay::v2::{Bill, BillRefund, BillRow, BillRowKind, BillType, Params, RefundStatus, xml};
 
+use crate::notify;
 use crate::sim::{Sim, lock};
 
 /// What an adjustment does to a day's bill.
@@ -80,22 +81,6 @@ pub(crate) fn fee_e5(fen: i64, rate_bp: u32) -> i64 {
     (fen.saturating_mul(i64::from(rate_bp)) + 5) / 10
 }
 
-/// `yyyyMMddHHmmss` as the bill writes it, `yyyy-MM-dd HH:mm:ss`.
-fn bill_time(t: &str) -> String {
-    if t.len() != 14 {
-        return t.to_owned();
-    }
-    format!(
-        "{}-{}-{} {}:{}:{}",
-        &t[0..4],
-        &t[4..6],
-        &t[6..8],
-        &t[8..10],
-        &t[10..12],
-        &t[12..14]
-    )
-}
-
 fn refund_status(status: RefundStatus) -> &'static str {
     match status {
         RefundStatus::Processing => "PROCESSING",
@@ -127,21 +112,20 @@ impl Sim {
                 refund: None,
                 fee_e5: 0,
             };
-            if let Some(paid) = order.time_end.map(|t| t.to_string())
+            if let Some(paid) = order.time_end
                 && order.state.was_paid()
-                && paid.starts_with(day)
+                && paid.to_string().starts_with(day)
             {
                 let fen = order.total_fee.as_i64();
                 rows.push(BillRow {
                     order_fen: fen,
                     settlement_fen: fen,
                     fee_e5: fee_e5(fen, rate),
-                    ..line(bill_time(&paid), BillRowKind::Payment)
+                    ..line(notify::dashed_time(paid), BillRowKind::Payment)
                 });
             }
             for refund in &order.refunds {
-                let requested = refund.requested_at.to_string();
-                if !requested.starts_with(day) {
+                if !refund.requested_at.to_string().starts_with(day) {
                     continue;
                 }
                 let fen = refund.refund_fee.as_i64();
@@ -153,7 +137,10 @@ impl Sim {
                         status: refund_status(refund.status).to_owned(),
                     }),
                     fee_e5: -fee_e5(fen, rate),
-                    ..line(bill_time(&requested), BillRowKind::Refund)
+                    ..line(
+                        notify::dashed_time(refund.requested_at),
+                        BillRowKind::Refund,
+                    )
                 });
             }
         }
@@ -341,6 +328,5 @@ mod tests {
                 .validate()
                 .is_err()
         );
-        assert_eq!(bill_time("20261127114309"), "2026-11-27 11:43:09");
     }
 }

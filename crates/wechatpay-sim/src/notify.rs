@@ -199,8 +199,8 @@ fn merchant_key(order: &Order, merchant: &SimMerchant) -> ApiKey {
     }
 }
 
-/// A refund's success time as WeChat writes it (`yyyy-MM-dd HH:mm:ss`, Beijing time).
-pub(crate) fn refund_time(now: WeChatTime) -> String {
+/// A time as WeChat writes it in refunds and bills (`yyyy-MM-dd HH:mm:ss`, Beijing time).
+pub(crate) fn dashed_time(now: WeChatTime) -> String {
     let t = now.to_string();
     format!(
         "{}-{}-{} {}:{}:{}",

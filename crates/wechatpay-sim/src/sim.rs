@@ -379,7 +379,7 @@ impl Sim {
             }
             refund.status = status;
             if status == RefundStatus::Success {
-                refund.success_time = Some(notify::refund_time(now));
+                refund.success_time = Some(notify::dashed_time(now));
             }
             let order = store
                 .get(key)
@@ -425,7 +425,7 @@ impl Sim {
             refund_id: self.new_refund_id(),
             refund_fee: amount,
             status: RefundStatus::Success,
-            success_time: Some(notify::refund_time(now)),
+            success_time: Some(notify::dashed_time(now)),
             requested_at: now,
             notify_url: None,
             notifications: NotificationLog::default(),

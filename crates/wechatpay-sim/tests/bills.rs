@@ -10,25 +10,10 @@ mod support;
 use serde_json::json;
 use support::*;
 use wechat_pay::v2::{
-    BillAnswer, BillError, BillRowKind, BillType, Client, ClientConfig, DownloadBillRequest, Error,
-    Merchant, RefundRequest, SignType,
+    BillAnswer, BillError, BillRowKind, BillType, Client, DownloadBillRequest, Error,
+    RefundRequest, SignType,
 };
 use wechat_pay::{Fen, OutRefundNo, OutTradeNo, WeChatTime};
-
-fn bill_client(sim: &wechatpay_sim::RunningSim) -> Client {
-    let mut config = ClientConfig::new(sim.base_url().parse().unwrap());
-    let merchant_cert =
-        test_support::TestCa::new("merchant CA").client(wechatpay_sim::DEFAULT_MCH_ID);
-    config.identity = Some(reqwest::Identity::from_pem(merchant_cert.bundle().as_bytes()).unwrap());
-    config.retry = wechat_pay::RetryPolicy::none();
-    let merchant = Merchant {
-        appid: wechatpay_sim::DEFAULT_APPID.into(),
-        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
-        key: key(),
-        sign_type: SignType::HmacSha256,
-    };
-    Client::new(merchant, config).unwrap()
-}
 
 async fn paid(sim: &wechatpay_sim::RunningSim, user: &str, fen: u64) -> OutTradeNo {
     let openid = login(sim, user).await;
@@ -88,7 +73,7 @@ async fn adjust(sim: &wechatpay_sim::RunningSim, body: serde_json::Value) {
 #[tokio::test]
 async fn a_day_of_payments_and_refunds_is_billed_with_fees_in_every_type_and_through_gzip() {
     let sim = sim().await;
-    let client = bill_client(&sim);
+    let client = refund_client(&sim);
     // Nothing yet: an empty day.
     assert_eq!(
         bill(&client, today(), BillType::All, false).await.unwrap(),
@@ -174,7 +159,7 @@ async fn a_day_of_payments_and_refunds_is_billed_with_fees_in_every_type_and_thr
 #[tokio::test]
 async fn adjustments_drop_alter_and_duplicate_lines_and_can_break_the_summary() {
     let sim = sim().await;
-    let client = bill_client(&sim);
+    let client = refund_client(&sim);
     let a = paid(&sim, "ann", 500).await;
     let b = paid(&sim, "bob", 700).await;
     let c = paid(&sim, "cat", 900).await;
@@ -242,7 +227,7 @@ async fn adjustments_drop_alter_and_duplicate_lines_and_can_break_the_summary() 
 async fn system_error_is_retryable_and_a_wrong_signature_is_refused() {
     let sim = sim().await;
     paid(&sim, "dan", 300).await;
-    let client = bill_client(&sim);
+    let client = refund_client(&sim);
     put_faults(&sim, json!({ "system_error_next": 1 })).await;
     let busy = bill(&client, today(), BillType::All, false)
         .await
@@ -271,7 +256,7 @@ async fn system_error_is_retryable_and_a_wrong_signature_is_refused() {
 #[tokio::test]
 async fn a_portal_refund_is_settled_at_once_unnotified_and_on_the_bill() {
     let sim = sim().await;
-    let client = bill_client(&sim);
+    let client = refund_client(&sim);
     let n = paid(&sim, "pia", 1000).await;
     let path = format!("/sim/v1/orders/{n}/portal-refunds");
     let (status, refund) = control(

@@ -1,4 +1,5 @@
-//! What pay-gateway-svc's test files share: the token, a gRPC client, a status's reason.
+//! What pay-gateway-svc's test files share: the token, a gRPC client, a status's reason, the
+//! service started in process against a simulator of its own.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -35,4 +36,42 @@ pub fn reason(status: &tonic::Status) -> String {
         .get_details_error_info()
         .map(|i| i.reason)
         .unwrap_or_default()
+}
+
+/// pay-gateway-svc running in process against a simulator of its own.
+pub struct Running {
+    pub sim: wechatpay_sim::RunningSim,
+    pub grpc: std::net::SocketAddr,
+    pub ops: std::net::SocketAddr,
+}
+
+/// The simulator (WeChat's clock scaled by `time_scale`) and pay-gateway-svc, with `extra`
+/// settings.
+pub async fn start(time_scale: f64, extra: &[(&str, &str)]) -> Running {
+    let sim = wechatpay_sim::spawn(wechatpay_sim::SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        time_scale,
+        ..wechatpay_sim::SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let base = sim.base_url();
+    let mut env = service_runtime::settings::MapEnv::from_pairs([
+        ("WECHAT_MODE", "simulator"),
+        ("PAY_GATEWAY_GRPC_ADDR", "127.0.0.1:0"),
+        ("PAY_GATEWAY_OPS_ADDR", "127.0.0.1:0"),
+        ("WECHAT_PAY_BASE_URL", base.as_str()),
+        ("WECHAT_NOTIFY_URL", "http://127.0.0.1:9/wechat/pay/notify"),
+        ("GRPC_TOKEN", TOKEN),
+    ]);
+    for (k, v) in extra {
+        env.0.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let app =
+        pay_gateway_svc::Application::build(pay_gateway_svc::Settings::from_source(&env).unwrap())
+            .await
+            .unwrap();
+    let (grpc, ops) = (app.grpc_addr(), app.ops_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    Running { sim, grpc, ops }
 }

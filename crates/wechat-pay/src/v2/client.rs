@@ -200,22 +200,9 @@ impl Client {
     }
 
     async fn fetch_bill(&self, params: &Params, gzip: bool) -> Result<BillAnswer, Error> {
-        let body = xml::encode(params)?;
-        let timeout = self.config.timeout;
-        let response = self
-            .http
-            .post(self.url(Endpoint::DownloadBill)?)
-            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .body(body)
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| TransportError::from_reqwest(e, timeout))?;
-        let status = response.status().as_u16();
-        if status != 200 {
-            return Err(Error::HttpStatus { status });
-        }
-        let bytes = read_limited(response, bill::MAX_BILL_BYTES, timeout).await?;
+        let bytes = self
+            .post(Endpoint::DownloadBill, params, bill::MAX_BILL_BYTES)
+            .await?;
         if bill::is_xml_answer(&bytes) {
             return match bill::read_xml_answer(&bytes)? {
                 BillXmlAnswer::NoBill => Ok(BillAnswer::NoBill),
@@ -308,6 +295,19 @@ impl Client {
         params: &Params,
         sign_type: SignType,
     ) -> Result<Params, Error> {
+        let bytes = self.post(endpoint, params, MAX_RESPONSE_BYTES).await?;
+        let answer = xml::decode(&bytes)?;
+        self.check_answer(answer, sign_type)
+    }
+
+    /// One HTTP attempt: `params` as XML to `endpoint`; the body of a 200 answer, at most
+    /// `limit` bytes.
+    async fn post(
+        &self,
+        endpoint: Endpoint,
+        params: &Params,
+        limit: usize,
+    ) -> Result<Vec<u8>, Error> {
         let body = xml::encode(params)?;
         let timeout = self.config.timeout;
         let response = self
@@ -323,9 +323,7 @@ impl Client {
         if status != 200 {
             return Err(Error::HttpStatus { status });
         }
-        let bytes = read_limited(response, MAX_RESPONSE_BYTES, timeout).await?;
-        let answer = xml::decode(&bytes)?;
-        self.check_answer(answer, sign_type)
+        Ok(read_limited(response, limit, timeout).await?)
     }
 
     fn check_answer(&self, answer: Params, sign_type: SignType) -> Result<Params, Error> {

@@ -302,3 +302,33 @@ pub fn dead_url() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     format!("http://{}/notify", l.local_addr().unwrap())
 }
+
+/// A client that presents a merchant certificate (made here; the simulator over plain HTTP
+/// does not ask for one).
+pub fn refund_client(sim: &wechatpay_sim::RunningSim) -> Client {
+    let merchant = test_support::TestCa::new("merchant CA").client(wechatpay_sim::DEFAULT_MCH_ID);
+    client_of(sim, None, Some(&merchant))
+}
+
+/// A client of `sim` trusting `server` (a TLS simulator's CA), presenting `identity`, if
+/// given; one attempt per call.
+pub fn client_of(
+    sim: &wechatpay_sim::RunningSim,
+    server: Option<&test_support::TestCa>,
+    identity: Option<&test_support::Pem>,
+) -> Client {
+    let mut config = ClientConfig::new(sim.base_url().parse().unwrap());
+    config.extra_roots = server
+        .map(|ca| reqwest::Certificate::from_pem(ca.cert_pem().as_bytes()).unwrap())
+        .into_iter()
+        .collect();
+    config.identity = identity.map(|p| reqwest::Identity::from_pem(p.bundle().as_bytes()).unwrap());
+    config.retry = wechat_pay::RetryPolicy::none();
+    let merchant = Merchant {
+        appid: wechatpay_sim::DEFAULT_APPID.into(),
+        mch_id: wechatpay_sim::DEFAULT_MCH_ID.into(),
+        key: key(),
+        sign_type: SignType::HmacSha256,
+    };
+    Client::new(merchant, config).unwrap()
+}
