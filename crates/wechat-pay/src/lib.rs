@@ -26,6 +26,7 @@ mod http;
 pub mod login;
 mod retry;
 pub mod v2;
+pub mod v3;
 
 pub use self::domain::{
     Fen, IdError, MIN_EXPIRE_WINDOW_SECONDS, MoneyError, NonceStr, OpenId, OutRefundNo, OutTradeNo,
