@@ -129,30 +129,21 @@ mod tests {
         .unwrap()
     }
 
+    const URL: &str =
+        "/v3/pay/transactions/out-trade-no/1217752501201407033233368018?mchid=1230000109";
+    const NONCE: &str = "593BEC0C930BF1AFEB40B4A08C8FB242";
+
     /// V3-REQ (§3.1).
     #[test]
     fn the_request_vector_reproduces_byte_for_byte() {
-        let message = request_message(
-            "GET",
-            "/v3/pay/transactions/out-trade-no/1217752501201407033233368018?mchid=1230000109",
-            1_554_208_460,
-            "593BEC0C930BF1AFEB40B4A08C8FB242",
-            b"",
-        );
+        let message = request_message("GET", URL, 1_554_208_460, NONCE, b"");
         assert_eq!(
             message,
             b"GET\n/v3/pay/transactions/out-trade-no/1217752501201407033233368018?mchid=1230000109\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n"
         );
         let signature = "Bsc9r7cJ+hLDV3dkwYMJfndH3LerrDU7PC1zbvsL30mYz+Ru7bJnu12bvrd5EDNuBjQQcQKP2e30h0uCIbmkd+Uf3889q22BnfNru+14Vx8IzP0+kfoAfRu1NLLMr91uWGAylYwOwtDPRRJrcT8quk8+nbICYoElF3b7rQt/o2dLtJDdNurLlbQ7Jcc8KdMmeUxKq8Cj0BshvZ+sStfTO2dKQxC8Uk6sdJqymPW2qFA3Cz14ZAygRDOYdjkV4+rYvuAxhiDe/l7ExSUa0YLPHR2skxBmjPdd8dJ3KrYa4PHPARe4l5jgn4ozVCQ/Ha5qKDJN1vupJx92w9gZPQhbrQ==";
         assert_eq!(key().sign(&message), signature);
-        let header = key().authorization(
-            "1230000109",
-            "GET",
-            "/v3/pay/transactions/out-trade-no/1217752501201407033233368018?mchid=1230000109",
-            1_554_208_460,
-            "593BEC0C930BF1AFEB40B4A08C8FB242",
-            b"",
-        );
+        let header = key().authorization("1230000109", "GET", URL, 1_554_208_460, NONCE, b"");
         assert_eq!(
             header,
             format!(
