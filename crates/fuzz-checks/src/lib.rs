@@ -9,14 +9,18 @@
 //! - [`order_json_bodies`]: every JSON body order-svc's HTTP APIs accept, through the same
 //!   parsing and checks as their handlers (`order_svc::http::bodies`).
 //! - [`session_token`]: order-svc's session tokens.
+//! - [`bill`]: WeChat's daily bill and the answers to its download.
+//! - [`v3_resource`]: v3's resource decryption, signature verification and public keys.
 
 #![deny(missing_docs)]
 
+mod bill;
 mod bodies;
 mod notifications;
 mod session;
 mod xml;
 
+pub use self::bill::{bill, v3_resource};
 pub use self::bodies::order_json_bodies;
 pub use self::notifications::{payment_notification, refund_notification};
 pub use self::session::session_token;

@@ -58,3 +58,13 @@ fn order_json_bodies() {
 fn session_token() {
     replay("session_token", fuzz_checks::session_token);
 }
+
+#[test]
+fn bill() {
+    replay("bill", fuzz_checks::bill);
+}
+
+#[test]
+fn v3_resource() {
+    replay("v3_resource", fuzz_checks::v3_resource);
+}

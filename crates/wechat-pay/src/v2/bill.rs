@@ -507,6 +507,12 @@ fn read_row(line: &Line<'_>, refunds_listed: bool) -> Result<BillRow, BillError>
     } else {
         order_fen
     };
+    // A refund line settles nothing (the reference: `应结订单金额` is 0.00 there); one that says
+    // otherwise is not a bill we understand. (Found by fuzzing: such a line was read, its
+    // amount left out of every sum.)
+    if kind == BillRowKind::Refund && settlement_fen != 0 {
+        return Err(line.invalid("应结订单金额"));
+    }
     let refund = if kind == BillRowKind::Refund {
         if !refunds_listed {
             return Err(line.invalid("交易状态"));
@@ -701,7 +707,7 @@ fn row_field(row: &BillRow, column: &str) -> String {
         "商品名称" => "Minipay".into(),
         "手续费" => format_yuan(row.fee_e5, 5),
         "费率" => "0.60%".into(),
-        "订单金额" => format_yuan(if is_refund { 0 } else { row.order_fen }, 2),
+        "订单金额" => format_yuan(row.order_fen, 2),
         _ => String::new(),
     }
 }
@@ -797,6 +803,28 @@ mod tests {
             parse_bill(trailing.as_bytes()),
             Err(BillError::TrailingLine(_))
         ));
+    }
+
+    #[test]
+    fn a_refund_line_that_settles_money_is_refused() {
+        // The fuzzer's input: the example with 1.00 settled on its refund line.
+        let settled = EXAMPLE.replace("`REFUND,`OTHERS,`CNY,`0.00", "`REFUND,`OTHERS,`CNY,`1.00");
+        assert!(matches!(
+            parse_bill(settled.as_bytes()),
+            Err(BillError::Field {
+                line: 3,
+                column: "应结订单金额",
+                ..
+            })
+        ));
+        // An order amount on a refund line is kept and written back as it was.
+        let ordered = EXAMPLE.replace("`0.60%,`0.00,`30.00", "`0.60%,`90.00,`30.00");
+        let bill = parse_bill(ordered.as_bytes()).unwrap();
+        assert_eq!(bill.rows[1].order_fen, 9000);
+        assert_eq!(
+            parse_bill(bill.render(BillType::All).as_bytes()).unwrap(),
+            bill
+        );
     }
 
     #[test]
