@@ -239,7 +239,7 @@ impl Reconciler {
         // Payments first: a refund can only be recorded on a paid order.
         differences.sort_by_key(|d| d.kind != DifferenceKind::PaidAtWechatNotHere);
         for d in &mut differences {
-            if let Err(e) = self.heal(d).await {
+            if let Err(e) = self.heal(d, &books).await {
                 d.detail.push_str(&format!(
                     "; not healed: {}",
                     service_runtime::telemetry::error_chain(&e)
@@ -304,13 +304,14 @@ impl Reconciler {
     }
 
     /// Settles `d` when the normal rules can, after WeChat confirmed it; marks it healed.
-    async fn heal(&self, d: &mut Difference) -> Result<(), AppError> {
+    async fn heal(&self, d: &mut Difference, books: &Books) -> Result<(), AppError> {
         match d.kind {
             DifferenceKind::PaidAtWechatNotHere => {
                 let Ok(number) = OutTradeNo::parse(&d.out_trade_no) else {
                     return Ok(());
                 };
-                if self.store.order_by_number(&number).await?.is_none() {
+                // An order that is not here cannot be paid here (the books were looked up).
+                if !books.orders.contains_key(&d.out_trade_no) {
                     return Ok(());
                 }
                 let Some(facts) = self.payments.paid_at_wechat(&number).await? else {

@@ -288,22 +288,26 @@ async fn with_two_replicas_the_daily_run_happens_once() {
     assert_eq!(one.run_due_once(too_early).await.unwrap(), 0);
 }
 
+/// `POST /admin/v1/reconciliations` with `body`, as the operator.
+async fn run_via_api(s: &Stack, body: &str) -> test_support::Answer {
+    s.api
+        .call(
+            Method::POST,
+            "/admin/v1/reconciliations",
+            Some(ADMIN_TOKEN),
+            Some(body),
+            &[],
+        )
+        .await
+}
+
 #[tokio::test]
 async fn operators_run_and_read_a_day_through_the_admin_api() {
     let s = stack_with(quiet()).await;
     let (_, _, number) = paid(&s, "vic").await;
     let day = today().to_string();
     let body = json!({ "date": day }).to_string();
-    let ran = s
-        .api
-        .call(
-            Method::POST,
-            "/admin/v1/reconciliations",
-            Some(ADMIN_TOKEN),
-            Some(&body),
-            &[],
-        )
-        .await;
+    let ran = run_via_api(&s, &body).await;
     assert_eq!(ran.status, 200, "{}", ran.body);
     assert_eq!(ran.body["date"], day.as_str());
     assert_eq!(ran.body["status"], "MATCHED", "{}", ran.body);
@@ -315,16 +319,7 @@ async fn operators_run_and_read_a_day_through_the_admin_api() {
         json!({ "date": day, "action": "drop", "out_trade_no": number }),
     )
     .await;
-    let ran = s
-        .api
-        .call(
-            Method::POST,
-            "/admin/v1/reconciliations",
-            Some(ADMIN_TOKEN),
-            Some(&body),
-            &[],
-        )
-        .await;
+    let ran = run_via_api(&s, &body).await;
     assert_eq!(ran.body["status"], "DIFFERENCES", "{}", ran.body);
     let read = s
         .api

@@ -13,19 +13,7 @@ use wechat_pay::v2::{
     BillAnswer, BillError, BillRowKind, BillType, Client, DownloadBillRequest, Error,
     RefundRequest, SignType,
 };
-use wechat_pay::{Fen, OutRefundNo, OutTradeNo, WeChatTime};
-
-async fn paid(sim: &wechatpay_sim::RunningSim, user: &str, fen: u64) -> OutTradeNo {
-    let openid = login(sim, user).await;
-    let n = number();
-    client(sim, SignType::HmacSha256)
-        .unified_order(&order(n.clone(), &openid, &dead_url(), fen))
-        .await
-        .unwrap();
-    let (status, v) = pay_order(sim, n.as_str(), None).await;
-    assert_eq!(status, 200, "{v}");
-    n
-}
+use wechat_pay::{Fen, OutRefundNo, WeChatTime};
 
 /// Today, Beijing time (the simulator answers for the current day too).
 fn today() -> time::Date {
@@ -80,8 +68,8 @@ async fn a_day_of_payments_and_refunds_is_billed_with_fees_in_every_type_and_thr
         BillAnswer::NoBill
     );
 
-    let big = paid(&sim, "bella", 9000).await;
-    let small = paid(&sim, "sam", 100).await;
+    let big = paid_order(&sim, "bella", 9000).await;
+    let small = paid_order(&sim, "sam", 100).await;
     client
         .refund(&RefundRequest {
             transaction_id: None,
@@ -160,9 +148,9 @@ async fn a_day_of_payments_and_refunds_is_billed_with_fees_in_every_type_and_thr
 async fn adjustments_drop_alter_and_duplicate_lines_and_can_break_the_summary() {
     let sim = sim().await;
     let client = refund_client(&sim);
-    let a = paid(&sim, "ann", 500).await;
-    let b = paid(&sim, "bob", 700).await;
-    let c = paid(&sim, "cat", 900).await;
+    let a = paid_order(&sim, "ann", 500).await;
+    let b = paid_order(&sim, "bob", 700).await;
+    let c = paid_order(&sim, "cat", 900).await;
     let day = iso(today());
 
     adjust(
@@ -226,7 +214,7 @@ async fn adjustments_drop_alter_and_duplicate_lines_and_can_break_the_summary() 
 #[tokio::test]
 async fn system_error_is_retryable_and_a_wrong_signature_is_refused() {
     let sim = sim().await;
-    paid(&sim, "dan", 300).await;
+    paid_order(&sim, "dan", 300).await;
     let client = refund_client(&sim);
     put_faults(&sim, json!({ "system_error_next": 1 })).await;
     let busy = bill(&client, today(), BillType::All, false)
@@ -257,7 +245,7 @@ async fn system_error_is_retryable_and_a_wrong_signature_is_refused() {
 async fn a_portal_refund_is_settled_at_once_unnotified_and_on_the_bill() {
     let sim = sim().await;
     let client = refund_client(&sim);
-    let n = paid(&sim, "pia", 1000).await;
+    let n = paid_order(&sim, "pia", 1000).await;
     let path = format!("/sim/v1/orders/{n}/portal-refunds");
     let (status, refund) = control(
         &sim,
@@ -292,8 +280,7 @@ async fn a_portal_refund_is_settled_at_once_unnotified_and_on_the_bill() {
     )
     .await;
     assert_eq!(status, 400, "{v}");
-    let openid = login(&sim, "quinn").await;
-    let unpaid = number_of_unpaid(&sim, &openid).await;
+    let unpaid = unpaid_order(&sim, "quinn", 100).await;
     let (status, v) = control(
         &sim,
         reqwest::Method::POST,
@@ -302,13 +289,4 @@ async fn a_portal_refund_is_settled_at_once_unnotified_and_on_the_bill() {
     )
     .await;
     assert_eq!(status, 409, "{v}");
-}
-
-async fn number_of_unpaid(sim: &wechatpay_sim::RunningSim, openid: &str) -> OutTradeNo {
-    let n = number();
-    client(sim, SignType::HmacSha256)
-        .unified_order(&order(n.clone(), openid, &dead_url(), 100))
-        .await
-        .unwrap();
-    n
 }

@@ -12,18 +12,6 @@ use wechat_pay::v2::{
 };
 use wechat_pay::{Fen, OutRefundNo, OutTradeNo};
 
-async fn paid_order(sim: &wechatpay_sim::RunningSim, user: &str, fen: u64) -> OutTradeNo {
-    let openid = login(sim, user).await;
-    let n = number();
-    client(sim, SignType::HmacSha256)
-        .unified_order(&order(n.clone(), &openid, &dead_url(), fen))
-        .await
-        .unwrap();
-    let (status, v) = pay_order(sim, n.as_str(), None).await;
-    assert_eq!(status, 200, "{v}");
-    n
-}
-
 fn refund_of(n: &OutTradeNo, number: &str, total: u64, fen: u64) -> RefundRequest {
     RefundRequest {
         transaction_id: None,

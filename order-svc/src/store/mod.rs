@@ -136,12 +136,15 @@ impl StoreError {
     }
 }
 
-/// What waits for someone: orders in REVIEW (an operator) and unpublished outbox events (the
-/// relay), for the `orders_in_review` and `outbox_*` gauges.
+/// What waits for someone: orders in REVIEW and unhealed reconciliation differences (an
+/// operator) and unpublished outbox events (the relay), for the `orders_in_review`,
+/// `reconciliation_unhealed_differences` and `outbox_*` gauges.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backlog {
     /// Orders in REVIEW.
     pub in_review: i64,
+    /// Unhealed differences of the latest reconciled day.
+    pub unhealed_differences: i64,
     /// Outbox events not yet published.
     pub outbox_pending: i64,
     /// Age of the oldest of them, in seconds (0 when there is none).
@@ -149,10 +152,18 @@ pub struct Backlog {
 }
 
 impl Store {
-    /// Counts the backlog in one statement (both counts use partial indexes).
+    /// Counts the backlog in one statement (the counts use partial indexes).
     pub async fn backlog(&self) -> Result<Backlog, StoreError> {
-        let (in_review, outbox_pending, outbox_oldest_seconds): (i64, i64, f64) = sqlx::query_as(
+        let (in_review, unhealed_differences, outbox_pending, outbox_oldest_seconds): (
+            i64,
+            i64,
+            i64,
+            f64,
+        ) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM orders WHERE status = 'REVIEW'),
+                    (SELECT count(*) FROM reconciliation_differences
+                     WHERE NOT healed AND day = (SELECT max(day) FROM reconciliations
+                                                 WHERE status IN ('MATCHED', 'DIFFERENCES'))),
                     count(*),
                     COALESCE(EXTRACT(EPOCH FROM now() - min(created_at))::float8, 0)
              FROM outbox WHERE published_at IS NULL",
@@ -161,6 +172,7 @@ impl Store {
         .await?;
         Ok(Backlog {
             in_review,
+            unhealed_differences,
             outbox_pending,
             outbox_oldest_seconds,
         })

@@ -174,17 +174,6 @@ impl Store {
         }))
     }
 
-    /// Unhealed differences of the latest reconciled day (the gauge an alert watches).
-    pub async fn unhealed_differences(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM reconciliation_differences
-             WHERE NOT healed AND day = (SELECT max(day) FROM reconciliations WHERE status IN ('MATCHED', 'DIFFERENCES'))",
-        )
-        .fetch_one(self.pool())
-        .await?;
-        Ok(n)
-    }
-
     /// The books' side of a day: the numbers of the orders paid in `[from, to)`.
     pub async fn paid_between(
         &self,

@@ -241,9 +241,9 @@ impl Workers {
             metrics::gauge!("outbox_pending_events").set(backlog.outbox_pending as f64);
         }
         metrics::gauge!("outbox_oldest_pending_seconds").set(backlog.outbox_oldest_seconds);
-        let unhealed = self.store.unhealed_differences().await?;
         #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        metrics::gauge!("reconciliation_unhealed_differences").set(unhealed as f64);
+        metrics::gauge!("reconciliation_unhealed_differences")
+            .set(backlog.unhealed_differences as f64);
         Ok(backlog)
     }
 

@@ -332,3 +332,22 @@ pub fn client_of(
     };
     Client::new(merchant, config).unwrap()
 }
+
+/// A unified order of `fen` for `user` (notifications to nowhere), not paid.
+pub async fn unpaid_order(sim: &RunningSim, user: &str, fen: u64) -> OutTradeNo {
+    let openid = login(sim, user).await;
+    let n = number();
+    client(sim, SignType::HmacSha256)
+        .unified_order(&order(n.clone(), &openid, &dead_url(), fen))
+        .await
+        .unwrap();
+    n
+}
+
+/// The same, paid by the user.
+pub async fn paid_order(sim: &RunningSim, user: &str, fen: u64) -> OutTradeNo {
+    let n = unpaid_order(sim, user, fen).await;
+    let (status, v) = pay_order(sim, n.as_str(), None).await;
+    assert_eq!(status, 200, "{v}");
+    n
+}
