@@ -73,6 +73,24 @@ impl WeChatTime {
         self.0.unix_timestamp()
     }
 
+    /// Parses an RFC 3339 time as API v3 writes it (`2018-06-08T10:34:56+08:00`).
+    pub fn parse_rfc3339(s: &str) -> Result<Self, TimeError> {
+        OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| TimeError::Format)?
+            .checked_to_offset(BEIJING)
+            .map(WeChatTime)
+            .ok_or(TimeError::OutOfRange)
+    }
+
+    /// This time in RFC 3339, Beijing time, as API v3 writes it
+    /// (`2018-06-08T10:34:56+08:00`).
+    pub fn to_rfc3339(self) -> String {
+        let whole = self.0.replace_nanosecond(0).unwrap_or(self.0);
+        whole
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| self.0.unix_timestamp().to_string())
+    }
+
     /// This time plus `seconds` (negative moves back).
     pub fn plus_seconds(self, seconds: i64) -> Result<Self, TimeError> {
         self.0

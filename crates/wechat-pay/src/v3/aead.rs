@@ -53,6 +53,9 @@ pub enum DecryptError {
     /// The ciphertext is not base64, or shorter than a tag.
     #[error("the resource ciphertext is not base64 of at least 16 bytes")]
     Ciphertext,
+    /// Another `algorithm` than AEAD_AES_256_GCM.
+    #[error("the resource algorithm is not AEAD_AES_256_GCM")]
+    Algorithm,
     /// The tag does not match: a wrong APIv3 key, other associated data, or tampering.
     #[error("the resource does not authenticate (wrong APIv3 key or tampered)")]
     Tag,
@@ -79,6 +82,56 @@ pub fn decrypt_resource(
         .open_in_place(nonce, Aad::from(associated_data.as_bytes()), &mut sealed)
         .map_err(|_| DecryptError::Tag)?;
     Ok(plain.to_vec())
+}
+
+/// An encrypted `resource` (§3.3) as notifications and `/v3/certificates` carry it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resource {
+    /// `AEAD_AES_256_GCM`, the only one there is.
+    pub algorithm: String,
+    /// Base64 of the ciphertext with its tag.
+    pub ciphertext: String,
+    /// The 12-character nonce.
+    pub nonce: String,
+    /// Associated data (`transaction`, `refund`, `certificate`; may be empty or absent).
+    #[serde(default)]
+    pub associated_data: Option<String>,
+    /// What the plaintext is (`transaction`, `refund`, `certificate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_type: Option<String>,
+}
+
+impl Resource {
+    /// Encrypts `plaintext` under `key` (the simulator's notifications and certificates).
+    pub fn seal(
+        key: &ApiV3Key,
+        nonce: &str,
+        associated_data: &str,
+        original_type: Option<&str>,
+        plaintext: &[u8],
+    ) -> Result<Resource, DecryptError> {
+        Ok(Resource {
+            algorithm: AEAD_ALGORITHM.to_owned(),
+            ciphertext: encrypt_resource(key, nonce, associated_data, plaintext)?,
+            nonce: nonce.to_owned(),
+            associated_data: Some(associated_data.to_owned()),
+            original_type: original_type.map(str::to_owned),
+        })
+    }
+
+    /// The plaintext, once its algorithm is the one there is and its tag authenticates
+    /// under `key`.
+    pub fn open(&self, key: &ApiV3Key) -> Result<Vec<u8>, DecryptError> {
+        if self.algorithm != AEAD_ALGORITHM {
+            return Err(DecryptError::Algorithm);
+        }
+        decrypt_resource(
+            key,
+            &self.nonce,
+            self.associated_data.as_deref().unwrap_or(""),
+            &self.ciphertext,
+        )
+    }
 }
 
 /// Encrypts `plaintext` as WeChat does (the simulator's notifications): base64 of the

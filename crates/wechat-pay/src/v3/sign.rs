@@ -96,6 +96,47 @@ impl MerchantKey {
     }
 }
 
+/// The five fields of an `Authorization` header (the simulator checks requests with them).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Authorization {
+    /// `mchid`.
+    pub mchid: String,
+    /// `nonce_str`.
+    pub nonce_str: String,
+    /// `signature` (base64).
+    pub signature: String,
+    /// `timestamp` (Unix seconds, as sent).
+    pub timestamp: String,
+    /// `serial_no`: the merchant certificate's serial.
+    pub serial_no: String,
+}
+
+/// Reads an `Authorization` header: the scheme, then `key="value"` pairs separated by commas
+/// in any order. `None` when the scheme is another or a field is missing or repeated.
+pub fn parse_authorization(header: &str) -> Option<Authorization> {
+    let pairs = header.strip_prefix(AUTH_SCHEME)?.strip_prefix(' ')?;
+    let mut auth = Authorization::default();
+    let mut seen = 0u8;
+    for pair in pairs.split(',') {
+        let (name, value) = pair.trim().split_once('=')?;
+        let value = value.strip_prefix('"')?.strip_suffix('"')?.to_owned();
+        let (bit, slot) = match name {
+            "mchid" => (1, &mut auth.mchid),
+            "nonce_str" => (2, &mut auth.nonce_str),
+            "signature" => (4, &mut auth.signature),
+            "timestamp" => (8, &mut auth.timestamp),
+            "serial_no" => (16, &mut auth.serial_no),
+            _ => return None,
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        *slot = value;
+    }
+    (seen == 31).then_some(auth)
+}
+
 /// The signed message of a request: five lines, each ending in `\n` (the body's too).
 pub fn request_message(
     method: &str,

@@ -34,6 +34,11 @@ pub struct InvalidPublicKey;
 
 /// One DER element at the start of `der`: (tag, contents, rest).
 fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    der_tlv(der).map(|(tag, contents, _, rest)| (tag, contents, rest))
+}
+
+/// One DER element at the start of `der`: (tag, contents, the whole element, rest).
+fn der_tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
@@ -51,7 +56,22 @@ fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     if rest.len() < len {
         return None;
     }
-    Some((tag, &rest[..len], &rest[len..]))
+    let header = der.len() - rest.len();
+    Some((tag, &rest[..len], &der[..header + len], &rest[len..]))
+}
+
+/// A certificate serial as a number written in upper-case hex without leading zeros, which is
+/// how serials are compared (SDKs drop leading zeros); `None` when `serial` is not hex.
+pub fn serial_number(serial: &str) -> Option<String> {
+    if serial.is_empty() || serial.len() > 128 || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let trimmed = serial.trim_start_matches('0').to_ascii_uppercase();
+    Some(if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed
+    })
 }
 
 /// The DER tag of the rsaEncryption algorithm identifier's OID (1.2.840.113549.1.1.1).
@@ -88,6 +108,41 @@ impl WeChatPublicKey {
             }
             _ => Err(InvalidPublicKey),
         }
+    }
+
+    /// The key and the serial number (upper-case hex, see [`serial_number`]) of an X.509
+    /// certificate in a `CERTIFICATE` PEM: a platform certificate. Only the structure up to
+    /// the key is read; the certificate's own signature is not checked (its authenticity
+    /// comes from the APIv3 key it was encrypted with, §3.5).
+    pub fn from_certificate_pem(pem: &str) -> Result<(WeChatPublicKey, String), InvalidPublicKey> {
+        let der = pem_block(pem, "CERTIFICATE").ok_or(InvalidPublicKey)?;
+        let (0x30, certificate, _) = der_element(&der).ok_or(InvalidPublicKey)? else {
+            return Err(InvalidPublicKey);
+        };
+        let (0x30, tbs, _) = der_element(certificate).ok_or(InvalidPublicKey)? else {
+            return Err(InvalidPublicKey);
+        };
+        let mut rest = tbs;
+        // The optional explicit version, [0].
+        if let Some((0xa0, _, after)) = der_element(rest) {
+            rest = after;
+        }
+        let (0x02, serial, after) = der_element(rest).ok_or(InvalidPublicKey)? else {
+            return Err(InvalidPublicKey);
+        };
+        rest = after;
+        // signature algorithm, issuer, validity, subject: four SEQUENCEs.
+        for _ in 0..4 {
+            let (0x30, _, after) = der_element(rest).ok_or(InvalidPublicKey)? else {
+                return Err(InvalidPublicKey);
+            };
+            rest = after;
+        }
+        let (0x30, _, spki, _) = der_tlv(rest).ok_or(InvalidPublicKey)? else {
+            return Err(InvalidPublicKey);
+        };
+        let serial = serial_number(&hex::encode_upper(serial)).ok_or(InvalidPublicKey)?;
+        Ok((Self::from_spki_der(spki)?, serial))
     }
 
     /// Whether `signature` (base64) is this key's RSA-SHA256 signature of `message`.
