@@ -37,8 +37,11 @@ fn der_element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     der_tlv(der).map(|(tag, contents, _, rest)| (tag, contents, rest))
 }
 
-/// One DER element at the start of `der`: (tag, contents, the whole element, rest).
-fn der_tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+/// A DER element read from the front of a buffer: (tag, contents, the whole element, rest).
+type Tlv<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// One DER element at the start of `der`.
+fn der_tlv(der: &[u8]) -> Option<Tlv<'_>> {
     let (&tag, rest) = der.split_first()?;
     let (&first, rest) = rest.split_first()?;
     let (len, rest) = if first < 0x80 {
