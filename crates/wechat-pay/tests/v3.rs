@@ -1,5 +1,7 @@
 //! API v3 through the public interface: platform certificates and the public key held at
 //! once, the certificate list, the refresh on an unknown serial, `Authorization` parsing, the
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 //! v3 `wx.requestPayment` object and notifications.
 
 use std::sync::atomic::{AtomicU32, Ordering};
