@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::Deserialize;
+use std::sync::Arc;
+
+use serde::Serialize;
 use wechat_pay::v2::ApiKey;
+use wechat_pay::v3::{ApiV3Key, MerchantKey, WeChatPublicKey};
 
 use crate::faults::Faults;
 
@@ -66,6 +70,74 @@ impl SimMerchant {
     }
 }
 
+/// Which WeChat key signs a merchant's v3 notifications: a platform certificate (older
+/// merchants) or the WeChat Pay public key (newer ones, and migrated ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifySigner {
+    /// The platform certificate ([`wechat_pay::v3::EXAMPLE_PLATFORM_CERT_SERIAL`]).
+    Certificate,
+    /// The WeChat Pay public key ([`wechat_pay::v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID`]).
+    PublicKey,
+}
+
+/// The v3 side of the simulator, shared by its merchants (each is the reference's example v3
+/// merchant: its private key, certificate serial and APIv3 key), and WeChat's own key, which
+/// is both the public key and the platform certificate's.
+#[derive(Clone)]
+pub struct SimV3 {
+    /// Decrypts nothing here; encrypts notifications and certificates.
+    pub api_v3_key: ApiV3Key,
+    /// The merchant certificate serial requests must name.
+    pub merchant_serial: String,
+    /// Checks merchants' request signatures.
+    pub merchant_public_key: WeChatPublicKey,
+    /// WeChat's private key (§8.3): signs answers and notifications.
+    pub wechat_key: Arc<MerchantKey>,
+    /// The id of WeChat's public key.
+    pub public_key_id: String,
+    /// The platform certificate's serial.
+    pub platform_serial: String,
+    /// The platform certificate (PEM).
+    pub platform_cert_pem: String,
+    /// Who signs notifications at start (switchable per merchant while running).
+    pub notify_signer: NotifySigner,
+}
+
+impl std::fmt::Debug for SimV3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimV3")
+            .field("merchant_serial", &self.merchant_serial)
+            .field("public_key_id", &self.public_key_id)
+            .field("platform_serial", &self.platform_serial)
+            .field("notify_signer", &self.notify_signer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimV3 {
+    /// The reference's example keys.
+    pub fn example(notify_signer: NotifySigner) -> Self {
+        use wechat_pay::v3;
+        // The example keys are constants checked by wechat-pay's tests.
+        SimV3 {
+            api_v3_key: ApiV3Key::new(v3::EXAMPLE_API_V3_KEY)
+                .unwrap_or_else(|_| unreachable!("the example APIv3 key is 32 characters")),
+            merchant_serial: v3::EXAMPLE_MERCHANT_SERIAL.to_owned(),
+            merchant_public_key: WeChatPublicKey::from_pem(v3::EXAMPLE_MERCHANT_PUBLIC_KEY_PEM)
+                .unwrap_or_else(|_| unreachable!("the example merchant public key is valid")),
+            wechat_key: Arc::new(
+                MerchantKey::from_pem(v3::EXAMPLE_WECHAT_KEY_PEM, v3::EXAMPLE_PLATFORM_CERT_SERIAL)
+                    .unwrap_or_else(|_| unreachable!("the example WeChat key is valid")),
+            ),
+            public_key_id: v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID.to_owned(),
+            platform_serial: v3::EXAMPLE_PLATFORM_CERT_SERIAL.to_owned(),
+            platform_cert_pem: v3::EXAMPLE_PLATFORM_CERT_PEM.to_owned(),
+            notify_signer,
+        }
+    }
+}
+
 /// Simulator settings.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -97,6 +169,8 @@ pub struct SimConfig {
     /// Serve HTTPS, asking for merchants' client certificates (`/secapi/` requires one),
     /// instead of plain HTTP.
     pub tls: Option<crate::tls::SimTls>,
+    /// The v3 keys.
+    pub v3: SimV3,
 }
 
 impl Default for SimConfig {
@@ -114,6 +188,7 @@ impl Default for SimConfig {
             notify_ca: Vec::new(),
             faults: Faults::default(),
             tls: None,
+            v3: SimV3::example(NotifySigner::PublicKey),
         }
     }
 }
@@ -231,7 +306,7 @@ fn rate_flag(value: &str) -> Result<f64, String> {
 /// The longest `--latency` (`Faults::validate` allows 60 000 ms).
 const MAX_LATENCY: Duration = Duration::from_secs(60);
 
-/// wechatpay-sim: a WeChat Pay v2 merchant API and Mini Program login simulator
+/// wechatpay-sim: a WeChat Pay v2 and v3 merchant API and Mini Program login simulator
 #[derive(Debug, Parser)]
 #[command(name = "wechatpay-sim", version)]
 struct Args {
@@ -303,6 +378,10 @@ struct Args {
     /// Fault: notifications carry a wrong signature
     #[arg(long)]
     forge_signature: bool,
+    /// Which WeChat key signs v3 notifications at start (switch while running with
+    /// PUT /sim/v1/merchants/{mch_id}/v3-notify-signer)
+    #[arg(long, value_name = "KEY", value_enum, default_value = "public-key")]
+    v3_notify_signer: NotifySigner,
 }
 
 /// Parses the command line (`args` starts with the program name); `listen_env` is
@@ -340,6 +419,7 @@ where
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         wrong_amount: args.wrong_amount,
         forge_signature: args.forge_signature,
+        sign_test_next: 0,
     };
     faults
         .validate()
@@ -373,6 +453,7 @@ where
         fee_rate_bp: args.fee_rate,
         notify_ca,
         faults,
+        v3: SimV3::example(args.v3_notify_signer),
     })
 }
 
@@ -473,6 +554,7 @@ mod tests {
                 delay_notifications_ms: 70_000,
                 wrong_amount: true,
                 forge_signature: true,
+                sign_test_next: 0,
             }
         );
     }

@@ -183,3 +183,39 @@ pub(crate) async fn portal_refund(
     sim.portal_refund(&key, amount)
         .map(|view| (StatusCode::CREATED, Json(view)))
 }
+
+#[derive(Debug, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignerBody {
+    signer: crate::config::NotifySigner,
+}
+
+/// `GET /sim/v1/merchants/{mch_id}/v3-notify-signer`: `{"signer": "certificate"}` or
+/// `{"signer": "public_key"}`.
+pub(crate) async fn get_notify_signer(
+    State(sim): State<Arc<Sim>>,
+    Path(mch_id): Path<String>,
+) -> Result<Json<SignerBody>, ControlError> {
+    if sim.merchant(&mch_id).is_none() {
+        return Err(ControlError::NotFound(mch_id));
+    }
+    Ok(Json(SignerBody {
+        signer: sim.notify_signer(&mch_id),
+    }))
+}
+
+/// `PUT /sim/v1/merchants/{mch_id}/v3-notify-signer`: switches which key signs the
+/// merchant's v3 notifications from now on (the certificate → public key migration).
+pub(crate) async fn put_notify_signer(
+    State(sim): State<Arc<Sim>>,
+    Path(mch_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<SignerBody>, ControlError> {
+    let wanted: SignerBody = serde_json::from_slice(&body).map_err(|e| {
+        ControlError::Invalid(format!(
+            "expected {{\"signer\": \"certificate\"|\"public_key\"}}: {e}"
+        ))
+    })?;
+    sim.set_notify_signer(&mch_id, wanted.signer)?;
+    Ok(Json(wanted))
+}

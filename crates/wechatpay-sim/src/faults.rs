@@ -26,6 +26,9 @@ pub struct Faults {
     pub wrong_amount: bool,
     /// Notifications carry a wrong signature.
     pub forge_signature: bool,
+    /// The next this-many v3 answers and notifications carry a `WECHATPAY/SIGNTEST/` probe
+    /// signature, as WeChat sends now and then to check that merchants verify.
+    pub sign_test_next: u32,
 }
 
 impl Faults {

@@ -1,8 +1,9 @@
-//! A WeChat Pay v2 merchant API and Mini Program login simulator.
+//! A WeChat Pay v2 and v3 merchant API and Mini Program login simulator.
 //!
 //! It serves WeChat's real paths (`/pay/unifiedorder`, `/pay/orderquery`, `/pay/closeorder`,
-//! the same under `/sandboxnew/`, `/sandboxnew/pay/getsignkey`, `/sns/jscode2session`), so
-//! any v2 SDK pointed at its base URL works unchanged; validates and signs like WeChat; keeps
+//! the same under `/sandboxnew/`, `/sandboxnew/pay/getsignkey`, `/sns/jscode2session`, and
+//! v3's `/v3/pay/transactions/...`, `/v3/refund/domestic/refunds`, `/v3/certificates`), so
+//! any v2 or v3 SDK pointed at its base URL works unchanged; validates and signs like WeChat; keeps
 //! every order's state; delivers signed notifications on WeChat's retry schedule (scaled by
 //! a time factor); injects faults on request; and has a JSON control API under `/sim/v1/`.
 //!
@@ -28,6 +29,7 @@ mod notify;
 mod sim;
 mod store;
 mod tls;
+mod v3_api;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -42,8 +44,8 @@ use wechat_pay::v2::Endpoint;
 
 pub use self::bill::{Action as BillAction, Adjustment as BillAdjustment};
 pub use self::config::{
-    DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_MCH_ID, SimConfig, SimMerchant,
-    parse_args,
+    DEFAULT_API_KEY, DEFAULT_APP_SECRET, DEFAULT_APPID, DEFAULT_MCH_ID, NotifySigner, SimConfig,
+    SimMerchant, SimV3, parse_args,
 };
 pub use self::faults::Faults;
 pub use self::login::{CODE_TTL, LOGINS_PER_MINUTE, openid_for};
@@ -114,6 +116,11 @@ fn router(sim: Arc<Sim>) -> Router {
         .route(
             "/sim/v1/faults",
             get(control::get_faults).put(control::put_faults),
+        )
+        .route("/v3/{*path}", any(v3_api::handle))
+        .route(
+            "/sim/v1/merchants/{mch_id}/v3-notify-signer",
+            get(control::get_notify_signer).put(control::put_notify_signer),
         )
         .route("/sim/v1/login-codes", post(control::login_code))
         .route("/sim/v1/health", get(control::health))

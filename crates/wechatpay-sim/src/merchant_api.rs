@@ -26,9 +26,9 @@ use crate::sim::{Sim, lock};
 use crate::store::{NotificationLog, Order, OrderKey, Refund};
 
 /// A business refusal: `err_code` and `err_code_des`.
-type Refusal = (&'static str, String);
+pub(crate) type Refusal = (&'static str, String);
 
-fn refuse(code: &'static str, des: impl Into<String>) -> Refusal {
+pub(crate) fn refuse(code: &'static str, des: impl Into<String>) -> Refusal {
     (code, des.into())
 }
 
@@ -248,7 +248,7 @@ fn business(
         return Err(refuse("SYSTEMERROR", "系统超时"));
     }
     match endpoint {
-        Endpoint::UnifiedOrder => unified_order(sim, merchant, sandbox, params, sign_type),
+        Endpoint::UnifiedOrder => unified_order(sim, merchant, sandbox, params, sign_type, false),
         Endpoint::OrderQuery => order_query(sim, merchant, sandbox, params),
         Endpoint::CloseOrder => close_order(sim, merchant, sandbox, params),
         Endpoint::Refund => refund(sim, merchant, sandbox, params),
@@ -259,7 +259,7 @@ fn business(
     }
 }
 
-fn injected_system_error(sim: &Sim) -> bool {
+pub(crate) fn injected_system_error(sim: &Sim) -> bool {
     let mut faults = lock(&sim.faults);
     if faults.system_error_next > 0 {
         faults.system_error_next -= 1;
@@ -275,7 +275,7 @@ fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, Refusal> {
         .ok_or_else(|| refuse("LACK_PARAMS", format!("缺少参数{name}")))
 }
 
-fn format_error(name: &str) -> Refusal {
+pub(crate) fn format_error(name: &str) -> Refusal {
     refuse("INVALID_REQUEST", format!("{name}参数格式错误"))
 }
 
@@ -407,12 +407,15 @@ fn validate_unified_order(sim: &Sim, appid: &str, params: &Params) -> Result<New
     })
 }
 
-fn unified_order(
+/// Unified order (and, with `v3`, the v3 JSAPI prepay translated to its fields: the same
+/// rules, the order then notified as v3).
+pub(crate) fn unified_order(
     sim: &Arc<Sim>,
     merchant: &SimMerchant,
     sandbox: bool,
     params: &Params,
     sign_type: SignType,
+    v3: bool,
 ) -> Result<Params, Refusal> {
     let new = validate_unified_order(sim, &merchant.appid, params)?;
     let mut fingerprint = params.clone().into_inner();
@@ -466,6 +469,7 @@ fn unified_order(
                 trade_type: new.trade_type.clone(),
                 notify_url: new.notify_url,
                 sign_type,
+                v3,
                 time_expire: new.time_expire,
                 prepay_id: prepay_id.clone(),
                 prepay_issued: sim.clock.now(),
@@ -500,7 +504,7 @@ fn unified_order(
 
 /// The order a call names: by `transaction_id` when one is given and `by_transaction` allows
 /// it (order query), else by `out_trade_no` (close order takes only that).
-fn find_order(
+pub(crate) fn find_order(
     sim: &Sim,
     merchant: &SimMerchant,
     sandbox: bool,
@@ -570,7 +574,7 @@ fn order_query(
     Ok(out)
 }
 
-fn trade_state_desc(state: TradeState) -> &'static str {
+pub(crate) fn trade_state_desc(state: TradeState) -> &'static str {
     match state {
         TradeState::Success => "支付成功",
         TradeState::Refund => "转入退款",
@@ -583,7 +587,7 @@ fn trade_state_desc(state: TradeState) -> &'static str {
     }
 }
 
-fn close_order(
+pub(crate) fn close_order(
     sim: &Sim,
     merchant: &SimMerchant,
     sandbox: bool,
@@ -646,7 +650,7 @@ fn refund_fields(order: &Order, refund: &Refund) -> Params {
 ///
 /// ⚠ WeChat also wants partial refunds of one order at least a minute apart; the simulator
 /// does not enforce it, so that tests can refund several times in a row.
-fn refund(
+pub(crate) fn refund(
     sim: &Arc<Sim>,
     merchant: &SimMerchant,
     sandbox: bool,

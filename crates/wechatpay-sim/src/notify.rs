@@ -14,6 +14,7 @@ use crate::config::SimMerchant;
 use crate::faults::Faults;
 use crate::sim::{Sim, lock, now_ms};
 use crate::store::{Attempt, NotificationLog, Order, OrderKey, Refund};
+use crate::v3_api;
 
 /// WeChat's gaps between notification attempts, in seconds (§2.9 of the reference): the
 /// first delivery is at t=0, then one retry after each gap — 16 attempts over 24 h 4 min.
@@ -63,12 +64,55 @@ pub(crate) struct Delivery {
     subject: Subject,
     url: String,
     body: String,
+    /// A v3 notification (JSON), signed as each copy is sent.
+    v3: Option<V3Signing>,
+}
+
+/// How a v3 notification is signed: by the key its merchant's notifications are signed
+/// with at the moment of sending (the migration switches it), or forged.
+#[derive(Debug, Clone)]
+struct V3Signing {
+    mch_id: String,
+    forge: bool,
 }
 
 impl Delivery {
+    /// A v3 notification of `order` (signed when sent).
+    fn v3(order: &Order, subject: Subject, url: String, body: String, faults: &Faults) -> Self {
+        Delivery {
+            subject,
+            url,
+            body,
+            v3: Some(V3Signing {
+                mch_id: order.key.mch_id.clone(),
+                forge: faults.forge_signature,
+            }),
+        }
+    }
+
     /// Builds and signs the notification for `order`'s current state, applying the
-    /// wrong-amount and forged-signature faults.
-    pub(crate) fn build(order: &Order, merchant: &SimMerchant, faults: &Faults) -> Delivery {
+    /// wrong-amount and forged-signature faults. `None`: a v3 order's failed payment, which
+    /// v3 does not notify.
+    pub(crate) fn build(
+        sim: &Sim,
+        order: &Order,
+        merchant: &SimMerchant,
+        faults: &Faults,
+    ) -> Option<Delivery> {
+        let subject = Subject::Payment {
+            key: order.key.clone(),
+            state: order.state,
+        };
+        if order.v3 {
+            let body = v3_api::payment_notification(sim, order, u64::from(faults.wrong_amount))?;
+            return Some(Delivery::v3(
+                order,
+                subject,
+                order.notify_url.clone(),
+                body,
+                faults,
+            ));
+        }
         let mut p = Params::new();
         p.insert("return_code", "SUCCESS");
         p.insert("appid", order.appid.clone());
@@ -120,14 +164,12 @@ impl Delivery {
         // Every value here is ours and XML-safe; an encoding failure would be a bug, and an
         // empty body is what the receiver would then see and refuse.
         let body = xml::encode(&p).unwrap_or_default();
-        Delivery {
-            subject: Subject::Payment {
-                key: order.key.clone(),
-                state: order.state,
-            },
+        Some(Delivery {
+            subject,
             url: order.notify_url.clone(),
             body,
-        }
+            v3: None,
+        })
     }
 
     /// Builds the notification of `refund`'s final state: the envelope in the clear, the
@@ -135,12 +177,22 @@ impl Delivery {
     /// fault encrypts with another key, the wrong-amount fault adds one fen). `None` when the
     /// refund has nowhere to be notified.
     pub(crate) fn refund(
+        sim: &Sim,
         order: &Order,
         refund: &Refund,
         merchant: &SimMerchant,
         faults: &Faults,
     ) -> Option<Delivery> {
         let url = refund.notify_url.clone()?;
+        let subject = Subject::Refund {
+            key: order.key.clone(),
+            out_refund_no: refund.out_refund_no.clone(),
+        };
+        if order.v3 {
+            let body =
+                v3_api::refund_notification(sim, order, refund, u64::from(faults.wrong_amount))?;
+            return Some(Delivery::v3(order, subject, url, body, faults));
+        }
         let mut info = Params::new();
         if let Some(txn) = &order.transaction_id {
             info.insert("transaction_id", txn.clone());
@@ -179,12 +231,10 @@ impl Delivery {
         p.insert("nonce_str", NonceStr::generate().to_string());
         p.insert("req_info", v2::encrypt_req_info(plain.as_bytes(), &key));
         Some(Delivery {
-            subject: Subject::Refund {
-                key: order.key.clone(),
-                out_refund_no: refund.out_refund_no.clone(),
-            },
+            subject,
             url,
             body: xml::encode(&p).unwrap_or_default(),
+            v3: None,
         })
     }
 }
@@ -417,13 +467,20 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 /// Sends one copy and records it; true when the receiver acknowledged success.
 async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> bool {
     let at_ms = now_ms();
-    let sent = sim
-        .http
-        .post(&delivery.url)
-        .header(reqwest::header::CONTENT_TYPE, "text/xml")
-        .body(delivery.body.clone())
-        .send()
-        .await;
+    let mut request = sim.http.post(&delivery.url).body(delivery.body.clone());
+    request = match &delivery.v3 {
+        None => request.header(reqwest::header::CONTENT_TYPE, "text/xml"),
+        Some(signing) => {
+            let signer = sim.notify_signer(&signing.mch_id);
+            let headers =
+                v3_api::signature_headers(sim, signer, delivery.body.as_bytes(), signing.forge);
+            headers.into_iter().fold(
+                request.header(reqwest::header::CONTENT_TYPE, "application/json"),
+                |r, (name, value)| r.header(name, value),
+            )
+        }
+    };
+    let sent = request.send().await;
     let (status, ack_body, outcome) = match sent {
         Err(e) if e.is_timeout() => (None, None, "timeout"),
         Err(_) => (None, None, "connection_error"),
@@ -433,10 +490,16 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
                 Err(e) if e.is_timeout() => (Some(status), None, "timeout"),
                 Err(_) => (Some(status), None, "connection_error"),
                 Ok(bytes) => {
-                    // WeChat: "a non-200 status counts as failure".
-                    let acked = status == 200
-                        && xml::decode(&bytes)
-                            .is_ok_and(|ack| ack.get("return_code") == Some("SUCCESS"));
+                    let acked = match delivery.v3 {
+                        // v3 (§3.4): 200 or 204 is success, whatever the body says.
+                        Some(_) => status == 200 || status == 204,
+                        // WeChat: "a non-200 status counts as failure".
+                        None => {
+                            status == 200
+                                && xml::decode(&bytes)
+                                    .is_ok_and(|ack| ack.get("return_code") == Some("SUCCESS"))
+                        }
+                    };
                     let outcome = if acked {
                         "acked"
                     } else if (200..300).contains(&status) {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use wechat_pay::v2::{RefundStatus, TradeState};
 use wechat_pay::{Fen, WeChatTime};
 
-use crate::config::{SimConfig, SimMerchant};
+use crate::config::{NotifySigner, SimConfig, SimMerchant};
 use crate::faults::Faults;
 use crate::login::LoginBook;
 use crate::notify;
@@ -29,6 +29,8 @@ pub struct Sim {
     pub(crate) adjustments: Mutex<Vec<crate::bill::Adjustment>>,
     pub(crate) http: reqwest::Client,
     pub(crate) clock: Clock,
+    /// Who signs each merchant's v3 notifications, where switched from the configured one.
+    notify_signers: Mutex<HashMap<String, NotifySigner>>,
     seq: AtomicU64,
 }
 
@@ -235,6 +237,7 @@ impl Sim {
             adjustments: Mutex::default(),
             http,
             clock: Clock::default(),
+            notify_signers: Mutex::default(),
             seq: AtomicU64::new(1),
         })
     }
@@ -242,6 +245,30 @@ impl Sim {
     /// The merchant with this number.
     pub(crate) fn merchant(&self, mch_id: &str) -> Option<&SimMerchant> {
         self.merchants.get(mch_id)
+    }
+
+    /// Which key signs merchant `mch_id`'s v3 notifications now.
+    pub fn notify_signer(&self, mch_id: &str) -> NotifySigner {
+        lock(&self.notify_signers)
+            .get(mch_id)
+            .copied()
+            .unwrap_or(self.config.v3.notify_signer)
+    }
+
+    /// Switches merchant `mch_id`'s v3 notifications to `signer` (the migration from platform
+    /// certificate to public key, or back): every notification sent from now on, retries
+    /// included, is signed with it.
+    pub fn set_notify_signer(
+        &self,
+        mch_id: &str,
+        signer: NotifySigner,
+    ) -> Result<(), ControlError> {
+        if self.merchant(mch_id).is_none() {
+            return Err(ControlError::NotFound(mch_id.to_owned()));
+        }
+        lock(&self.notify_signers).insert(mch_id.to_owned(), signer);
+        tracing::info!(mch_id, ?signer, "v3 notification signer switched");
+        Ok(())
     }
 
     /// The merchant for this Mini Program.
@@ -390,7 +417,7 @@ impl Sim {
             let merchant = self
                 .merchant(&key.mch_id)
                 .ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
-            notify::Delivery::refund(order, refund, merchant, &lock(&self.faults))
+            notify::Delivery::refund(self, order, refund, merchant, &lock(&self.faults))
         };
         if let Some(delivery) = delivery {
             notify::dispatch(self, delivery);
@@ -518,10 +545,12 @@ impl Sim {
                 .merchant(&key.mch_id)
                 .ok_or_else(|| ControlError::NotFound(key.mch_id.clone()))?;
             let faults = lock(&self.faults).clone();
-            notify::Delivery::build(order, merchant, &faults)
+            notify::Delivery::build(self, order, merchant, &faults)
         };
         // The view after dispatch shows whether the notification was dropped or held.
-        notify::dispatch(self, delivery);
+        if let Some(delivery) = delivery {
+            notify::dispatch(self, delivery);
+        }
         self.view(key)
             .ok_or_else(|| ControlError::NotFound(key.out_trade_no.clone()))
     }

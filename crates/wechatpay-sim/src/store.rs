@@ -40,6 +40,8 @@ pub struct Order {
     pub notify_url: String,
     /// How the order was signed: notifications are signed the same way.
     pub sign_type: SignType,
+    /// Placed through API v3: its notifications (and its refunds') are v3's.
+    pub v3: bool,
     /// When the order number stops being payable.
     pub time_expire: Option<WeChatTime>,
     /// The current prepay session.
