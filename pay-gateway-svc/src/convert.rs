@@ -7,9 +7,10 @@ use std::net::IpAddr;
 use proto::paygateway::v1 as pb;
 use wechat_pay::login::MiniSession;
 use wechat_pay::v2::{
-    OrderQueryResponse, RefundQueryResponse, RefundResponse, RefundStatus, RequestPayment,
-    TradeState, UnifiedOrderRequest,
+    self, ErrCode, OrderQueryResponse, RefundQueryResponse, RefundResponse, RefundStatus,
+    RequestPayment, TradeState, UnifiedOrderRequest,
 };
+use wechat_pay::v3;
 use wechat_pay::{Fen, IdError, OpenId, OutRefundNo, OutTradeNo, WeChatTime};
 
 use crate::error::GatewayError;
@@ -194,6 +195,170 @@ impl NewPrepay {
         order.time_start = self.time_start;
         order.time_expire = self.time_expire;
         order
+    }
+}
+
+impl NewPrepay {
+    /// The v3 JSAPI prepay of this order (v3 has no `time_start` nor client IP; `appid` and
+    /// `mchid` are the client's).
+    pub(crate) fn jsapi_prepay(self, notify_url: &str) -> v3::JsapiPrepayRequest {
+        v3::JsapiPrepayRequest {
+            appid: String::new(),
+            mchid: String::new(),
+            description: self.description,
+            out_trade_no: self.out_trade_no,
+            time_expire: self.time_expire.map(WeChatTime::to_rfc3339),
+            attach: None,
+            notify_url: notify_url.to_owned(),
+            amount: v3::PrepayAmount {
+                total: self.amount,
+                currency: Some("CNY".into()),
+            },
+            payer: v3::Payer {
+                openid: self.openid.as_str().to_owned(),
+            },
+        }
+    }
+}
+
+/// A checked v2 refund request as v3's (the same fields; v3 needs no client certificate).
+pub(crate) fn v3_refund_request(refund: wechat_pay::v2::RefundRequest) -> v3::RefundRequest {
+    v3::RefundRequest {
+        transaction_id: refund.transaction_id.map(|t| t.to_string()),
+        out_trade_no: refund.out_trade_no,
+        out_refund_no: refund.out_refund_no,
+        reason: refund.refund_desc,
+        notify_url: refund.notify_url,
+        amount: v3::RefundRequestAmount {
+            refund: refund.refund_fee,
+            total: refund.total_fee,
+            currency: "CNY".into(),
+        },
+    }
+}
+
+pub(crate) fn v3_refund_answer(answer: v3::Refund) -> pb::RefundResponse {
+    pb::RefundResponse {
+        refund_id: answer.refund_id,
+        transaction_id: answer.transaction_id,
+        refund_fen: answer.amount.refund.as_i64(),
+    }
+}
+
+/// An RFC 3339 time as v2 writes refund times (`yyyy-MM-dd HH:mm:ss`, Beijing); empty when
+/// absent or unreadable.
+fn dashed(rfc3339: Option<&str>) -> String {
+    rfc3339
+        .and_then(|t| WeChatTime::parse_rfc3339(t).ok())
+        .map(WeChatTime::to_dashed)
+        .unwrap_or_default()
+}
+
+pub(crate) fn v3_refund_query_answer(answer: v3::Refund) -> pb::QueryRefundResponse {
+    let state = match answer.status {
+        v3::RefundStatus::Processing => pb::RefundState::Processing,
+        v3::RefundStatus::Success => pb::RefundState::Success,
+        v3::RefundStatus::Abnormal => pb::RefundState::Change,
+        v3::RefundStatus::Closed => pb::RefundState::Closed,
+    };
+    pb::QueryRefundResponse {
+        state: state.into(),
+        out_refund_no: answer.out_refund_no.to_string(),
+        refund_id: answer.refund_id,
+        refund_fen: answer.amount.refund.as_i64(),
+        out_trade_no: answer.out_trade_no.to_string(),
+        transaction_id: answer.transaction_id,
+        succeeded_at: dashed(answer.success_time.as_deref()),
+    }
+}
+
+/// The answer to `QueryPayment` from a v3 transaction.
+pub(crate) fn v3_query_answer(t: v3::Transaction) -> pb::QueryPaymentResponse {
+    let amount = t.amount.unwrap_or_default();
+    pb::QueryPaymentResponse {
+        state: trade_state(t.trade_state).into(),
+        out_trade_no: t.out_trade_no.to_string(),
+        transaction_id: t.transaction_id.unwrap_or_default(),
+        amount_fen: amount.total.map_or(0, Fen::as_i64),
+        appid: t.appid.unwrap_or_default(),
+        mch_id: t.mchid,
+        openid: t.payer.map(|p| p.openid).unwrap_or_default(),
+        paid_at_unix: t
+            .success_time
+            .and_then(|s| WeChatTime::parse_rfc3339(&s).ok())
+            .map_or(0, WeChatTime::unix_seconds),
+        currency: amount.currency.unwrap_or_default(),
+    }
+}
+
+/// A v3 failure in the gateway's one vocabulary of WeChat failures (v2's): the HTTP status
+/// class first (5xx and 429 retryable), then the code spelled either way (§3.6), so that
+/// callers see the same statuses and reasons under both versions. `refund` reads "not found"
+/// as the refund's.
+pub(crate) fn v3_error(error: v3::Error, refund: bool) -> v2::Error {
+    match error {
+        v3::Error::InvalidRequest(message) => v2::Error::InvalidRequest(message),
+        v3::Error::Transport(e) => v2::Error::Transport(e),
+        v3::Error::Api {
+            status, message, ..
+        } if status == 429 => v2::Error::Business {
+            code: ErrCode::FrequencyLimited,
+            description: message,
+        },
+        v3::Error::Api {
+            status, message, ..
+        } if status >= 500 => v2::Error::Business {
+            code: ErrCode::SystemError,
+            description: message,
+        },
+        v3::Error::Api { code, message, .. } => {
+            let known = [
+                ("ORDER_PAID", ErrCode::OrderPaid),
+                ("ORDER_CLOSED", ErrCode::OrderClosed),
+                ("OUT_TRADE_NO_USED", ErrCode::OutTradeNoUsed),
+                ("PARAM_ERROR", ErrCode::ParamError),
+                ("INVALID_REQUEST", ErrCode::InvalidRequest),
+                ("NOT_ENOUGH", ErrCode::NotEnough),
+                ("SIGN_ERROR", ErrCode::SignError),
+                ("NO_AUTH", ErrCode::NoAuth),
+                ("APPID_MCHID_NOT_MATCH", ErrCode::AppIdMchIdNotMatch),
+            ];
+            let not_found =
+                v3::code_is(&code, "ORDER_NOT_EXIST") || v3::code_is(&code, "RESOURCE_NOT_EXISTS");
+            let code = if not_found && refund {
+                ErrCode::Other("REFUNDNOTEXIST".into())
+            } else if not_found {
+                ErrCode::OrderNotExist
+            } else {
+                known
+                    .into_iter()
+                    .find(|(name, _)| v3::code_is(&code, name))
+                    .map_or(ErrCode::Other(code), |(_, c)| c)
+            };
+            v2::Error::Business {
+                code,
+                description: message,
+            }
+        }
+        v3::Error::MerchantMismatch { field } => v2::Error::MerchantMismatch { field },
+        other => v2::Error::InvalidResponse(other.to_string()),
+    }
+}
+
+/// The answer to `ListPlatformCertificates`.
+pub(crate) fn certificates_answer(
+    certificates: Vec<v3::PlatformCertificate>,
+) -> pb::ListPlatformCertificatesResponse {
+    pb::ListPlatformCertificatesResponse {
+        certificates: certificates
+            .into_iter()
+            .map(|c| pb::PlatformCertificate {
+                serial_no: c.serial_no,
+                effective_unix: c.effective_time,
+                expire_unix: c.expire_time,
+                pem: c.pem,
+            })
+            .collect(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! the request's trace id is there too); the methods answer `Status` so that a failure is
 //! mapped, and logged, inside that span.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use proto::paygateway::v1 as pb;
@@ -18,18 +19,23 @@ use wechat_pay::v2::{
     self, Client, ClientConfig, CloseOrderRequest, ErrCode, Merchant, OrderQueryRequest,
     RefundQueryRequest, RequestPayment, RetryPolicy,
 };
+use wechat_pay::v3;
 
 use crate::convert::{self, PrepayRequest};
 use crate::error::GatewayError;
 use crate::settings::WeChatSettings;
 use crate::{SERVICE, StartError};
 
-/// One merchant, its v2 client and its login client.
+/// One merchant, its v2 client (every call under v2; the daily bill under v3 too), its v3
+/// client when it speaks v3, and its login client.
 #[derive(Debug, Clone)]
 pub(crate) struct Gateway {
     pay: Client,
+    v3: Option<v3::Client>,
     login: LoginClient,
     settings: WeChatSettings,
+    /// When the platform certificates were last fetched on a caller's request.
+    refreshed: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl Gateway {
@@ -55,6 +61,28 @@ impl Gateway {
             .map(|c| c.identity().clone());
         config.extra_roots.clone_from(&settings.extra_roots);
         let pay = Client::new(merchant, config).map_err(StartError::PayClient)?;
+        let v3 = settings
+            .v3
+            .as_ref()
+            .map(|v3_settings| {
+                let verifier = v3::Verifier::new();
+                if let Some((id, key)) = &v3_settings.public_key {
+                    verifier.set_public_key(id, key.clone());
+                }
+                let mut config = v3::ClientConfig::new(settings.pay_base_url.clone());
+                config.timeout = settings.timeout;
+                config.retry = retry;
+                config.extra_roots.clone_from(&settings.extra_roots);
+                let merchant = v3::Merchant {
+                    appid: settings.appid.clone(),
+                    mchid: settings.mch_id.clone(),
+                    key: Arc::clone(&v3_settings.key),
+                    api_v3_key: v3_settings.api_v3_key.clone(),
+                };
+                v3::Client::new(merchant, verifier, config)
+            })
+            .transpose()
+            .map_err(StartError::PayClientV3)?;
         let login = LoginClient::new(
             settings.login_base_url.clone(),
             settings.appid.clone(),
@@ -65,9 +93,56 @@ impl Gateway {
         .with_retry(retry);
         Ok(Gateway {
             pay,
+            v3,
             login,
             settings,
+            refreshed: Arc::default(),
         })
+    }
+
+    /// Under v3 with platform certificates, fetches them once before serving. A failure is
+    /// logged, not fatal: answers naming an unknown certificate fetch them again, and until
+    /// then they are refused (never trusted).
+    pub(crate) async fn prepare(&self) {
+        if let Some(client) = self.v3_certificates() {
+            match client.refresh_certificates().await {
+                Ok(count) => tracing::info!(count, "platform certificates fetched"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "platform certificates could not be fetched at start; answers signed with one are refused until a later fetch")
+                }
+            }
+        }
+    }
+
+    /// The v3 client, when it fetches platform certificates.
+    fn v3_certificates(&self) -> Option<&v3::Client> {
+        self.v3.as_ref().filter(|_| {
+            self.settings
+                .v3
+                .as_ref()
+                .is_some_and(|s| s.platform_certificates)
+        })
+    }
+
+    async fn list_platform_certificates(
+        &self,
+        request: pb::ListPlatformCertificatesRequest,
+    ) -> Result<pb::ListPlatformCertificatesResponse, Status> {
+        let Some(client) = self.v3_certificates() else {
+            return Ok(pb::ListPlatformCertificatesResponse::default());
+        };
+        if request.refresh {
+            let mut last = self.refreshed.lock().await;
+            if last.is_none_or(|at| at.elapsed() >= v3::MIN_REFRESH_INTERVAL) {
+                *last = Some(Instant::now());
+                observe("certificates", client.refresh_certificates(), v3_result)
+                    .await
+                    .map_err(|e| wechat("certificates")(convert::v3_error(e, false)))?;
+            }
+        }
+        Ok(convert::certificates_answer(
+            client.verifier().certificates(),
+        ))
     }
 
     async fn code2session(
@@ -92,6 +167,21 @@ impl Gateway {
     ) -> Result<pb::CreatePrepayResponse, Status> {
         let request = PrepayRequest::try_from(request)?;
         tracing::Span::current().record("out_trade_no", display(request.out_trade_no()));
+        if let Some(client) = &self.v3 {
+            let (prepay_id, expires_at_unix) = match request {
+                PrepayRequest::Reuse { prepay_id, .. } => (prepay_id, 0),
+                PrepayRequest::New(order) => {
+                    let order = order.jsapi_prepay(&self.settings.notify_url);
+                    let answer = observe("jsapi", client.jsapi_prepay(&order), v3_result)
+                        .await
+                        .map_err(|e| wechat("jsapi")(convert::v3_error(e, false)))?;
+                    tracing::info!("prepay created");
+                    (answer.prepay_id, self.prepay_expiry())
+                }
+            };
+            let payment = client.request_payment(&prepay_id);
+            return Ok(convert::prepay_answer(prepay_id, payment, expires_at_unix));
+        }
         let (prepay_id, expires_at_unix) = match request {
             PrepayRequest::Reuse { prepay_id, .. } => (prepay_id, 0),
             PrepayRequest::New(order) => {
@@ -119,6 +209,16 @@ impl Gateway {
     ) -> Result<pb::QueryPaymentResponse, Status> {
         let out_trade_no = convert::out_trade_no(request.out_trade_no)?;
         tracing::Span::current().record("out_trade_no", display(&out_trade_no));
+        if let Some(client) = &self.v3 {
+            let answer = observe(
+                "query",
+                client.query_by_out_trade_no(&out_trade_no),
+                v3_result,
+            )
+            .await
+            .map_err(|e| wechat("query")(convert::v3_error(e, false)))?;
+            return Ok(convert::v3_query_answer(answer));
+        }
         let query = OrderQueryRequest::by_out_trade_no(out_trade_no);
         let answer = observe("orderquery", self.pay.order_query(&query), v2_result)
             .await
@@ -133,6 +233,20 @@ impl Gateway {
     ) -> Result<pb::ClosePaymentResponse, Status> {
         let out_trade_no = convert::out_trade_no(request.out_trade_no)?;
         tracing::Span::current().record("out_trade_no", display(&out_trade_no));
+        if let Some(client) = &self.v3 {
+            let already_closed = match observe("close", client.close(&out_trade_no), v3_result)
+                .await
+                .map_err(|e| convert::v3_error(e, false))
+            {
+                Ok(()) => false,
+                Err(v2::Error::Business {
+                    code: ErrCode::OrderClosed,
+                    ..
+                }) => true,
+                Err(source) => return Err(wechat("close")(source).into()),
+            };
+            return Ok(pb::ClosePaymentResponse { already_closed });
+        }
         let close = CloseOrderRequest { out_trade_no };
         let already_closed =
             match observe("closeorder", self.pay.close_order(&close), v2_result).await {
@@ -149,6 +263,19 @@ impl Gateway {
 
     #[tracing::instrument(skip_all, fields(out_trade_no, out_refund_no))]
     async fn refund(&self, request: pb::RefundRequest) -> Result<pb::RefundResponse, Status> {
+        if let Some(client) = &self.v3 {
+            let request = convert::refund_request(request, &self.settings.refund_notify_url)?;
+            if let Some(n) = &request.out_trade_no {
+                tracing::Span::current().record("out_trade_no", display(n));
+            }
+            tracing::Span::current().record("out_refund_no", display(&request.out_refund_no));
+            let request = convert::v3_refund_request(request);
+            let answer = observe("refund", client.refund(&request), v3_result)
+                .await
+                .map_err(|e| wechat("refund")(convert::v3_error(e, false)))?;
+            tracing::info!(refund_id = %answer.refund_id, refund_fen = answer.amount.refund.get(), "refund accepted by WeChat");
+            return Ok(convert::v3_refund_answer(answer));
+        }
         if self.settings.merchant_cert.is_none() {
             return Err(GatewayError::RefundsDisabled.into());
         }
@@ -171,6 +298,16 @@ impl Gateway {
     ) -> Result<pb::QueryRefundResponse, Status> {
         let out_refund_no = convert::out_refund_no(request.out_refund_no)?;
         tracing::Span::current().record("out_refund_no", display(&out_refund_no));
+        if let Some(client) = &self.v3 {
+            let answer = observe(
+                "refundquery",
+                client.query_refund(&out_refund_no),
+                v3_result,
+            )
+            .await
+            .map_err(|e| wechat("refundquery")(convert::v3_error(e, true)))?;
+            return Ok(convert::v3_refund_query_answer(answer));
+        }
         let query = RefundQueryRequest::by_out_refund_no(out_refund_no.clone());
         let answer = observe("refundquery", self.pay.refund_query(&query), v2_result)
             .await
@@ -211,6 +348,16 @@ impl Gateway {
 
 fn wechat(endpoint: &'static str) -> impl FnOnce(v2::Error) -> GatewayError {
     move |source| GatewayError::WeChat { endpoint, source }
+}
+
+fn v3_result(e: &v3::Error) -> &str {
+    match e {
+        v3::Error::Api { code, .. } if !code.is_empty() => code,
+        v3::Error::Api { .. } => "http_status",
+        v3::Error::Transport(_) => "transport",
+        v3::Error::Signature(_) => "bad_signature",
+        _ => "error",
+    }
 }
 
 fn login_result(e: &LoginError) -> &str {
@@ -319,6 +466,18 @@ impl PayGateway for Gateway {
     ) -> Result<Response<pb::DownloadBillResponse>, Status> {
         grpc_call(SERVICE, "DownloadBill", &request, async {
             self.download_bill(request.get_ref().clone())
+                .await
+                .map(Response::new)
+        })
+        .await
+    }
+
+    async fn list_platform_certificates(
+        &self,
+        request: Request<pb::ListPlatformCertificatesRequest>,
+    ) -> Result<Response<pb::ListPlatformCertificatesResponse>, Status> {
+        grpc_call(SERVICE, "ListPlatformCertificates", &request, async {
+            self.list_platform_certificates(request.get_ref().clone())
                 .await
                 .map(Response::new)
         })

@@ -25,7 +25,7 @@ use wechat_pay::login::LoginError;
 
 pub use self::cert::MerchantCert;
 use self::gateway::Gateway;
-pub use self::settings::{Settings, WeChatSettings};
+pub use self::settings::{Settings, V3Settings, WeChatSettings};
 
 /// The service's name in logs and metrics.
 const SERVICE: &str = "pay-gateway-svc";
@@ -39,6 +39,9 @@ pub enum StartError {
     /// The merchant API client could not be built.
     #[error("cannot build the WeChat Pay client")]
     PayClient(#[source] wechat_pay::v2::Error),
+    /// The v3 merchant API client could not be built.
+    #[error("cannot build the WeChat Pay v3 client")]
+    PayClientV3(#[source] wechat_pay::v3::Error),
     /// The login client could not be built.
     #[error("cannot build the WeChat login client")]
     LoginClient(#[source] LoginError),
@@ -69,7 +72,16 @@ impl Application {
                 "refunds off: no merchant API certificate (WECHAT_CERT_FILE, WECHAT_KEY_FILE)"
             );
         }
+        match &settings.wechat.v3 {
+            Some(v3) => tracing::info!(
+                public_key = v3.public_key.as_ref().map(|(id, _)| id.as_str()),
+                platform_certificates = v3.platform_certificates,
+                "WeChat Pay API v3"
+            ),
+            None => tracing::info!("WeChat Pay API v2"),
+        }
         let gateway = Gateway::new(settings.wechat.clone())?;
+        gateway.prepare().await;
         let grpc = bind(settings.grpc_addr).await?;
         let ops = bind(settings.ops_addr).await?;
         Ok(Application {

@@ -8,7 +8,10 @@ use service_runtime::grpc_auth::GrpcSettings;
 use service_runtime::server::HttpSettings;
 use service_runtime::settings::{SettingsError, Source, WeChatMode};
 
+use std::sync::Arc;
+
 use url::Url;
+use wechat_pay::v3::{self, ApiV3Key, MerchantKey, WeChatPublicKey};
 
 use crate::cert::MerchantCert;
 use wechat_pay::example;
@@ -50,7 +53,8 @@ pub struct WeChatSettings {
     pub app_secret: SecretString,
     /// `MD5` or `HMAC-SHA256` (`WECHAT_SIGN_TYPE`, default `HMAC-SHA256`).
     pub sign_type: SignType,
-    /// Where WeChat sends payment notifications: notify-svc's public URL (`WECHAT_NOTIFY_URL`).
+    /// Where WeChat sends payment notifications: notify-svc's public URL (`WECHAT_NOTIFY_URL`;
+    /// the default is notify-svc's local path of the API version).
     pub notify_url: String,
     /// Per-call timeout (`WECHAT_TIMEOUT`, default 5s).
     pub timeout: Duration,
@@ -72,6 +76,93 @@ pub struct WeChatSettings {
     /// Certificate authorities trusted for WeChat's API besides the system's (`WECHAT_CA_FILE`,
     /// PEM: a simulator serving HTTPS with a test CA).
     pub extra_roots: Vec<reqwest::Certificate>,
+    /// API v3's credentials when the merchant speaks v3 (`WECHAT_API_VERSION=v3`); `None`:
+    /// v2.
+    pub v3: Option<V3Settings>,
+}
+
+/// A v3 merchant's credentials. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct V3Settings {
+    /// The merchant API private key (`WECHAT_MCH_PRIVATE_KEY_FILE`, or the PEM in
+    /// `WECHAT_MCH_PRIVATE_KEY`) and its certificate's serial (`WECHAT_MCH_SERIAL`).
+    pub key: Arc<MerchantKey>,
+    /// The APIv3 key (`WECHAT_API_V3_KEY`, secret).
+    pub api_v3_key: ApiV3Key,
+    /// The WeChat Pay public key (`WECHAT_PUBLIC_KEY_FILE` or `WECHAT_PUBLIC_KEY`) and its id
+    /// (`WECHAT_PUBLIC_KEY_ID`), if the merchant has one.
+    pub public_key: Option<(String, WeChatPublicKey)>,
+    /// Fetch the platform certificates from `/v3/certificates` at start and on an unknown
+    /// serial (`WECHAT_PLATFORM_CERTIFICATES`, default `on`). With `off`, the public key is
+    /// required.
+    pub platform_certificates: bool,
+}
+
+impl V3Settings {
+    /// The v3 credentials, or `None` under `WECHAT_API_VERSION=v2` (the default).
+    pub fn from_source(env: &impl Source, mode: WeChatMode) -> Result<Option<Self>, SettingsError> {
+        match env.get("WECHAT_API_VERSION").as_deref().map(str::trim) {
+            None | Some("v2") => return Ok(None),
+            Some("v3") => {}
+            Some(_) => {
+                return Err(SettingsError::Invalid {
+                    name: "WECHAT_API_VERSION".into(),
+                    reason: "expected v2 or v3".into(),
+                });
+            }
+        }
+        let invalid = |name: &str, reason: String| SettingsError::Invalid {
+            name: name.into(),
+            reason,
+        };
+        let serial = mode.merchant(env, "WECHAT_MCH_SERIAL", v3::EXAMPLE_MERCHANT_SERIAL)?;
+        let pem = mode
+            .pem(env, "WECHAT_MCH_PRIVATE_KEY", v3::EXAMPLE_MERCHANT_KEY_PEM)?
+            .ok_or_else(|| SettingsError::MerchantMissing {
+                name: "WECHAT_MCH_PRIVATE_KEY_FILE".into(),
+            })?;
+        let key = MerchantKey::from_pem(&pem, &serial)
+            .map_err(|e| invalid("WECHAT_MCH_PRIVATE_KEY_FILE", e.to_string()))?;
+        let api_v3_key = mode.merchant(env, "WECHAT_API_V3_KEY", v3::EXAMPLE_API_V3_KEY)?;
+        let api_v3_key =
+            ApiV3Key::new(&api_v3_key).map_err(|e| invalid("WECHAT_API_V3_KEY", e.to_string()))?;
+        let public_key = wechat_public_key(env, mode)?;
+        let platform_certificates = env.on_off_or("WECHAT_PLATFORM_CERTIFICATES", true)?;
+        if !platform_certificates && public_key.is_none() {
+            return Err(SettingsError::MerchantMissing {
+                name: "WECHAT_PUBLIC_KEY_FILE".into(),
+            });
+        }
+        Ok(Some(V3Settings {
+            key: Arc::new(key),
+            api_v3_key,
+            public_key,
+            platform_certificates,
+        }))
+    }
+}
+
+/// The WeChat Pay public key and its id, if the merchant has one (read by
+/// [`WeChatMode::wechat_public_key`]; in simulator mode the simulator's).
+pub(crate) fn wechat_public_key(
+    env: &impl Source,
+    mode: WeChatMode,
+) -> Result<Option<(String, WeChatPublicKey)>, SettingsError> {
+    mode.wechat_public_key(
+        env,
+        v3::EXAMPLE_WECHAT_PUBLIC_KEY_PEM,
+        v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID,
+        v3::PUBLIC_KEY_ID_PREFIX,
+    )?
+    .map(|(id, pem)| {
+        WeChatPublicKey::from_pem(&pem)
+            .map(|key| (id, key))
+            .map_err(|e| SettingsError::Invalid {
+                name: "WECHAT_PUBLIC_KEY_FILE".into(),
+                reason: e.to_string(),
+            })
+    })
+    .transpose()
 }
 
 impl Settings {
@@ -157,6 +248,9 @@ impl Settings {
                 roots
             }
         };
+        let v3 = V3Settings::from_source(env, mode)?;
+        // notify-svc's paths for the version's notifications.
+        let version_path = if v3.is_some() { "v3/" } else { "" };
         Ok(Settings {
             grpc_addr: env.or(
                 "PAY_GATEWAY_GRPC_ADDR",
@@ -178,7 +272,7 @@ impl Settings {
                 sign_type,
                 notify_url: env.or(
                     "WECHAT_NOTIFY_URL",
-                    "http://127.0.0.1:8081/wechat/pay/notify".to_owned(),
+                    format!("http://127.0.0.1:8081/wechat/{version_path}pay/notify"),
                 )?,
                 timeout: env.duration_or("WECHAT_TIMEOUT", Duration::from_secs(5))?,
                 retry_attempts: env.or("WECHAT_RETRY_ATTEMPTS", 3u32)?.max(1),
@@ -188,9 +282,10 @@ impl Settings {
                 merchant_cert,
                 refund_notify_url: env.or(
                     "WECHAT_REFUND_NOTIFY_URL",
-                    "http://127.0.0.1:8081/wechat/refund/notify".to_owned(),
+                    format!("http://127.0.0.1:8081/wechat/{version_path}refund/notify"),
                 )?,
                 extra_roots,
+                v3,
             },
         })
     }

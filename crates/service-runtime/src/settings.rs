@@ -144,6 +144,72 @@ impl WeChatMode {
     }
 }
 
+impl WeChatMode {
+    /// A PEM setting, from the file `{name}_FILE` names (a mounted secret) or inline in
+    /// `name`; when neither is set, in simulator mode `example`, otherwise `None`. Both set is
+    /// refused, and an unreadable file names its variable (never the content).
+    pub fn pem(
+        self,
+        env: &impl Source,
+        name: &str,
+        example: &str,
+    ) -> Result<Option<String>, SettingsError> {
+        let file_var = format!("{name}_FILE");
+        match (env.get(&file_var), env.get(name)) {
+            (Some(_), Some(_)) => Err(SettingsError::Invalid {
+                name: file_var,
+                reason: format!("set either {name}_FILE or {name}, not both"),
+            }),
+            (Some(path), None) => {
+                std::fs::read_to_string(path.trim())
+                    .map(Some)
+                    .map_err(|e| SettingsError::Invalid {
+                        name: file_var,
+                        reason: format!("cannot read {}: {e}", path.trim()),
+                    })
+            }
+            (None, Some(inline)) => Ok(Some(inline)),
+            (None, None) if self == WeChatMode::Simulator => Ok(Some(example.to_owned())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+impl WeChatMode {
+    /// The WeChat Pay public key's id and PEM (`WECHAT_PUBLIC_KEY_ID`, and
+    /// `WECHAT_PUBLIC_KEY_FILE` or `WECHAT_PUBLIC_KEY`), if given; in simulator mode the
+    /// examples when unset. One without the other, or an id not starting with `id_prefix`, is
+    /// refused.
+    pub fn wechat_public_key(
+        self,
+        env: &impl Source,
+        example_pem: &str,
+        example_id: &str,
+        id_prefix: &str,
+    ) -> Result<Option<(String, String)>, SettingsError> {
+        let pem = self.pem(env, "WECHAT_PUBLIC_KEY", example_pem)?;
+        let id = match (env.get("WECHAT_PUBLIC_KEY_ID"), self) {
+            (Some(id), _) => Some(id.trim().to_owned()),
+            (None, WeChatMode::Simulator) => Some(example_id.to_owned()),
+            (None, WeChatMode::Production) => None,
+        };
+        match (pem, id) {
+            (None, None) => Ok(None),
+            (Some(_), Some(id)) if !id.starts_with(id_prefix) => Err(SettingsError::Invalid {
+                name: "WECHAT_PUBLIC_KEY_ID".into(),
+                reason: format!("expected an id starting {id_prefix}"),
+            }),
+            (Some(pem), Some(id)) => Ok(Some((id, pem))),
+            (Some(_), None) => Err(SettingsError::Missing {
+                name: "WECHAT_PUBLIC_KEY_ID".into(),
+            }),
+            (None, Some(_)) => Err(SettingsError::Missing {
+                name: "WECHAT_PUBLIC_KEY_FILE".into(),
+            }),
+        }
+    }
+}
+
 fn parse<T: FromStr>(name: &str, raw: &str) -> Result<T, SettingsError>
 where
     T::Err: Display,

@@ -19,7 +19,6 @@ use serde_json::json;
 use wechat_pay::v2::bill::{self, BILL_DATE};
 use wechat_pay::v2::{Bill, BillRefund, BillRow, BillRowKind, BillType, Params, RefundStatus, xml};
 
-use crate::notify;
 use crate::sim::{Sim, lock};
 
 /// What an adjustment does to a day's bill.
@@ -121,7 +120,7 @@ impl Sim {
                     order_fen: fen,
                     settlement_fen: fen,
                     fee_e5: fee_e5(fen, rate),
-                    ..line(notify::dashed_time(paid), BillRowKind::Payment)
+                    ..line(paid.to_dashed(), BillRowKind::Payment)
                 });
             }
             for refund in &order.refunds {
@@ -137,10 +136,7 @@ impl Sim {
                         status: refund_status(refund.status).to_owned(),
                     }),
                     fee_e5: -fee_e5(fen, rate),
-                    ..line(
-                        notify::dashed_time(refund.requested_at),
-                        BillRowKind::Refund,
-                    )
+                    ..line(refund.requested_at.to_dashed(), BillRowKind::Refund)
                 });
             }
         }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use wechat_pay::Fen;
 use wechat_pay::NonceStr;
 use wechat_pay::v2::{self, ApiKey, Params, SignType, TradeState, xml};
-use wechat_pay::{Fen, WeChatTime};
 
 use crate::config::SimMerchant;
 use crate::faults::Faults;
@@ -247,20 +247,6 @@ fn merchant_key(order: &Order, merchant: &SimMerchant) -> ApiKey {
     } else {
         merchant.key.clone()
     }
-}
-
-/// A time as WeChat writes it in refunds and bills (`yyyy-MM-dd HH:mm:ss`, Beijing time).
-pub(crate) fn dashed_time(now: WeChatTime) -> String {
-    let t = now.to_string();
-    format!(
-        "{}-{}-{} {}:{}:{}",
-        &t[0..4],
-        &t[4..6],
-        &t[6..8],
-        &t[8..10],
-        &t[10..12],
-        &t[12..14]
-    )
 }
 
 /// Attempts in all: the first delivery, then one retry after each gap.

@@ -406,7 +406,7 @@ impl Sim {
             }
             refund.status = status;
             if status == RefundStatus::Success {
-                refund.success_time = Some(notify::dashed_time(now));
+                refund.success_time = Some(now.to_dashed());
             }
             let order = store
                 .get(key)
@@ -452,7 +452,7 @@ impl Sim {
             refund_id: self.new_refund_id(),
             refund_fee: amount,
             status: RefundStatus::Success,
-            success_time: Some(notify::dashed_time(now)),
+            success_time: Some(now.to_dashed()),
             requested_at: now,
             notify_url: None,
             notifications: NotificationLog::default(),

@@ -91,6 +91,16 @@ impl WeChatTime {
             .unwrap_or_else(|_| self.0.unix_timestamp().to_string())
     }
 
+    /// This time as WeChat writes it in refunds and bills: `yyyy-MM-dd HH:mm:ss`, Beijing
+    /// time.
+    pub fn to_dashed(self) -> String {
+        const DASHED: &[FormatItem<'static>] =
+            format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        self.0
+            .format(DASHED)
+            .unwrap_or_else(|_| self.0.unix_timestamp().to_string())
+    }
+
     /// This time plus `seconds` (negative moves back).
     pub fn plus_seconds(self, seconds: i64) -> Result<Self, TimeError> {
         self.0
