@@ -300,8 +300,10 @@ pub(crate) fn v3_error(error: v3::Error, refund: bool) -> v2::Error {
         v3::Error::InvalidRequest(message) => v2::Error::InvalidRequest(message),
         v3::Error::Transport(e) => v2::Error::Transport(e),
         v3::Error::Api {
-            status, message, ..
-        } if status == 429 => v2::Error::Business {
+            status: 429,
+            message,
+            ..
+        } => v2::Error::Business {
             code: ErrCode::FrequencyLimited,
             description: message,
         },

@@ -477,7 +477,7 @@ impl PayGateway for Gateway {
         request: Request<pb::ListPlatformCertificatesRequest>,
     ) -> Result<Response<pb::ListPlatformCertificatesResponse>, Status> {
         grpc_call(SERVICE, "ListPlatformCertificates", &request, async {
-            self.list_platform_certificates(request.get_ref().clone())
+            self.list_platform_certificates(*request.get_ref())
                 .await
                 .map(Response::new)
         })
