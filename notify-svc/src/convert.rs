@@ -5,7 +5,11 @@
 use messaging::{PAYMENT_FAILED, PAYMENT_SUCCEEDED, REFUND_SETTLED};
 use prost::Message as _;
 use proto::events::v1::{PaymentFailed, PaymentSucceeded, RefundSettled};
-use wechat_pay::v2::{PaidDetails, PaymentNotification, PaymentOutcome, RefundNotification};
+use wechat_pay::WeChatTime;
+use wechat_pay::v2::{
+    PaidDetails, PaymentNotification, PaymentOutcome, RefundNotification, TradeState,
+};
+use wechat_pay::v3;
 
 /// An event ready to publish.
 #[derive(Debug)]
@@ -87,6 +91,122 @@ impl PaymentEvent {
             body: e.encode_to_vec(),
             id: e.event_id,
         }
+    }
+}
+
+/// Why a verified, decrypted v3 resource cannot become an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum V3FieldError {
+    /// A field the event needs is missing or unreadable.
+    #[error("field {0} is missing or invalid")]
+    Field(&'static str),
+    /// The amounts contradict each other.
+    #[error("amount {0} contradicts the others")]
+    Amount(&'static str),
+}
+
+impl PaymentEvent {
+    /// The `payment.succeeded` event of a v3 `TRANSACTION.SUCCESS` resource (already checked
+    /// for our merchant): the same event, and event id, as the payment's v2 notification
+    /// would give.
+    pub(crate) fn v3_payment(
+        t: &v3::Transaction,
+        trace_id: &str,
+        received_at_unix_ms: i64,
+    ) -> Result<Self, V3FieldError> {
+        use V3FieldError::{Amount, Field};
+        if t.trade_state != TradeState::Success {
+            return Err(Field("trade_state"));
+        }
+        let transaction_id = t
+            .transaction_id
+            .as_deref()
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or(Field("transaction_id"))?;
+        let amount = t.amount.as_ref().ok_or(Field("amount"))?;
+        let total = amount
+            .total
+            .filter(|f| !f.is_zero())
+            .ok_or(Field("amount.total"))?;
+        if amount.payer_total.is_some_and(|paid| paid > total) {
+            return Err(Amount("amount.payer_total"));
+        }
+        let paid_at = t
+            .success_time
+            .as_deref()
+            .and_then(|s| WeChatTime::parse_rfc3339(s).ok())
+            .ok_or(Field("success_time"))?;
+        let openid = t
+            .payer
+            .as_ref()
+            .map(|p| p.openid.clone())
+            .filter(|o| !o.is_empty())
+            .ok_or(Field("payer.openid"))?;
+        let e = PaymentSucceeded {
+            event_id: format!("wxpay:{transaction_id}"),
+            out_trade_no: t.out_trade_no.to_string(),
+            transaction_id: transaction_id.to_owned(),
+            amount_fen: total.as_i64(),
+            appid: t.appid.clone().unwrap_or_default(),
+            mch_id: t.mchid.clone(),
+            openid,
+            paid_at_unix: paid_at.unix_seconds(),
+            received_at_unix_ms,
+            trace_id: trace_id.to_owned(),
+            currency: amount.currency.clone().unwrap_or_else(|| "CNY".into()),
+        };
+        Ok(PaymentEvent {
+            routing_key: PAYMENT_SUCCEEDED,
+            body: e.encode_to_vec(),
+            id: e.event_id,
+        })
+    }
+
+    /// The `refund.settled` event of a v3 `REFUND.*` resource (already checked for our
+    /// merchant), with the refund's state named as v2 names it (`REFUNDCLOSE`, `CHANGE`), so
+    /// that one refund gives one event whichever version reported it.
+    pub(crate) fn v3_refund(
+        r: &v3::RefundResource,
+        appid: &str,
+        trace_id: &str,
+        received_at_unix_ms: i64,
+    ) -> Result<Self, V3FieldError> {
+        use V3FieldError::{Amount, Field};
+        if r.refund_status == v3::RefundStatus::Processing {
+            return Err(Field("refund_status"));
+        }
+        if r.amount.refund.is_zero() || r.amount.refund > r.amount.total {
+            return Err(Amount("amount.refund"));
+        }
+        if r.refund_id.is_empty() || r.transaction_id.is_empty() {
+            return Err(Field("refund_id"));
+        }
+        let status = r.refund_status.as_v2().as_str();
+        let e = RefundSettled {
+            event_id: format!("wxrefund:{}:{status}", r.refund_id),
+            out_trade_no: r.out_trade_no.to_string(),
+            transaction_id: r.transaction_id.clone(),
+            out_refund_no: r.out_refund_no.to_string(),
+            refund_id: r.refund_id.clone(),
+            total_fen: r.amount.total.as_i64(),
+            refund_fen: r.amount.refund.as_i64(),
+            status: status.to_owned(),
+            success_time: r
+                .success_time
+                .as_deref()
+                .and_then(|s| WeChatTime::parse_rfc3339(s).ok())
+                .map(WeChatTime::to_dashed)
+                .unwrap_or_default(),
+            appid: appid.to_owned(),
+            mch_id: r.mchid.clone(),
+            received_at_unix_ms,
+            trace_id: trace_id.to_owned(),
+        };
+        Ok(PaymentEvent {
+            routing_key: REFUND_SETTLED,
+            body: e.encode_to_vec(),
+            id: e.event_id,
+        })
     }
 }
 

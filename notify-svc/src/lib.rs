@@ -1,10 +1,12 @@
-//! notify-svc: takes WeChat Pay's payment callbacks, authenticates them, and turns them into
-//! durable RabbitMQ events. It never touches the order database; the success ack goes out
-//! only after the broker confirmed the event.
+//! notify-svc: takes WeChat Pay's payment and refund callbacks (v2, and v3 under
+//! `WECHAT_API_VERSION=v3`), authenticates them, and turns them into durable RabbitMQ events.
+//! It never touches the order database; the success ack goes out only after the broker
+//! confirmed the event.
 
 mod convert;
 mod notify;
 mod settings;
+mod v3;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,8 @@ use service_runtime::shutdown::Shutdown;
 use tokio::net::TcpListener;
 
 use self::notify::NotifyState;
-pub use self::settings::Settings;
+pub use self::settings::{GatewayLink, Settings, V3Settings};
+use self::v3::V3Receiver;
 
 /// The service's name in logs and metrics.
 const SERVICE: &str = "notify-svc";
@@ -32,6 +35,9 @@ pub enum StartError {
     /// The server failed while running.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// pay-gateway-svc's URL is unusable.
+    #[error("PAY_GATEWAY_URL is not a usable URL")]
+    GatewayUrl(#[source] tonic::transport::Error),
 }
 
 /// The bound, ready-to-run service.
@@ -65,6 +71,19 @@ impl Application {
                 "RabbitMQ unreachable at start: answering notifications with the failure ack until it is back"
             );
         }
+        let v3 = match &settings.v3 {
+            Some(v3_settings) => {
+                tracing::info!(
+                    public_key = v3_settings.public_key.as_ref().map(|(id, _)| id.as_str()),
+                    platform_certificates = v3_settings.certificates.is_some(),
+                    "API v3 notifications on /wechat/v3/pay/notify and /wechat/v3/refund/notify"
+                );
+                Some(Arc::new(
+                    V3Receiver::new(v3_settings).map_err(StartError::GatewayUrl)?,
+                ))
+            }
+            None => None,
+        };
         Ok(Application {
             http,
             ops,
@@ -72,6 +91,7 @@ impl Application {
                 settings: Arc::new(settings),
                 publisher,
                 topology,
+                v3,
             },
         })
     }
@@ -98,9 +118,15 @@ impl Application {
         publisher.spawn_keepalive(stop.wait());
         let ready = readiness(self.state.publisher.clone());
         let http_settings = self.state.settings.http;
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/wechat/pay/notify", post(notify::pay_notify))
-            .route("/wechat/refund/notify", post(notify::refund_notify))
+            .route("/wechat/refund/notify", post(notify::refund_notify));
+        if self.state.v3.is_some() {
+            app = app
+                .route("/wechat/v3/pay/notify", post(notify::v3_pay_notify))
+                .route("/wechat/v3/refund/notify", post(notify::v3_refund_notify));
+        }
+        let app = app
             .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(self.state);
         let served = serve_http(SERVICE, self.http, app, &http_settings, stop.wait());

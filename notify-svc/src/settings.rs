@@ -3,10 +3,13 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use secrecy::SecretString;
+use service_runtime::grpc_auth::GrpcToken;
 use service_runtime::server::HttpSettings;
 use service_runtime::settings::{SettingsError, Source, WeChatMode};
 use wechat_pay::example::{API_KEY as SIM_API_KEY, APPID as SIM_APPID, MCH_ID as SIM_MCH_ID};
 use wechat_pay::v2::ApiKey;
+use wechat_pay::v3::{self, ApiV3Key, WeChatPublicKey};
 
 /// Everything notify-svc needs to run.
 #[derive(Debug, Clone)]
@@ -33,6 +36,116 @@ pub struct Settings {
     pub mch_id: String,
     /// The v2 API key that signs them (`WECHAT_API_KEY`, secret; verification only).
     pub api_key: ApiKey,
+    /// API v3's notifications (`WECHAT_API_VERSION=v3`): `POST /wechat/v3/pay/notify` and
+    /// `/wechat/v3/refund/notify`. `None`: v2 only.
+    pub v3: Option<V3Settings>,
+}
+
+/// What v3 notifications are verified, de-duplicated and decrypted with. `Debug` shows no
+/// secret.
+#[derive(Debug, Clone)]
+pub struct V3Settings {
+    /// Decrypts the resources (`WECHAT_API_V3_KEY`, secret).
+    pub api_v3_key: ApiV3Key,
+    /// The WeChat Pay public key and its id (`WECHAT_PUBLIC_KEY_FILE` or `WECHAT_PUBLIC_KEY`,
+    /// `WECHAT_PUBLIC_KEY_ID`), if the merchant has one.
+    pub public_key: Option<(String, WeChatPublicKey)>,
+    /// Where the platform certificates come from: pay-gateway-svc (`PAY_GATEWAY_URL`, default
+    /// `http://127.0.0.1:50052`, and its token `PAY_GATEWAY_TOKEN` or
+    /// `PAY_GATEWAY_TOKEN_FILE`), which fetches and checks them. `None` with
+    /// `WECHAT_PLATFORM_CERTIFICATES=off` (then the public key is required).
+    pub certificates: Option<GatewayLink>,
+    /// Redis, where each notification's nonce and id are remembered to refuse replays
+    /// (`REDIS_URL`, default `redis://127.0.0.1:6379`; secret: it may hold a password).
+    pub redis_url: SecretString,
+    /// Prefix of the replay keys (`REDIS_PREFIX`, default `minipay:`).
+    pub redis_prefix: String,
+    /// Longest wait for Redis (`REDIS_TIMEOUT`, default 500ms): slower is a refusal, which
+    /// WeChat retries.
+    pub redis_timeout: Duration,
+    /// How long a notification is remembered (`NOTIFY_REPLAY_WINDOW`, default 10m): longer
+    /// than the 5 minutes a signed timestamp stays acceptable, so a replay is refused for as
+    /// long as its signature would verify.
+    pub replay_window: Duration,
+}
+
+/// How to reach pay-gateway-svc.
+#[derive(Debug, Clone)]
+pub struct GatewayLink {
+    /// Its gRPC URL.
+    pub url: String,
+    /// Its token.
+    pub token: Option<GrpcToken>,
+    /// Longest wait for it (`PAY_GATEWAY_TIMEOUT`, default 5s).
+    pub timeout: Duration,
+}
+
+impl V3Settings {
+    /// The v3 settings, or `None` under `WECHAT_API_VERSION=v2` (the default).
+    fn from_source(env: &impl Source, mode: WeChatMode) -> Result<Option<Self>, SettingsError> {
+        match env.get("WECHAT_API_VERSION").as_deref().map(str::trim) {
+            None | Some("v2") => return Ok(None),
+            Some("v3") => {}
+            Some(_) => {
+                return Err(SettingsError::Invalid {
+                    name: "WECHAT_API_VERSION".into(),
+                    reason: "expected v2 or v3".into(),
+                });
+            }
+        }
+        let api_v3_key = mode.merchant(env, "WECHAT_API_V3_KEY", v3::EXAMPLE_API_V3_KEY)?;
+        let api_v3_key = ApiV3Key::new(&api_v3_key).map_err(|e| SettingsError::Invalid {
+            name: "WECHAT_API_V3_KEY".into(),
+            reason: e.to_string(),
+        })?;
+        let public_key = mode
+            .wechat_public_key(
+                env,
+                v3::EXAMPLE_WECHAT_PUBLIC_KEY_PEM,
+                v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID,
+                v3::PUBLIC_KEY_ID_PREFIX,
+            )?
+            .map(|(id, pem)| {
+                WeChatPublicKey::from_pem(&pem)
+                    .map(|key| (id, key))
+                    .map_err(|e| SettingsError::Invalid {
+                        name: "WECHAT_PUBLIC_KEY_FILE".into(),
+                        reason: e.to_string(),
+                    })
+            })
+            .transpose()?;
+        let certificates = if env.on_off_or("WECHAT_PLATFORM_CERTIFICATES", true)? {
+            Some(GatewayLink {
+                url: env.or("PAY_GATEWAY_URL", "http://127.0.0.1:50052".to_owned())?,
+                token: GrpcToken::required_unless_simulator(env, "PAY_GATEWAY_TOKEN")?,
+                timeout: env.duration_or("PAY_GATEWAY_TIMEOUT", Duration::from_secs(5))?,
+            })
+        } else if public_key.is_none() {
+            return Err(SettingsError::MerchantMissing {
+                name: "WECHAT_PUBLIC_KEY_FILE".into(),
+            });
+        } else {
+            None
+        };
+        let replay_window = env.duration_or("NOTIFY_REPLAY_WINDOW", Duration::from_secs(600))?;
+        if replay_window <= Duration::from_secs(v3::FRESHNESS_SECS.unsigned_abs()) {
+            return Err(SettingsError::Invalid {
+                name: "NOTIFY_REPLAY_WINDOW".into(),
+                reason: "must be longer than the 5 minutes a signed timestamp is accepted".into(),
+            });
+        }
+        Ok(Some(V3Settings {
+            api_v3_key,
+            public_key,
+            certificates,
+            redis_url: SecretString::from(
+                env.or("REDIS_URL", "redis://127.0.0.1:6379".to_owned())?,
+            ),
+            redis_prefix: env.or("REDIS_PREFIX", "minipay:".to_owned())?,
+            redis_timeout: env.duration_or("REDIS_TIMEOUT", Duration::from_millis(500))?,
+            replay_window,
+        }))
+    }
 }
 
 impl Settings {
@@ -69,6 +182,7 @@ impl Settings {
             appid,
             mch_id,
             api_key,
+            v3: V3Settings::from_source(env, mode)?,
         })
     }
 }

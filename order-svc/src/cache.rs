@@ -13,20 +13,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Mutex;
+use service_runtime::redis::LazyRedis;
 
 use crate::domain::{Order, OrderId};
 
 /// The cache.
 #[derive(Clone)]
 pub struct OrderCache {
-    client: Option<redis::Client>,
-    connection: Arc<Mutex<Connection>>,
+    redis: LazyRedis,
     prefix: String,
     ttl: Duration,
     timeout: Duration,
@@ -44,19 +43,6 @@ impl std::fmt::Debug for OrderCache {
             .finish_non_exhaustive()
     }
 }
-
-/// The shared connection, and when connecting last failed (to back off instead of paying
-/// the connect timeout on every request while Redis is down).
-#[derive(Default)]
-struct Connection {
-    manager: Option<ConnectionManager>,
-    failed_at: Option<Instant>,
-}
-
-/// How long after a failed connect the next one is tried: short, because a repair waits
-/// for it after an outage, and long enough that requests do not each pay a connect timeout
-/// while Redis is away.
-const RECONNECT_BACKOFF: Duration = Duration::from_millis(250);
 
 /// How often pending invalidations are retried.
 const REPAIR_PERIOD: Duration = Duration::from_millis(200);
@@ -139,12 +125,8 @@ impl WriteFailure {
 impl OrderCache {
     /// A cache at `url`; nothing is connected until first use.
     pub fn new(url: &SecretString, prefix: String, ttl: Duration, timeout: Duration) -> Self {
-        let client = redis::Client::open(url.expose_secret())
-            .map_err(|e| tracing::error!(error = %e, "invalid REDIS_URL; caching disabled"))
-            .ok();
         OrderCache {
-            client,
-            connection: Arc::default(),
+            redis: LazyRedis::new(url, timeout),
             prefix,
             ttl,
             timeout,
@@ -157,35 +139,11 @@ impl OrderCache {
     }
 
     async fn connection(&self) -> Option<ConnectionManager> {
-        let client = self.client.as_ref()?;
-        let mut conn = self.connection.lock().await;
-        if let Some(m) = &conn.manager {
-            return Some(m.clone());
-        }
-        if conn
-            .failed_at
-            .is_some_and(|t| t.elapsed() < RECONNECT_BACKOFF)
-        {
-            return None;
-        }
-        match tokio::time::timeout(self.timeout, ConnectionManager::new(client.clone())).await {
-            Ok(Ok(m)) => {
-                conn.manager = Some(m.clone());
-                conn.failed_at = None;
-                Some(m)
-            }
-            _ => {
-                conn.failed_at = Some(Instant::now());
-                None
-            }
-        }
+        self.redis.connection().await
     }
 
-    /// Forgets a broken connection so the next use reconnects (after the backoff).
     async fn reset(&self) {
-        let mut conn = self.connection.lock().await;
-        conn.manager = None;
-        conn.failed_at = Some(Instant::now());
+        self.redis.reset().await;
     }
 
     /// The cached order, or `None` on a miss, a tombstone, an entry that may be stale (an

@@ -7,9 +7,11 @@
 //! - [`server`]: binding; the HTTP server with its timeouts; the gRPC server.
 //! - [`ops`]: `/healthz`, `/readyz` and `/metrics`.
 //! - [`shutdown`]: SIGTERM / Ctrl-C as a future.
+//! - [`redis`]: one lazily made, shared Redis connection.
 
 pub mod grpc_auth;
 pub mod ops;
+pub mod redis;
 pub mod server;
 pub mod settings;
 pub mod shutdown;
