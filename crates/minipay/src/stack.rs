@@ -138,9 +138,62 @@ pub struct StackConfig {
     pub gateway: Option<GatewaySetup>,
     /// The operator's token of the admin API (order-svc gets its SHA-256 in `ADMIN_TOKENS`).
     pub admin_token: String,
-    /// The merchant API certificate and key files pay-gateway-svc refunds with; without
-    /// them refunds are off.
+    /// The merchant API certificate and key files pay-gateway-svc refunds with under v2;
+    /// without them v2 refunds are off (v3 refunds need none).
     pub merchant_cert: Option<MerchantCert>,
+    /// The WeChat Pay API version pay-gateway-svc and notify-svc speak (`minipay up --api`).
+    pub api: ApiVersion,
+    /// Which WeChat key signs the simulator's v3 notifications at start; switch it while
+    /// running through the simulator's control API (the certificate → public key migration).
+    pub v3_notify_signer: V3NotifySigner,
+}
+
+/// The WeChat Pay API version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ApiVersion {
+    /// v2: XML, MD5 or HMAC-SHA256 signatures.
+    #[default]
+    V2,
+    /// v3: JSON, RSA signatures, AES-GCM resources.
+    V3,
+}
+
+impl ApiVersion {
+    /// `WECHAT_API_VERSION`'s value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V2 => "v2",
+            ApiVersion::V3 => "v3",
+        }
+    }
+
+    /// notify-svc's callback path for this version's `kind` (`pay` or `refund`).
+    pub fn notify_path(self, kind: &str) -> String {
+        match self {
+            ApiVersion::V2 => format!("/wechat/{kind}/notify"),
+            ApiVersion::V3 => format!("/wechat/v3/{kind}/notify"),
+        }
+    }
+}
+
+/// Which WeChat key signs the simulator's v3 notifications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum V3NotifySigner {
+    /// The WeChat Pay public key (newer merchants).
+    #[default]
+    PublicKey,
+    /// The platform certificate (older merchants, before their migration).
+    Certificate,
+}
+
+impl V3NotifySigner {
+    /// The simulator's `--v3-notify-signer` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            V3NotifySigner::PublicKey => "public-key",
+            V3NotifySigner::Certificate => "certificate",
+        }
+    }
 }
 
 /// The operator `minipay up` creates.
@@ -234,6 +287,8 @@ impl StackConfig {
             gateway: None,
             admin_token: random_secret(),
             merchant_cert: None,
+            api: ApiVersion::V2,
+            v3_notify_signer: V3NotifySigner::PublicKey,
         }
     }
 }
@@ -536,6 +591,8 @@ impl RunningStack {
             &addr(p.sim),
             "--time-scale",
             &c.sim_time_scale.to_string(),
+            "--v3-notify-signer",
+            c.v3_notify_signer.as_str(),
         ]);
         if let Some(g) = &c.gateway {
             sim.arg("--notify-ca").arg(g.tls.ca_path());
@@ -557,17 +614,29 @@ impl RunningStack {
                 format!("-{}", i + 1)
             };
             // WeChat calls the public URL: through the gateway when there is one.
-            let notify_url = match &c.gateway {
-                Some(g) => format!("{}/wechat/pay/notify", g.url()),
-                None => format!("{}/wechat/pay/notify", url(r.notify_http)),
+            let public = match &c.gateway {
+                Some(g) => g.url(),
+                None => url(r.notify_http),
             };
+            let notify_url = format!("{public}{}", c.api.notify_path("pay"));
+            let refund_notify_url = format!("{public}{}", c.api.notify_path("refund"));
             let mut notify = stack.command("notify-svc");
             notify
                 .env("WECHAT_MODE", "simulator")
+                .env("WECHAT_API_VERSION", c.api.as_str())
                 .env("NOTIFY_HTTP_ADDR", addr(r.notify_http))
                 .env("NOTIFY_OPS_ADDR", addr(r.notify_ops))
                 .env("AMQP_URL", &c.amqp_url)
                 .env("AMQP_PREFIX", &c.amqp_prefix);
+            if c.api == ApiVersion::V3 {
+                // Replays are refused in Redis; platform certificates come from this
+                // replica's pay-gateway-svc.
+                notify
+                    .env("REDIS_URL", &c.redis_url)
+                    .env("REDIS_PREFIX", &c.redis_prefix)
+                    .env("PAY_GATEWAY_URL", url(r.gateway_grpc))
+                    .env("PAY_GATEWAY_TOKEN", &c.gateway_grpc_token);
+            }
             stack
                 .launch(
                     &format!("notify-svc{suffix}"),
@@ -583,12 +652,10 @@ impl RunningStack {
                 .env("PAY_GATEWAY_GRPC_ADDR", addr(r.gateway_grpc))
                 .env("PAY_GATEWAY_OPS_ADDR", addr(r.gateway_ops))
                 .env("GRPC_TOKEN", &c.gateway_grpc_token)
+                .env("WECHAT_API_VERSION", c.api.as_str())
                 .env("WECHAT_PAY_BASE_URL", url(p.sim))
                 .env("WECHAT_NOTIFY_URL", &notify_url)
-                .env(
-                    "WECHAT_REFUND_NOTIFY_URL",
-                    notify_url.replace("/wechat/pay/notify", "/wechat/refund/notify"),
-                );
+                .env("WECHAT_REFUND_NOTIFY_URL", &refund_notify_url);
             if let Some(cert) = &c.merchant_cert {
                 gateway
                     .env("WECHAT_CERT_FILE", &cert.cert)

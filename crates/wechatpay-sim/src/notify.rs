@@ -454,12 +454,17 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> bool {
     let at_ms = now_ms();
     let mut request = sim.http.post(&delivery.url).body(delivery.body.clone());
+    let mut serial = None;
     request = match &delivery.v3 {
         None => request.header(reqwest::header::CONTENT_TYPE, "text/xml"),
         Some(signing) => {
             let signer = sim.notify_signer(&signing.mch_id);
             let headers =
                 v3_api::signature_headers(sim, signer, delivery.body.as_bytes(), signing.forge);
+            serial = headers
+                .iter()
+                .find(|(name, _)| *name == "Wechatpay-Serial")
+                .map(|(_, value)| value.clone());
             headers.into_iter().fold(
                 request.header(reqwest::header::CONTENT_TYPE, "application/json"),
                 |r, (name, value)| r.header(name, value),
@@ -511,6 +516,7 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
             status,
             ack_body,
             outcome,
+            serial,
         })
     });
     outcome == "acked"

@@ -128,6 +128,9 @@ pub struct Attempt {
     pub ack_body: Option<String>,
     /// `acked`, `failure_ack`, `http_error`, `timeout` or `connection_error`.
     pub outcome: &'static str,
+    /// The `Wechatpay-Serial` a v3 copy was signed under (public key id or certificate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
 }
 
 /// All orders.

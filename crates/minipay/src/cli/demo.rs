@@ -8,7 +8,7 @@ use super::{BuildArgs, start};
 use crate::infra::reachable;
 use crate::process::LogSink;
 use crate::purchase::Shop;
-use crate::stack::Ports;
+use crate::stack::{ApiVersion, Ports};
 
 /// `minipay demo`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,7 +25,7 @@ pub(super) async fn run(args: Args) -> ExitCode {
             "No stack on port {}: starting one for the demo.\n",
             ports.order_http
         );
-        match start(args.build, LogSink::keep(), false, 1).await {
+        match start(args.build, LogSink::keep(), false, 1, ApiVersion::V2).await {
             Ok(s) => started = Some(s),
             Err(e) => {
                 eprintln!("minipay demo: cannot start the stack: {}", error_chain(&e));

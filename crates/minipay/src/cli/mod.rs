@@ -133,6 +133,7 @@ async fn start(
     sink: LogSink,
     gateway: bool,
     replicas: u16,
+    api: stack::ApiVersion,
 ) -> Result<(Infra, RunningStack), StartError> {
     let state = PathBuf::from(".minipay");
     let gateway = if gateway {
@@ -175,6 +176,7 @@ async fn start(
         sink,
     );
     config.gateway = gateway;
+    config.api = api;
     config.more_replicas = (1..replicas).map(Ports::standard_replica).collect();
     // Refunds on: a merchant certificate (kept in .minipay/merchant/), and the operator's
     // token for the admin API written where the guide says.

@@ -8,7 +8,7 @@ use service_runtime::telemetry::error_chain;
 use super::{BuildArgs, Interrupt, StartError, interrupted, start};
 use crate::process::LogSink;
 use crate::purchase::Shop;
-use crate::stack::RunningStack;
+use crate::stack::{ApiVersion, RunningStack};
 
 /// `minipay up`'s flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,6 +23,11 @@ pub struct Args {
     /// listens on each port + 100 × (n - 1)), all sharing PostgreSQL, Redis and RabbitMQ
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=4))]
     pub replicas: u16,
+    /// The WeChat Pay API version pay-gateway-svc and notify-svc speak to the simulator (v3:
+    /// RSA signatures, the WeChat Pay public key and platform certificates at once, encrypted
+    /// notifications to /wechat/v3/...)
+    #[arg(long, value_enum, default_value_t = ApiVersion::V2)]
+    pub api: ApiVersion,
 }
 
 pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
@@ -31,7 +36,7 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
     // Interrupted while starting: dropping the start drops every process it started (each
     // dropped service kills its process group), so nothing is left behind.
     let started = tokio::select! {
-        s = start(args.build, sink.clone(), args.gateway, args.replicas) => s,
+        s = start(args.build, sink.clone(), args.gateway, args.replicas, args.api) => s,
         () = interrupted(interrupt.clone()) => Err(StartError::Interrupted),
     };
     let (infra, mut running) = match started {
@@ -123,11 +128,18 @@ fn print_guide(running: &RunningStack) {
         "  order-svc        HTTP http://127.0.0.1:{}  (API /api/v1, OpenAPI /api/v1/openapi.json)   gRPC 127.0.0.1:{}",
         p.order_http, p.order_grpc
     );
+    let api = running.config.api;
     println!(
-        "  notify-svc       HTTP http://127.0.0.1:{}  (WeChat callbacks: POST /wechat/pay/notify)",
-        p.notify_http
+        "  notify-svc       HTTP http://127.0.0.1:{}  (WeChat callbacks: POST {} and {})",
+        p.notify_http,
+        api.notify_path("pay"),
+        api.notify_path("refund")
     );
-    println!("  pay-gateway-svc  gRPC 127.0.0.1:{}", p.gateway_grpc);
+    println!(
+        "  pay-gateway-svc  gRPC 127.0.0.1:{}  (WeChat Pay API {})",
+        p.gateway_grpc,
+        api.as_str()
+    );
     println!(
         "  wechatpay-sim    HTTP http://127.0.0.1:{}  (control API /sim/v1)",
         p.sim
