@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-services.sh
 # The API contract test runs schemathesis; it is installed once, outside the clone.
 bash scripts/install-schemathesis.sh > /dev/null
+# The PyPI WeChat Pay v3 SDK the simulator's SDK test drives, installed once outside the clone.
+bash scripts/install-wechatpayv3.sh > /dev/null
 # The deployment files (compose, kustomize overlays, Dockerfile, Prometheus) checked offline.
 bash scripts/validate-deploy.sh
 # The Mini Program sample (clients/miniprogram): its npm dependencies, installed once outside
