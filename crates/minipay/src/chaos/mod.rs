@@ -108,6 +108,8 @@ pub struct Options {
     pub time_scale: f64,
     /// Longest wait for convergence after the fault is over.
     pub deadline: Duration,
+    /// The WeChat Pay API version the stack speaks.
+    pub api: stack::ApiVersion,
     /// Where the four binaries are.
     pub bin_dir: PathBuf,
     /// Where the private servers keep their data (removed at the end).
@@ -251,6 +253,7 @@ async fn run_one(
     config.amqp_prefix = format!("chaos{index}.");
     config.redis_prefix = format!("chaos{index}:");
     config.sim_time_scale = options.time_scale;
+    config.api = options.api;
     config.sweep_interval = "1s".into();
     config.more_replicas = vec![Ports::standard_replica(1)];
     let late = scenario == Scenario::NotificationsLate;

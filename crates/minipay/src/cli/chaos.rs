@@ -31,6 +31,10 @@ pub struct Args {
     /// Longest wait for everything to agree once a fault is over
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = humantime::parse_duration)]
     pub deadline: Duration,
+    /// The WeChat Pay API version the stack speaks (v3: notifications signed, encrypted,
+    /// replay-checked in Redis)
+    #[arg(long, value_enum, default_value_t = stack::ApiVersion::V2)]
+    pub api: stack::ApiVersion,
     /// Print the rows as JSON instead of a table
     #[arg(long)]
     pub json: bool,
@@ -65,6 +69,7 @@ pub(super) async fn run(args: Args, interrupt: Interrupt) -> ExitCode {
         fault: args.fault,
         time_scale: args.time_scale,
         deadline: args.deadline,
+        api: args.api,
         bin_dir,
         state: PathBuf::from(".minipay").join("chaos"),
         sink: if args.logs {
