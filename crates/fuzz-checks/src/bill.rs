@@ -53,4 +53,16 @@ pub fn v3_resource(data: &[u8]) {
         "bytes nobody signed never verify"
     );
     let _ = v3::WeChatPublicKey::from_spki_der(data);
+    let _ = v3::WeChatPublicKey::from_certificate_pem(&text);
+    let _ = v3::serial_number(&text);
+    if let Some(auth) = v3::parse_authorization(&text) {
+        assert!(text.contains(&auth.signature), "fields come from the header");
+    }
+    // A certificate list and a notification from anyone's bytes: refused or, if they parse,
+    // nothing in them decrypts unless it was sealed under the key.
+    let _ = v3::decode_certificates(data, &key);
+    if let Ok(notification) = v3::Notification::parse(data) {
+        let _ = notification.transaction(&key, "wxd930ea5d5a258f4f", "10000100");
+        let _ = notification.refund(&key, "10000100");
+    }
 }

@@ -10,7 +10,8 @@
 //!   parsing and checks as their handlers (`order_svc::http::bodies`).
 //! - [`session_token`]: order-svc's session tokens.
 //! - [`bill`]: WeChat's daily bill and the answers to its download.
-//! - [`v3_resource`]: v3's resource decryption, signature verification and public keys.
+//! - [`v3_resource`]: v3's resource decryption, signature verification, public keys and
+//!   certificates, `Authorization` headers, certificate lists and notification envelopes.
 
 #![deny(missing_docs)]
 
