@@ -56,7 +56,10 @@ pub fn v3_resource(data: &[u8]) {
     let _ = v3::WeChatPublicKey::from_certificate_pem(&text);
     let _ = v3::serial_number(&text);
     if let Some(auth) = v3::parse_authorization(&text) {
-        assert!(text.contains(&auth.signature), "fields come from the header");
+        assert!(
+            text.contains(&auth.signature),
+            "fields come from the header"
+        );
     }
     // A certificate list and a notification from anyone's bytes: refused or, if they parse,
     // nothing in them decrypts unless it was sealed under the key.

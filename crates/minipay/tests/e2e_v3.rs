@@ -30,10 +30,15 @@ struct E2e {
 
 impl E2e {
     async fn start(signer: V3NotifySigner) -> E2e {
+        E2e::start_with(signer, |_| {}).await
+    }
+
+    async fn start_with(signer: V3NotifySigner, tweak: impl FnOnce(&mut StackConfig)) -> E2e {
         let (mut config, cleanup) = support::isolated("v3", LogSink::keep()).await;
         config.sweep_interval = "1s".into();
         config.api = ApiVersion::V3;
         config.v3_notify_signer = signer;
+        tweak(&mut config);
         let stack = support::start(config).await;
         let shop = Shop::new(stack.order_url(), stack.sim_url());
         let api = OrderApi::new(stack.order_url());
@@ -244,5 +249,58 @@ async fn a_v3_notification_duplicated_five_times_pays_the_order_once() {
     assert_eq!(acked, 5, "{view}");
     let order = e.api.get(&receipt.token, &receipt.order_id).await.body;
     assert_eq!(order["status"], "PAID");
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_v3_notification_is_recovered_by_the_active_v3_query() {
+    let e = E2e::start_with(V3NotifySigner::PublicKey, |c| {
+        c.payment_query_after = "1s".into();
+    })
+    .await;
+    e.shop
+        .faults(json!({"drop_notifications": true}))
+        .await
+        .unwrap();
+    let receipt = e.shop.purchase("v3-eve", &|_, _| {}).await.unwrap();
+    let at_wechat = e.shop.at_wechat(&receipt.out_trade_no).await.unwrap();
+    assert_eq!(at_wechat["notifications"]["dropped"], true);
+    assert_eq!(
+        at_wechat["notifications"]["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let order = e.api.get(&receipt.token, &receipt.order_id).await.body;
+    assert_eq!(
+        (order["status"].as_str(), order["transaction_id"].as_str()),
+        (Some("PAID"), Some(receipt.transaction_id.as_str()))
+    );
+    e.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_v3_order_is_closed_here_and_at_wechat() {
+    let e = E2e::start(V3NotifySigner::PublicKey).await;
+    let token = e.api.login("v3-fox").await;
+    let order = e
+        .api
+        .create(&token, r#"{"items":[{"sku":"TEA-OOLONG","quantity":1}]}"#)
+        .await;
+    assert_eq!(order.status, StatusCode::CREATED, "{}", order.body);
+    let id = order.body["id"].as_str().unwrap();
+    let paying = e.api.pay(&token, id).await;
+    assert_eq!(paying.status, StatusCode::OK, "{}", paying.body);
+    assert_eq!(paying.body["signType"], "RSA");
+    let cancelled = e.api.cancel(&token, id).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "CLOSED");
+    let at_wechat = e
+        .shop
+        .at_wechat(order.body["out_trade_no"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(at_wechat["state"], "CLOSED");
     e.stop().await;
 }

@@ -252,10 +252,11 @@ pub(crate) struct PaymentView {
     nonce_str: String,
     /// `prepay_id=...`.
     package: String,
-    /// `MD5` or `HMAC-SHA256`.
+    /// `MD5` or `HMAC-SHA256` (WeChat Pay API v2), `RSA` (API v3).
     #[serde(rename = "signType")]
     sign_type: String,
-    /// The signature over the other fields.
+    /// The signature: over every other field under v2; over appId, timeStamp, nonceStr and
+    /// package with the merchant's RSA key under v3.
     #[serde(rename = "paySign")]
     pay_sign: String,
 }

@@ -59,7 +59,7 @@ export interface WxPaymentOptions {
   timeStamp: string
   nonceStr: string
   package: string
-  signType: 'MD5' | 'HMAC-SHA256'
+  signType: SignType
   paySign: string
   success(res: WxFail): void
   fail(err: WxFail): void
@@ -124,13 +124,16 @@ export interface CartLine {
   quantity: number
 }
 
+/** How `paySign` is signed: `MD5` or `HMAC-SHA256` (WeChat Pay API v2), `RSA` (API v3). */
+export type SignType = 'MD5' | 'HMAC-SHA256' | 'RSA'
+
 /** The object `POST /api/v1/orders/{id}/payment` answers, for `wx.requestPayment`. */
 export interface PaymentParams {
   appId?: string
   timeStamp: string
   nonceStr: string
   package: string
-  signType: 'MD5' | 'HMAC-SHA256'
+  signType: SignType
   paySign: string
 }
 
@@ -616,7 +619,7 @@ export class Minipay {
       typeof data.nonceStr !== 'string' ||
       typeof data.package !== 'string' ||
       typeof data.paySign !== 'string' ||
-      (data.signType !== 'MD5' && data.signType !== 'HMAC-SHA256')
+      (data.signType !== 'MD5' && data.signType !== 'HMAC-SHA256' && data.signType !== 'RSA')
     ) {
       throw new MinipayError('bad_response', 200, 'the answer is not a wx.requestPayment object')
     }

@@ -46,6 +46,8 @@ export class FakeServer {
   private readonly usedCodes = new Set<string>()
   private readonly idempotency = new Map<string, { body: string; id: string }>()
   private nextId = 1
+  /** How the payment objects it answers are signed (`RSA`: a merchant on API v3). */
+  signType: 'MD5' | 'HMAC-SHA256' | 'RSA' = 'HMAC-SHA256'
   private now = Date.UTC(2026, 11, 2, 1, 0, 0)
 
   /** The next `times` requests matching `method path` get `fault`. */
@@ -225,8 +227,8 @@ export class FakeServer {
       timeStamp: String(Math.floor(this.now / 1000)),
       nonceStr: `n${this.nextId++}`,
       package: `prepay_id=${order.prepay}`,
-      signType: 'HMAC-SHA256',
-      paySign: 'A'.repeat(64),
+      signType: this.signType,
+      paySign: this.signType === 'RSA' ? 'A'.repeat(344) : 'A'.repeat(64),
     })
   }
 

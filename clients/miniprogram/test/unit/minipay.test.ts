@@ -289,6 +289,16 @@ describe('paying', () => {
     expect(sheet.signType).toBe('HMAC-SHA256')
   })
 
+  test('API v3: an RSA-signed object goes to wx.requestPayment as is', async () => {
+    const s = setup()
+    s.server.signType = 'RSA'
+    const order = await placed(s)
+    s.wx.user('pay')
+    expect((await s.client.pay(order.id)).kind).toBe('paid')
+    expect(s.wx.sheets[0].signType).toBe('RSA')
+    expect(s.wx.sheets[0].paySign).toHaveLength(344)
+  })
+
   test('cancelled: no poll, the order stays payable, and the retry reuses the same prepay', async () => {
     const s = setup()
     const order = await placed(s)
