@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use service_runtime::grpc_auth::GrpcToken;
 use service_runtime::server::HttpSettings;
-use service_runtime::settings::{SettingsError, Source, WeChatMode};
+use service_runtime::settings::{SettingsError, Source, WeChatMode, wechat_api_v3};
 use wechat_pay::example::{API_KEY as SIM_API_KEY, APPID as SIM_APPID, MCH_ID as SIM_MCH_ID};
 use wechat_pay::v2::ApiKey;
 use wechat_pay::v3::{self, ApiV3Key, WeChatPublicKey};
@@ -83,37 +83,21 @@ pub struct GatewayLink {
 impl V3Settings {
     /// The v3 settings, or `None` under `WECHAT_API_VERSION=v2` (the default).
     fn from_source(env: &impl Source, mode: WeChatMode) -> Result<Option<Self>, SettingsError> {
-        match env.get("WECHAT_API_VERSION").as_deref().map(str::trim) {
-            None | Some("v2") => return Ok(None),
-            Some("v3") => {}
-            Some(_) => {
-                return Err(SettingsError::Invalid {
-                    name: "WECHAT_API_VERSION".into(),
-                    reason: "expected v2 or v3".into(),
-                });
-            }
+        if !wechat_api_v3(env)? {
+            return Ok(None);
         }
         let api_v3_key = mode.merchant(env, "WECHAT_API_V3_KEY", v3::EXAMPLE_API_V3_KEY)?;
         let api_v3_key = ApiV3Key::new(&api_v3_key).map_err(|e| SettingsError::Invalid {
             name: "WECHAT_API_V3_KEY".into(),
             reason: e.to_string(),
         })?;
-        let public_key = mode
-            .wechat_public_key(
-                env,
-                v3::EXAMPLE_WECHAT_PUBLIC_KEY_PEM,
-                v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID,
-                v3::PUBLIC_KEY_ID_PREFIX,
-            )?
-            .map(|(id, pem)| {
-                WeChatPublicKey::from_pem(&pem)
-                    .map(|key| (id, key))
-                    .map_err(|e| SettingsError::Invalid {
-                        name: "WECHAT_PUBLIC_KEY_FILE".into(),
-                        reason: e.to_string(),
-                    })
-            })
-            .transpose()?;
+        let public_key = mode.wechat_public_key(
+            env,
+            WeChatPublicKey::from_pem,
+            v3::EXAMPLE_WECHAT_PUBLIC_KEY_PEM,
+            v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID,
+            v3::PUBLIC_KEY_ID_PREFIX,
+        )?;
         let certificates = if env.on_off_or("WECHAT_PLATFORM_CERTIFICATES", true)? {
             Some(GatewayLink {
                 url: env.or("PAY_GATEWAY_URL", "http://127.0.0.1:50052".to_owned())?,

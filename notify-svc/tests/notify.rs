@@ -3,17 +3,18 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use messaging::{EVENT_TYPE_HEADER, PAYMENT_SUCCEEDED, Topology};
+mod support;
+
+use lapin::types::AMQPValue;
+use messaging::{EVENT_TYPE_HEADER, PAYMENT_SUCCEEDED};
 use prost::Message as _;
 use proto::events::v1::PaymentSucceeded;
 use service_runtime::settings::MapEnv;
 use service_runtime::telemetry::TRACE_ID_HEADER;
+use support::{AMQP_URL, Sink};
 use wechat_pay::example::{API_KEY, APPID, MCH_ID};
 use wechat_pay::v2::{self, ApiKey, Params, SignType, xml};
 
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const TRACE_ID: &str = "notify-test-trace-0001";
 
 fn notification(mch_id: &str, key: &str) -> String {
@@ -49,9 +50,7 @@ fn header(delivery: &lapin::message::BasicGetMessage, name: &str) -> Option<Stri
 /// notify-svc running against the real RabbitMQ with its own exchange prefix, and an
 /// exclusive queue bound to every routing key of its payments exchange.
 struct Harness {
-    ch: lapin::Channel,
-    queue: String,
-    exchange: String,
+    sink: Sink,
     url: String,
     refund_url: String,
     http: reqwest::Client,
@@ -59,38 +58,13 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
-        let prefix = format!("notify-test{}-{:08x}.", std::process::id(), rand_id());
-        let conn = messaging::connect(AMQP_URL, "notify-test")
-            .await
-            .expect("RabbitMQ at 127.0.0.1:5672 (start it with scripts/ensure-services.sh)");
-        let ch = conn.create_channel().await.unwrap();
-        let topology = Topology::new(prefix.clone());
-        topology.declare_payments_exchange(&ch).await.unwrap();
-        let queue = format!("{prefix}sink");
-        let options = QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        };
-        ch.queue_declare(&queue, options, FieldTable::default())
-            .await
-            .unwrap();
-        let exchange = topology.payments_exchange();
-        ch.queue_bind(
-            &queue,
-            &exchange,
-            "#",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-
+        let sink = Sink::start("notify-test").await;
         let env = MapEnv::from_pairs([
             ("WECHAT_MODE", "simulator"),
             ("NOTIFY_HTTP_ADDR", "127.0.0.1:0"),
             ("NOTIFY_OPS_ADDR", "127.0.0.1:0"),
             ("AMQP_URL", AMQP_URL),
-            ("AMQP_PREFIX", prefix.as_str()),
+            ("AMQP_PREFIX", sink.prefix.as_str()),
         ]);
         let app = notify_svc::Application::build(notify_svc::Settings::from_source(&env).unwrap())
             .await
@@ -99,9 +73,7 @@ impl Harness {
         let refund_url = format!("http://{}/wechat/refund/notify", app.http_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Harness {
-            ch,
-            queue,
-            exchange,
+            sink,
             url,
             refund_url,
             http: reqwest::Client::new(),
@@ -129,10 +101,7 @@ impl Harness {
 
     /// The next published event, if any.
     async fn next(&self) -> Option<lapin::message::BasicGetMessage> {
-        self.ch
-            .basic_get(&self.queue, BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
+        self.sink.next().await
     }
 
     /// The body is refused with the failure ack naming `reason`, and nothing is published.
@@ -154,21 +123,8 @@ impl Harness {
     }
 
     async fn cleanup(self) {
-        self.ch
-            .queue_delete(&self.queue, QueueDeleteOptions::default())
-            .await
-            .unwrap();
-        self.ch
-            .exchange_delete(&self.exchange, Default::default())
-            .await
-            .unwrap();
+        self.sink.cleanup().await;
     }
-}
-
-fn rand_id() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
 }
 
 /// A correctly signed notification whose `field` holds `value` as is, even a character

@@ -6,33 +6,25 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
-use messaging::{PAYMENT_SUCCEEDED, REFUND_SETTLED, Topology};
+mod support;
+
+use messaging::{PAYMENT_SUCCEEDED, REFUND_SETTLED};
 use prost::Message as _;
 use proto::events::v1::{PaymentSucceeded, RefundSettled};
 use service_runtime::settings::MapEnv;
+use support::{AMQP_URL, Sink, rand_id};
 use wechat_pay::example::{APPID, MCH_ID};
 use wechat_pay::v3::{
     self, ApiV3Key, EXAMPLE_API_V3_KEY, EXAMPLE_PLATFORM_CERT_SERIAL, EXAMPLE_WECHAT_KEY_PEM,
     EXAMPLE_WECHAT_PUBLIC_KEY_ID, MerchantKey, Resource,
 };
 
-const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const GATEWAY_TOKEN: &str = "notify-v3-test-gateway-token-0123456789";
-
-fn rand_id() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos())
-}
 
 /// notify-svc in v3 mode with its own exchange prefix and Redis prefix, an exclusive queue
 /// bound to its exchange, and pay-gateway-svc and the simulator behind it.
 struct Harness {
-    ch: lapin::Channel,
-    queue: String,
-    exchange: String,
+    sink: Sink,
     base: String,
     http: reqwest::Client,
     _sim: wechatpay_sim::RunningSim,
@@ -40,32 +32,8 @@ struct Harness {
 
 impl Harness {
     async fn start(redis_url: &str) -> Harness {
-        let prefix = format!("notify-v3-test{}-{:08x}.", std::process::id(), rand_id());
-        let conn = messaging::connect(AMQP_URL, "notify-v3-test")
-            .await
-            .expect("RabbitMQ at 127.0.0.1:5672 (start it with scripts/ensure-services.sh)");
-        let ch = conn.create_channel().await.unwrap();
-        let topology = Topology::new(prefix.clone());
-        topology.declare_payments_exchange(&ch).await.unwrap();
-        let queue = format!("{prefix}sink");
-        let exclusive = QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        };
-        ch.queue_declare(&queue, exclusive, FieldTable::default())
-            .await
-            .unwrap();
-        let exchange = topology.payments_exchange();
-        ch.queue_bind(
-            &queue,
-            &exchange,
-            "#",
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-
+        let sink = Sink::start("notify-v3-test").await;
+        let prefix = sink.prefix.clone();
         let sim = wechatpay_sim::spawn(wechatpay_sim::SimConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..wechatpay_sim::SimConfig::default()
@@ -108,9 +76,7 @@ impl Harness {
         let base = format!("http://{}", app.http_addr());
         tokio::spawn(app.run_until_stopped(std::future::pending()));
         Harness {
-            ch,
-            queue,
-            exchange,
+            sink,
             base,
             http: reqwest::Client::new(),
             _sim: sim,
@@ -132,10 +98,7 @@ impl Harness {
     }
 
     async fn next(&self) -> Option<lapin::message::BasicGetMessage> {
-        self.ch
-            .basic_get(&self.queue, BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
+        self.sink.next().await
     }
 
     /// Refused with `status` and the failure body naming `reason`, and nothing published
@@ -152,14 +115,7 @@ impl Harness {
     }
 
     async fn cleanup(self) {
-        self.ch
-            .queue_delete(&self.queue, QueueDeleteOptions::default())
-            .await
-            .unwrap();
-        self.ch
-            .exchange_delete(&self.exchange, Default::default())
-            .await
-            .unwrap();
+        self.sink.cleanup().await;
     }
 }
 

@@ -73,6 +73,7 @@ impl Gateway {
                 config.timeout = settings.timeout;
                 config.retry = retry;
                 config.extra_roots.clone_from(&settings.extra_roots);
+                config.platform_certificates = v3_settings.platform_certificates;
                 let merchant = v3::Merchant {
                     appid: settings.appid.clone(),
                     mchid: settings.mch_id.clone(),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use service_runtime::grpc_auth::GrpcSettings;
 use service_runtime::server::HttpSettings;
-use service_runtime::settings::{SettingsError, Source, WeChatMode};
+use service_runtime::settings::{SettingsError, Source, WeChatMode, wechat_api_v3};
 
 use std::sync::Arc;
 
@@ -101,15 +101,8 @@ pub struct V3Settings {
 impl V3Settings {
     /// The v3 credentials, or `None` under `WECHAT_API_VERSION=v2` (the default).
     pub fn from_source(env: &impl Source, mode: WeChatMode) -> Result<Option<Self>, SettingsError> {
-        match env.get("WECHAT_API_VERSION").as_deref().map(str::trim) {
-            None | Some("v2") => return Ok(None),
-            Some("v3") => {}
-            Some(_) => {
-                return Err(SettingsError::Invalid {
-                    name: "WECHAT_API_VERSION".into(),
-                    reason: "expected v2 or v3".into(),
-                });
-            }
+        if !wechat_api_v3(env)? {
+            return Ok(None);
         }
         let invalid = |name: &str, reason: String| SettingsError::Invalid {
             name: name.into(),
@@ -126,7 +119,13 @@ impl V3Settings {
         let api_v3_key = mode.merchant(env, "WECHAT_API_V3_KEY", v3::EXAMPLE_API_V3_KEY)?;
         let api_v3_key =
             ApiV3Key::new(&api_v3_key).map_err(|e| invalid("WECHAT_API_V3_KEY", e.to_string()))?;
-        let public_key = wechat_public_key(env, mode)?;
+        let public_key = mode.wechat_public_key(
+            env,
+            WeChatPublicKey::from_pem,
+            v3::EXAMPLE_WECHAT_PUBLIC_KEY_PEM,
+            v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID,
+            v3::PUBLIC_KEY_ID_PREFIX,
+        )?;
         let platform_certificates = env.on_off_or("WECHAT_PLATFORM_CERTIFICATES", true)?;
         if !platform_certificates && public_key.is_none() {
             return Err(SettingsError::MerchantMissing {
@@ -140,29 +139,6 @@ impl V3Settings {
             platform_certificates,
         }))
     }
-}
-
-/// The WeChat Pay public key and its id, if the merchant has one (read by
-/// [`WeChatMode::wechat_public_key`]; in simulator mode the simulator's).
-pub(crate) fn wechat_public_key(
-    env: &impl Source,
-    mode: WeChatMode,
-) -> Result<Option<(String, WeChatPublicKey)>, SettingsError> {
-    mode.wechat_public_key(
-        env,
-        v3::EXAMPLE_WECHAT_PUBLIC_KEY_PEM,
-        v3::EXAMPLE_WECHAT_PUBLIC_KEY_ID,
-        v3::PUBLIC_KEY_ID_PREFIX,
-    )?
-    .map(|(id, pem)| {
-        WeChatPublicKey::from_pem(&pem)
-            .map(|key| (id, key))
-            .map_err(|e| SettingsError::Invalid {
-                name: "WECHAT_PUBLIC_KEY_FILE".into(),
-                reason: e.to_string(),
-            })
-    })
-    .transpose()
 }
 
 impl Settings {

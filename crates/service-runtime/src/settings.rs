@@ -176,17 +176,18 @@ impl WeChatMode {
 }
 
 impl WeChatMode {
-    /// The WeChat Pay public key's id and PEM (`WECHAT_PUBLIC_KEY_ID`, and
-    /// `WECHAT_PUBLIC_KEY_FILE` or `WECHAT_PUBLIC_KEY`), if given; in simulator mode the
-    /// examples when unset. One without the other, or an id not starting with `id_prefix`, is
-    /// refused.
-    pub fn wechat_public_key(
+    /// The WeChat Pay public key's id and the key `parse` reads from its PEM
+    /// (`WECHAT_PUBLIC_KEY_ID`, and `WECHAT_PUBLIC_KEY_FILE` or `WECHAT_PUBLIC_KEY`), if given; in
+    /// simulator mode the examples when unset. One without the other, an id not starting with
+    /// `id_prefix`, or a PEM `parse` refuses, is refused naming its variable.
+    pub fn wechat_public_key<K, E: Display>(
         self,
         env: &impl Source,
+        parse: impl FnOnce(&str) -> Result<K, E>,
         example_pem: &str,
         example_id: &str,
         id_prefix: &str,
-    ) -> Result<Option<(String, String)>, SettingsError> {
+    ) -> Result<Option<(String, K)>, SettingsError> {
         let pem = self.pem(env, "WECHAT_PUBLIC_KEY", example_pem)?;
         let id = match (env.get("WECHAT_PUBLIC_KEY_ID"), self) {
             (Some(id), _) => Some(id.trim().to_owned()),
@@ -199,7 +200,13 @@ impl WeChatMode {
                 name: "WECHAT_PUBLIC_KEY_ID".into(),
                 reason: format!("expected an id starting {id_prefix}"),
             }),
-            (Some(pem), Some(id)) => Ok(Some((id, pem))),
+            (Some(pem), Some(id)) => match parse(&pem) {
+                Ok(key) => Ok(Some((id, key))),
+                Err(e) => Err(SettingsError::Invalid {
+                    name: "WECHAT_PUBLIC_KEY_FILE".into(),
+                    reason: e.to_string(),
+                }),
+            },
             (Some(_), None) => Err(SettingsError::Missing {
                 name: "WECHAT_PUBLIC_KEY_ID".into(),
             }),
@@ -207,6 +214,19 @@ impl WeChatMode {
                 name: "WECHAT_PUBLIC_KEY_FILE".into(),
             }),
         }
+    }
+}
+
+/// Whether the merchant speaks WeChat Pay API v3 (`WECHAT_API_VERSION`: `v2`, the default, or
+/// `v3`).
+pub fn wechat_api_v3(env: &impl Source) -> Result<bool, SettingsError> {
+    match env.get("WECHAT_API_VERSION").as_deref().map(str::trim) {
+        None | Some("v2") => Ok(false),
+        Some("v3") => Ok(true),
+        Some(_) => Err(SettingsError::Invalid {
+            name: "WECHAT_API_VERSION".into(),
+            reason: "expected v2 or v3".into(),
+        }),
     }
 }
 
@@ -287,6 +307,90 @@ mod tests {
             env.duration_or("ABSENT", Duration::from_secs(3)),
             Ok(Duration::from_secs(3))
         );
+    }
+
+    #[test]
+    fn the_api_version_and_pem_settings_name_their_variable() {
+        assert!(!wechat_api_v3(&MapEnv::default()).unwrap());
+        assert!(wechat_api_v3(&MapEnv::from_pairs([("WECHAT_API_VERSION", "v3")])).unwrap());
+        assert!(wechat_api_v3(&MapEnv::from_pairs([("WECHAT_API_VERSION", "3")])).is_err());
+        let sim = WeChatMode::Simulator;
+        let prod = WeChatMode::Production;
+        let none = MapEnv::default();
+        assert_eq!(
+            sim.pem(&none, "KEY", "example").unwrap().as_deref(),
+            Some("example")
+        );
+        assert_eq!(prod.pem(&none, "KEY", "example").unwrap(), None);
+        let inline = MapEnv::from_pairs([("KEY", "inline")]);
+        assert_eq!(
+            prod.pem(&inline, "KEY", "x").unwrap().as_deref(),
+            Some("inline")
+        );
+        let both = MapEnv::from_pairs([("KEY", "inline"), ("KEY_FILE", "/k.pem")]);
+        let missing = MapEnv::from_pairs([("KEY_FILE", "/nonexistent/k.pem")]);
+        for env in [both, missing] {
+            match prod.pem(&env, "KEY", "x") {
+                Err(SettingsError::Invalid { name, reason }) => {
+                    assert_eq!(name, "KEY_FILE");
+                    assert!(!reason.contains("inline"), "{reason}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let parse = |pem: &str| {
+            if pem == "good" {
+                Ok(7)
+            } else {
+                Err("not a key")
+            }
+        };
+        let key = |pairs: &[(&str, &str)]| {
+            WeChatMode::Production.wechat_public_key(
+                &MapEnv::from_pairs(pairs.iter().copied()),
+                parse,
+                "",
+                "",
+                "PUB_",
+            )
+        };
+        assert_eq!(key(&[]).unwrap(), None);
+        assert_eq!(
+            key(&[
+                ("WECHAT_PUBLIC_KEY", "good"),
+                ("WECHAT_PUBLIC_KEY_ID", "PUB_1")
+            ])
+            .unwrap(),
+            Some(("PUB_1".to_owned(), 7))
+        );
+        for (pairs, variable) in [
+            (&[("WECHAT_PUBLIC_KEY", "good")][..], "WECHAT_PUBLIC_KEY_ID"),
+            (
+                &[("WECHAT_PUBLIC_KEY_ID", "PUB_1")][..],
+                "WECHAT_PUBLIC_KEY_FILE",
+            ),
+            (
+                &[
+                    ("WECHAT_PUBLIC_KEY", "good"),
+                    ("WECHAT_PUBLIC_KEY_ID", "KEY_1"),
+                ][..],
+                "WECHAT_PUBLIC_KEY_ID",
+            ),
+            (
+                &[
+                    ("WECHAT_PUBLIC_KEY", "bad"),
+                    ("WECHAT_PUBLIC_KEY_ID", "PUB_1"),
+                ][..],
+                "WECHAT_PUBLIC_KEY_FILE",
+            ),
+        ] {
+            match key(pairs) {
+                Err(SettingsError::Missing { name } | SettingsError::Invalid { name, .. }) => {
+                    assert_eq!(name, variable, "{pairs:?}");
+                }
+                other => panic!("{pairs:?}: {other:?}"),
+            }
+        }
     }
 
     #[test]
