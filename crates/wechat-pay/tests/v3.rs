@@ -117,6 +117,51 @@ fn certificates_and_the_public_key_verify_at_the_same_time_chosen_by_serial() {
     assert!(verifier.certificates().is_empty());
 }
 
+/// A second certificate of the same WeChat key (made with `openssl req -x509 -set_serial`): the
+/// next certificate of a rotation.
+const ROTATED_CERT_PEM: &str = include_str!("data/rotated_platform_cert.pem");
+const ROTATED_SERIAL: &str = "1C4E5D6F708192A3B4C5D6E7F8091A2B3C4D5E6F";
+
+#[test]
+fn during_a_rotation_both_certificates_verify_until_the_old_one_expires() {
+    let verifier = Verifier::new();
+    let old = certificate(EXAMPLE_PLATFORM_CERT_SERIAL);
+    let next = PlatformCertificate::from_pem(
+        ROTATED_SERIAL,
+        NOW - 10,
+        NOW + 7200,
+        ROTATED_CERT_PEM.into(),
+    )
+    .unwrap();
+    verifier.add_certificates(vec![old], NOW);
+    // A later list adds the next certificate; the old one stays until it expires.
+    verifier.add_certificates(vec![next], NOW);
+    assert_eq!(verifier.certificates().len(), 2);
+    let (ts, sig) = signed(BODY);
+    for serial in [EXAMPLE_PLATFORM_CERT_SERIAL, ROTATED_SERIAL] {
+        assert_eq!(
+            verifier.verify(&headers(&ts, &sig, serial), BODY, NOW),
+            Ok(()),
+            "{serial}"
+        );
+    }
+    // An hour on, the old certificate has expired: only the next one is kept and used.
+    let later = NOW + 3600;
+    verifier.add_certificates(Vec::new(), later);
+    let kept: Vec<String> = verifier
+        .certificates()
+        .into_iter()
+        .map(|c| c.serial_no)
+        .collect();
+    assert_eq!(kept, [ROTATED_SERIAL]);
+    assert!(
+        verifier
+            .key_of(EXAMPLE_PLATFORM_CERT_SERIAL, later)
+            .is_none()
+    );
+    assert!(verifier.key_of(ROTATED_SERIAL, later).is_some());
+}
+
 fn sealed_list(key: &ApiV3Key, serial: &str) -> Vec<u8> {
     let resource = Resource::seal(
         key,
