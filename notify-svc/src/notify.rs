@@ -179,13 +179,8 @@ async fn receive(
         (Version::V2, _) => accept(state, &body, kind),
         (Version::V3, Some(v3)) => {
             let trace_id = current_trace_id().unwrap_or_default();
-            match v3
-                .accept(&state.settings, headers, &body, kind, &trace_id)
+            v3.accept(&state.settings, headers, &body, kind, &trace_id)
                 .await
-            {
-                Ok(event) => Ok(event),
-                Err(refusal) => return refuse(&refusal, &body, version),
-            }
         }
         // The routes exist only under v3; kept total all the same.
         (Version::V3, None) => return StatusCode::NOT_FOUND.into_response(),

@@ -97,8 +97,8 @@ pub enum PayResult {
 /// Why a control request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
-    /// No such order.
-    #[error("no order with out_trade_no {0}")]
+    /// No such order, refund or merchant.
+    #[error("no order, refund or merchant numbered {0}")]
     NotFound(String),
     /// Several merchants have that number.
     #[error("several merchants have out_trade_no {0}; add ?mch_id=")]
