@@ -73,14 +73,8 @@ pub(crate) fn refund_query_answer(
     out_refund_no: &OutRefundNo,
 ) -> Option<pb::QueryRefundResponse> {
     let refund = answer.refund(out_refund_no)?;
-    let state = match refund.refund_status {
-        RefundStatus::Processing => pb::RefundState::Processing,
-        RefundStatus::Success => pb::RefundState::Success,
-        RefundStatus::Change => pb::RefundState::Change,
-        RefundStatus::Refundclose => pb::RefundState::Closed,
-    };
     Some(pb::QueryRefundResponse {
-        state: state.into(),
+        state: refund_state(refund.refund_status).into(),
         out_refund_no: refund.out_refund_no.to_string(),
         refund_id: refund.refund_id.to_string(),
         refund_fen: refund.refund_fee.as_i64(),
@@ -88,6 +82,15 @@ pub(crate) fn refund_query_answer(
         transaction_id: answer.transaction_id.to_string(),
         succeeded_at: refund.refund_success_time.clone().unwrap_or_default(),
     })
+}
+
+fn refund_state(status: RefundStatus) -> pb::RefundState {
+    match status {
+        RefundStatus::Processing => pb::RefundState::Processing,
+        RefundStatus::Success => pb::RefundState::Success,
+        RefundStatus::Change => pb::RefundState::Change,
+        RefundStatus::Refundclose => pb::RefundState::Closed,
+    }
 }
 
 /// A validated `CreatePrepayRequest`.
@@ -255,14 +258,8 @@ fn dashed(rfc3339: Option<&str>) -> String {
 }
 
 pub(crate) fn v3_refund_query_answer(answer: v3::Refund) -> pb::QueryRefundResponse {
-    let state = match answer.status {
-        v3::RefundStatus::Processing => pb::RefundState::Processing,
-        v3::RefundStatus::Success => pb::RefundState::Success,
-        v3::RefundStatus::Abnormal => pb::RefundState::Change,
-        v3::RefundStatus::Closed => pb::RefundState::Closed,
-    };
     pb::QueryRefundResponse {
-        state: state.into(),
+        state: refund_state(answer.status.as_v2()).into(),
         out_refund_no: answer.out_refund_no.to_string(),
         refund_id: answer.refund_id,
         refund_fen: answer.amount.refund.as_i64(),

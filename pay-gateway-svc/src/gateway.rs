@@ -34,8 +34,6 @@ pub(crate) struct Gateway {
     v3: Option<v3::Client>,
     login: LoginClient,
     settings: WeChatSettings,
-    /// When the platform certificates were last fetched on a caller's request.
-    refreshed: Arc<tokio::sync::Mutex<Option<Instant>>>,
 }
 
 impl Gateway {
@@ -97,7 +95,6 @@ impl Gateway {
             v3,
             login,
             settings,
-            refreshed: Arc::default(),
         })
     }
 
@@ -107,7 +104,7 @@ impl Gateway {
     pub(crate) async fn prepare(&self) {
         if let Some(client) = self.v3_certificates() {
             match client.refresh_certificates().await {
-                Ok(count) => tracing::info!(count, "platform certificates fetched"),
+                Ok(count) => tracing::info!(count = ?count, "platform certificates fetched"),
                 Err(e) => {
                     tracing::warn!(error = %e, "platform certificates could not be fetched at start; answers signed with one are refused until a later fetch")
                 }
@@ -133,13 +130,9 @@ impl Gateway {
             return Ok(pb::ListPlatformCertificatesResponse::default());
         };
         if request.refresh {
-            let mut last = self.refreshed.lock().await;
-            if last.is_none_or(|at| at.elapsed() >= v3::MIN_REFRESH_INTERVAL) {
-                *last = Some(Instant::now());
-                observe("certificates", client.refresh_certificates(), v3_result)
-                    .await
-                    .map_err(|e| wechat("certificates")(convert::v3_error(e, false)))?;
-            }
+            observe("certificates", client.refresh_certificates(), v3_result)
+                .await
+                .map_err(wechat_v3("certificates", false))?;
         }
         Ok(convert::certificates_answer(
             client.verifier().certificates(),
@@ -175,7 +168,7 @@ impl Gateway {
                     let order = order.jsapi_prepay(&self.settings.notify_url);
                     let answer = observe("jsapi", client.jsapi_prepay(&order), v3_result)
                         .await
-                        .map_err(|e| wechat("jsapi")(convert::v3_error(e, false)))?;
+                        .map_err(wechat_v3("jsapi", false))?;
                     tracing::info!("prepay created");
                     (answer.prepay_id, self.prepay_expiry())
                 }
@@ -217,7 +210,7 @@ impl Gateway {
                 v3_result,
             )
             .await
-            .map_err(|e| wechat("query")(convert::v3_error(e, false)))?;
+            .map_err(wechat_v3("query", false))?;
             return Ok(convert::v3_query_answer(answer));
         }
         let query = OrderQueryRequest::by_out_trade_no(out_trade_no);
@@ -273,7 +266,7 @@ impl Gateway {
             let request = convert::v3_refund_request(request);
             let answer = observe("refund", client.refund(&request), v3_result)
                 .await
-                .map_err(|e| wechat("refund")(convert::v3_error(e, false)))?;
+                .map_err(wechat_v3("refund", false))?;
             tracing::info!(refund_id = %answer.refund_id, refund_fen = answer.amount.refund.get(), "refund accepted by WeChat");
             return Ok(convert::v3_refund_answer(answer));
         }
@@ -306,7 +299,7 @@ impl Gateway {
                 v3_result,
             )
             .await
-            .map_err(|e| wechat("refundquery")(convert::v3_error(e, true)))?;
+            .map_err(wechat_v3("refundquery", true))?;
             return Ok(convert::v3_refund_query_answer(answer));
         }
         let query = RefundQueryRequest::by_out_refund_no(out_refund_no.clone());
@@ -349,6 +342,12 @@ impl Gateway {
 
 fn wechat(endpoint: &'static str) -> impl FnOnce(v2::Error) -> GatewayError {
     move |source| GatewayError::WeChat { endpoint, source }
+}
+
+/// A v3 failure of `endpoint` in the gateway's one vocabulary (`refund`: "not found" is the
+/// refund's; [`convert::v3_error`]).
+fn wechat_v3(endpoint: &'static str, refund: bool) -> impl FnOnce(v3::Error) -> GatewayError {
+    move |source| wechat(endpoint)(convert::v3_error(source, refund))
 }
 
 fn v3_result(e: &v3::Error) -> &str {

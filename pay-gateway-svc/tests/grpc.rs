@@ -8,7 +8,7 @@ use pay_gateway_svc::{Application, Settings};
 use proto::paygateway::v1 as pb;
 use service_runtime::settings::MapEnv;
 use service_runtime::telemetry::TRACE_ID_HEADER;
-use support::{Client, TOKEN, channel, client, reason};
+use support::{Client, TOKEN, channel, client, login, prepay_request, reason};
 use tonic::Code;
 use wechat_pay::v2::{ApiKey, RequestPayment};
 use wechatpay_sim::RunningSim;
@@ -32,28 +32,6 @@ async fn stack_with(extra: &[(&str, &str)]) -> Stack {
         sim: running.sim,
         ops: running.ops,
         grpc: running.grpc,
-    }
-}
-
-async fn login(client: &mut Client, name: &str) -> String {
-    client
-        .code2_session(pb::Code2SessionRequest {
-            js_code: format!("test-{name}"),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .openid
-}
-
-fn prepay_request(n: &str, openid: &str, amount: i64) -> pb::CreatePrepayRequest {
-    pb::CreatePrepayRequest {
-        out_trade_no: n.into(),
-        amount_fen: amount,
-        description: "Minipay-Tea".into(),
-        openid: openid.into(),
-        client_ip: "127.0.0.1".into(),
-        ..Default::default()
     }
 }
 

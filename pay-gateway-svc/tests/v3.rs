@@ -8,20 +8,9 @@ mod support;
 
 use proto::paygateway::v1 as pb;
 use service_runtime::settings::{MapEnv, SettingsError};
-use support::{TOKEN, client, reason};
+use support::{TOKEN, client, login, prepay_request, reason};
 use tonic::Code;
 use wechat_pay::v3::{self, EXAMPLE_MERCHANT_PUBLIC_KEY_PEM, WeChatPublicKey};
-
-fn prepay(n: &str, openid: &str, amount: i64) -> pb::CreatePrepayRequest {
-    pb::CreatePrepayRequest {
-        out_trade_no: n.into(),
-        amount_fen: amount,
-        description: "Minipay-Tea".into(),
-        openid: openid.into(),
-        client_ip: "127.0.0.1".into(),
-        ..Default::default()
-    }
-}
 
 const V3: &[(&str, &str)] = &[
     ("WECHAT_API_VERSION", "v3"),
@@ -39,16 +28,9 @@ const V3: &[(&str, &str)] = &[
 async fn the_same_grpc_api_over_v3() {
     let running = support::start(0.001, V3).await;
     let mut client = client(running.grpc, Some(TOKEN)).await;
-    let openid = client
-        .code2_session(pb::Code2SessionRequest {
-            js_code: "test-v3-alice".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .openid;
+    let openid = login(&mut client, "v3-alice").await;
     let answer = client
-        .create_prepay(prepay("GWV3000001", &openid, 1999))
+        .create_prepay(prepay_request("GWV3000001", &openid, 1999))
         .await
         .unwrap()
         .into_inner();
@@ -148,7 +130,7 @@ async fn the_same_grpc_api_over_v3() {
 
     // An unpaid order closes, and closing it again is not an error.
     client
-        .create_prepay(prepay("GWV3000002", &openid, 5))
+        .create_prepay(prepay_request("GWV3000002", &openid, 5))
         .await
         .unwrap();
     for already_closed in [false, true] {

@@ -6,75 +6,15 @@
 
 use std::time::Duration;
 
-use minipay::process::LogSink;
-use minipay::purchase::Shop;
-use minipay::stack::{RunningStack, StackConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use test_support::{AmqpCleanup, OrderApi, wait_until};
+use support::E2e;
 
 mod support;
 
-/// Longest wait for what the stack does on its own (a notification recorded).
-const PATIENCE: Duration = Duration::from_secs(15);
-
-/// A stack of real processes, and what to clean up after it.
-struct E2e {
-    stack: Option<RunningStack>,
-    /// The purchase the CLI runs (`minipay up`'s self-check, `minipay demo`).
-    shop: Shop,
-    /// order-svc's HTTP API, for calls outside that purchase.
-    api: OrderApi,
-    /// Removes the test's queues and exchanges when it ends, also when it fails (even while
-    /// the stack is still starting).
-    _cleanup: AmqpCleanup,
-}
-
-impl E2e {
-    async fn start(tweak: impl FnOnce(&mut StackConfig)) -> E2e {
-        let (mut config, cleanup) = support::isolated("e", LogSink::keep()).await;
-        config.sweep_interval = "1s".into();
-        tweak(&mut config);
-        let stack = support::start(config).await;
-        let shop = Shop::new(stack.order_url(), stack.sim_url());
-        let api = OrderApi::new(stack.order_url());
-        E2e {
-            stack: Some(stack),
-            shop,
-            api,
-            _cleanup: cleanup,
-        }
-    }
-
-    /// The simulator's view of the order once every copy of every notification attempt is
-    /// recorded and the last attempt was acknowledged (copies are recorded as their answers
-    /// arrive, so the order is PAID before its record is complete).
-    async fn settled_at_wechat(&self, out_trade_no: &str, copies: u64) -> Value {
-        wait_until(
-            PATIENCE,
-            &format!("all {copies} copies of {out_trade_no}'s notification are recorded"),
-            || async {
-                let view = self.shop.at_wechat(out_trade_no).await.unwrap();
-                test_support::sim::settled_attempts(&view, copies).map(|_| view)
-            },
-        )
-        .await
-    }
-
-    async fn stop(mut self) {
-        if let Some(stack) = self.stack.take() {
-            let unclean = stack.stop().await;
-            assert!(
-                unclean.is_empty(),
-                "these did not stop on SIGTERM: {unclean:?}"
-            );
-        }
-    }
-}
-
 #[tokio::test]
 async fn happy_path() {
-    let e = E2e::start(|_| {}).await;
+    let e = E2e::start("e", |_| {}).await;
     let receipt = e.shop.purchase("ana", &|_, _| {}).await.unwrap();
     assert_eq!(receipt.transaction_id.len(), 28);
     let at_wechat = e.settled_at_wechat(&receipt.out_trade_no, 1).await;
@@ -88,7 +28,7 @@ async fn happy_path() {
 
 #[tokio::test]
 async fn ops_endpoints_answer_on_the_ops_ports_only() {
-    let e = E2e::start(|_| {}).await;
+    let e = E2e::start("e", |_| {}).await;
     let stack = e.stack.as_ref().unwrap();
     let http = reqwest::Client::new();
     for ops in [
@@ -114,7 +54,7 @@ async fn ops_endpoints_answer_on_the_ops_ports_only() {
 
 #[tokio::test]
 async fn two_users_buy_in_parallel_and_each_sees_only_their_own_order() {
-    let e = E2e::start(|_| {}).await;
+    let e = E2e::start("e", |_| {}).await;
     let (a, b) = tokio::join!(
         e.shop.purchase("bea", &|_, _| {}),
         e.shop.purchase("cal", &|_, _| {})
@@ -133,7 +73,7 @@ async fn two_users_buy_in_parallel_and_each_sees_only_their_own_order() {
 
 #[tokio::test]
 async fn a_notification_duplicated_five_times_pays_the_order_once() {
-    let e = E2e::start(|_| {}).await;
+    let e = E2e::start("e", |_| {}).await;
     e.shop
         .faults(json!({ "duplicate_notifications": 5 }))
         .await
@@ -156,7 +96,7 @@ async fn a_notification_duplicated_five_times_pays_the_order_once() {
 
 #[tokio::test]
 async fn a_dropped_notification_is_recovered_by_the_active_query() {
-    let e = E2e::start(|c| c.payment_query_after = "1s".into()).await;
+    let e = E2e::start("e", |c| c.payment_query_after = "1s".into()).await;
     e.shop
         .faults(json!({ "drop_notifications": true }))
         .await
@@ -189,7 +129,7 @@ async fn prepaid_order(e: &E2e, user: &str) -> (String, Value) {
 
 #[tokio::test]
 async fn a_cancelled_order_is_closed_here_and_at_wechat() {
-    let e = E2e::start(|_| {}).await;
+    let e = E2e::start("e", |_| {}).await;
     let (token, order) = prepaid_order(&e, "fox").await;
     let cancelled = e.api.cancel(&token, order["id"].as_str().unwrap()).await;
     assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
@@ -205,7 +145,7 @@ async fn a_cancelled_order_is_closed_here_and_at_wechat() {
 
 #[tokio::test]
 async fn a_cancelled_order_cannot_be_paid() {
-    let e = E2e::start(|_| {}).await;
+    let e = E2e::start("e", |_| {}).await;
     let (token, order) = prepaid_order(&e, "fay").await;
     let id = order["id"].as_str().unwrap();
     assert_eq!(e.api.cancel(&token, id).await.status, StatusCode::OK);
@@ -220,7 +160,7 @@ async fn a_cancelled_order_cannot_be_paid() {
 #[tokio::test]
 async fn expiry() {
     // WeChat needs at least a minute between prepay and time_expire, so this order lives 62 s.
-    let e = E2e::start(|c| c.order_ttl = "62s".into()).await;
+    let e = E2e::start("e", |c| c.order_ttl = "62s".into()).await;
     let token = e.shop.login("gil").await.unwrap();
     let order = e
         .shop

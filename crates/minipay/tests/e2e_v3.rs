@@ -8,12 +8,11 @@
 
 use std::time::Duration;
 
-use minipay::process::LogSink;
-use minipay::purchase::Shop;
-use minipay::stack::{ApiVersion, RunningStack, StackConfig, V3NotifySigner};
+use minipay::stack::{ApiVersion, StackConfig, V3NotifySigner};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use test_support::{AmqpCleanup, OrderApi, wait_until};
+use support::E2e;
+use test_support::wait_until;
 use wechat_pay::v3::{EXAMPLE_PLATFORM_CERT_SERIAL, EXAMPLE_WECHAT_PUBLIC_KEY_ID};
 
 mod support;
@@ -21,78 +20,35 @@ mod support;
 /// Longest wait for what the stack does on its own.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-struct E2e {
-    stack: Option<RunningStack>,
-    shop: Shop,
-    api: OrderApi,
-    _cleanup: AmqpCleanup,
+async fn start(signer: V3NotifySigner) -> E2e {
+    start_with(signer, |_| {}).await
 }
 
-impl E2e {
-    async fn start(signer: V3NotifySigner) -> E2e {
-        E2e::start_with(signer, |_| {}).await
-    }
+/// A stack on API v3 whose simulator signs notifications with `signer` at start.
+async fn start_with(signer: V3NotifySigner, tweak: impl FnOnce(&mut StackConfig)) -> E2e {
+    E2e::start("v3", |c| {
+        c.api = ApiVersion::V3;
+        c.v3_notify_signer = signer;
+        tweak(c);
+    })
+    .await
+}
 
-    async fn start_with(signer: V3NotifySigner, tweak: impl FnOnce(&mut StackConfig)) -> E2e {
-        let (mut config, cleanup) = support::isolated("v3", LogSink::keep()).await;
-        config.sweep_interval = "1s".into();
-        config.api = ApiVersion::V3;
-        config.v3_notify_signer = signer;
-        tweak(&mut config);
-        let stack = support::start(config).await;
-        let shop = Shop::new(stack.order_url(), stack.sim_url());
-        let api = OrderApi::new(stack.order_url());
-        E2e {
-            stack: Some(stack),
-            shop,
-            api,
-            _cleanup: cleanup,
-        }
+/// A call of the simulator's control API: (status, JSON answer).
+async fn sim(e: &E2e, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", e.shop.sim));
+    if !body.is_null() {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
     }
-
-    fn config(&self) -> &StackConfig {
-        &self.stack.as_ref().unwrap().config
-    }
-
-    /// The simulator's view once every copy of the notification is recorded and acked.
-    async fn settled_at_wechat(&self, out_trade_no: &str) -> Value {
-        wait_until(
-            PATIENCE,
-            &format!("{out_trade_no}'s notification is acknowledged"),
-            || async {
-                let view = self.shop.at_wechat(out_trade_no).await.unwrap();
-                test_support::sim::settled_attempts(&view, 1).map(|_| view)
-            },
-        )
-        .await
-    }
-
-    async fn sim(&self, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-        let mut request =
-            reqwest::Client::new().request(method, format!("{}{path}", self.shop.sim));
-        if !body.is_null() {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let answer = request.send().await.unwrap();
-        let status = answer.status();
-        let bytes = answer.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn stop(mut self) {
-        if let Some(stack) = self.stack.take() {
-            let unclean = stack.stop().await;
-            assert!(
-                unclean.is_empty(),
-                "these did not stop on SIGTERM: {unclean:?}"
-            );
-        }
-    }
+    let answer = request.send().await.unwrap();
+    let status = answer.status();
+    let bytes = answer.bytes().await.unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn serials(view: &Value) -> Vec<String> {
@@ -106,10 +62,10 @@ fn serials(view: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn a_v3_purchase_and_refund_end_to_end() {
-    let e = E2e::start(V3NotifySigner::PublicKey).await;
+    let e = start(V3NotifySigner::PublicKey).await;
     let receipt = e.shop.purchase("v3-ana", &|_, _| {}).await.unwrap();
     assert_eq!(receipt.transaction_id.len(), 28);
-    let at_wechat = e.settled_at_wechat(&receipt.out_trade_no).await;
+    let at_wechat = e.settled_at_wechat(&receipt.out_trade_no, 1).await;
     let attempt = &at_wechat["notifications"]["attempts"][0];
     assert_eq!(
         (attempt["outcome"].as_str(), attempt["status"].as_u64()),
@@ -140,13 +96,13 @@ async fn a_v3_purchase_and_refund_end_to_end() {
         .await;
     assert_eq!(refund.status, StatusCode::CREATED, "{}", refund.body);
     let out_refund_no = refund.body["out_refund_no"].as_str().unwrap().to_owned();
-    let (status, settled) = e
-        .sim(
-            Method::POST,
-            &format!("/sim/v1/refunds/{out_refund_no}/settle"),
-            json!({}),
-        )
-        .await;
+    let (status, settled) = sim(
+        &e,
+        Method::POST,
+        &format!("/sim/v1/refunds/{out_refund_no}/settle"),
+        json!({}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{settled}");
     let order = wait_until(PATIENCE, "the order shows the refund", || async {
         let order = e.api.get(&receipt.token, &receipt.order_id).await.body;
@@ -158,13 +114,13 @@ async fn a_v3_purchase_and_refund_end_to_end() {
         PATIENCE,
         "the refund notification is acknowledged",
         || async {
-            let (_, view) = e
-                .sim(
-                    Method::GET,
-                    &format!("/sim/v1/refunds/{out_refund_no}"),
-                    Value::Null,
-                )
-                .await;
+            let (_, view) = sim(
+                &e,
+                Method::GET,
+                &format!("/sim/v1/refunds/{out_refund_no}"),
+                Value::Null,
+            )
+            .await;
             (view["notifications"]["attempts"][0]["outcome"] == "acked").then_some(view)
         },
     )
@@ -175,7 +131,7 @@ async fn a_v3_purchase_and_refund_end_to_end() {
 
 #[tokio::test]
 async fn the_switch_from_certificate_to_public_key_mid_run_loses_no_notification() {
-    let e = E2e::start(V3NotifySigner::Certificate).await;
+    let e = start(V3NotifySigner::Certificate).await;
     // Every first delivery waits a little, so notifications are in flight when the signer
     // switches.
     e.shop
@@ -189,16 +145,16 @@ async fn the_switch_from_certificate_to_public_key_mid_run_loses_no_notification
             tokio::spawn(async move { shop.purchase(&format!("v3-during-{i}"), &|_, _| {}).await })
         })
         .collect();
-    let (status, _) = e
-        .sim(
-            Method::PUT,
-            &format!(
-                "/sim/v1/merchants/{}/v3-notify-signer",
-                wechat_pay::example::MCH_ID
-            ),
-            json!({"signer": "public_key"}),
-        )
-        .await;
+    let (status, _) = sim(
+        &e,
+        Method::PUT,
+        &format!(
+            "/sim/v1/merchants/{}/v3-notify-signer",
+            wechat_pay::example::MCH_ID
+        ),
+        json!({"signer": "public_key"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let mut numbers = vec![before.out_trade_no.clone()];
     for buyer in buyers {
@@ -208,16 +164,16 @@ async fn the_switch_from_certificate_to_public_key_mid_run_loses_no_notification
     numbers.push(after.out_trade_no.clone());
     let mut used = std::collections::BTreeSet::new();
     for number in &numbers {
-        let view = e.settled_at_wechat(number).await;
+        let view = e.settled_at_wechat(number, 1).await;
         assert_eq!(view["state"], "SUCCESS", "{view}");
         used.extend(serials(&view));
     }
     assert_eq!(
-        serials(&e.settled_at_wechat(&before.out_trade_no).await),
+        serials(&e.settled_at_wechat(&before.out_trade_no, 1).await),
         [EXAMPLE_PLATFORM_CERT_SERIAL]
     );
     assert_eq!(
-        serials(&e.settled_at_wechat(&after.out_trade_no).await),
+        serials(&e.settled_at_wechat(&after.out_trade_no, 1).await),
         [EXAMPLE_WECHAT_PUBLIC_KEY_ID]
     );
     assert!(
@@ -228,7 +184,7 @@ async fn the_switch_from_certificate_to_public_key_mid_run_loses_no_notification
 
 #[tokio::test]
 async fn a_v3_notification_duplicated_five_times_pays_the_order_once() {
-    let e = E2e::start(V3NotifySigner::PublicKey).await;
+    let e = start(V3NotifySigner::PublicKey).await;
     e.shop
         .faults(json!({"duplicate_notifications": 5}))
         .await
@@ -254,7 +210,7 @@ async fn a_v3_notification_duplicated_five_times_pays_the_order_once() {
 
 #[tokio::test]
 async fn a_dropped_v3_notification_is_recovered_by_the_active_v3_query() {
-    let e = E2e::start_with(V3NotifySigner::PublicKey, |c| {
+    let e = start_with(V3NotifySigner::PublicKey, |c| {
         c.payment_query_after = "1s".into();
     })
     .await;
@@ -282,7 +238,7 @@ async fn a_dropped_v3_notification_is_recovered_by_the_active_v3_query() {
 
 #[tokio::test]
 async fn a_cancelled_v3_order_is_closed_here_and_at_wechat() {
-    let e = E2e::start(V3NotifySigner::PublicKey).await;
+    let e = start(V3NotifySigner::PublicKey).await;
     let token = e.api.login("v3-fox").await;
     let order = e
         .api

@@ -116,6 +116,14 @@ impl std::fmt::Debug for SimV3 {
 }
 
 impl SimV3 {
+    /// The `Wechatpay-Serial` of what `signer` signs.
+    pub fn serial(&self, signer: NotifySigner) -> &str {
+        match signer {
+            NotifySigner::Certificate => &self.platform_serial,
+            NotifySigner::PublicKey => &self.public_key_id,
+        }
+    }
+
     /// The reference's example keys.
     pub fn example(notify_signer: NotifySigner) -> Self {
         use wechat_pay::v3;

@@ -461,10 +461,7 @@ async fn send_copy(sim: &Sim, delivery: &Delivery, attempt: u32, copy: u32) -> b
             let signer = sim.notify_signer(&signing.mch_id);
             let headers =
                 v3_api::signature_headers(sim, signer, delivery.body.as_bytes(), signing.forge);
-            serial = headers
-                .iter()
-                .find(|(name, _)| *name == "Wechatpay-Serial")
-                .map(|(_, value)| value.clone());
+            serial = Some(sim.config.v3.serial(signer).to_owned());
             headers.into_iter().fold(
                 request.header(reqwest::header::CONTENT_TYPE, "application/json"),
                 |r, (name, value)| r.header(name, value),

@@ -97,10 +97,7 @@ pub(crate) fn signature_headers(
     if take_probe(sim) {
         signature = format!("WECHATPAY/SIGNTEST/{signature}");
     }
-    let serial = match signer {
-        NotifySigner::Certificate => v3.platform_serial.clone(),
-        NotifySigner::PublicKey => v3.public_key_id.clone(),
-    };
+    let serial = v3.serial(signer).to_owned();
     vec![
         ("Wechatpay-Timestamp", timestamp),
         ("Wechatpay-Nonce", nonce),
@@ -112,20 +109,21 @@ pub(crate) fn signature_headers(
 
 /// A signed answer.
 fn respond(sim: &Sim, signer: NotifySigner, status: u16, body: Vec<u8>) -> Response {
+    let signed = signature_headers(sim, signer, &body, false);
+    let json = !body.is_empty();
     let mut response = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        body.clone(),
+        body,
     )
         .into_response();
     let headers = response.headers_mut();
-    if !body.is_empty() {
+    if json {
         headers.insert(
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
     }
     let request_id = format!("{:032x}", rand::rng().random::<u128>());
-    let signed = signature_headers(sim, signer, &body, false);
     for (name, value) in signed
         .into_iter()
         .chain(std::iter::once(("Request-ID", request_id)))
@@ -426,16 +424,6 @@ struct RefundBody {
     amount: RefundAmount,
 }
 
-/// A refund's state as v3 names it.
-fn refund_status(status: RefundStatus) -> &'static str {
-    match status {
-        RefundStatus::Processing => "PROCESSING",
-        RefundStatus::Success => "SUCCESS",
-        RefundStatus::Refundclose => "CLOSED",
-        RefundStatus::Change => "ABNORMAL",
-    }
-}
-
 /// `yyyy-MM-dd HH:mm:ss` (Beijing) as RFC 3339.
 fn dashed_to_rfc3339(t: &str) -> String {
     format!("{}+08:00", t.replacen(' ', "T", 1))
@@ -455,7 +443,7 @@ pub(crate) fn refund_json(order: &Order, refund: &Refund, extra_fen: u64) -> Val
         "user_received_account": "支付用户零钱",
         "success_time": refund.success_time.as_deref().map(dashed_to_rfc3339),
         "create_time": refund.requested_at.to_rfc3339(),
-        "status": refund_status(refund.status),
+        "status": v3::RefundStatus::from(refund.status).as_str(),
         "funds_account": "AVAILABLE",
         "amount": {
             "total": total, "refund": amount, "payer_total": total, "payer_refund": amount,

@@ -30,6 +30,34 @@ pub async fn channel(addr: std::net::SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// Logs user `name` in (a simulator code `test-<name>`): the openid.
+pub async fn login(client: &mut Client, name: &str) -> String {
+    client
+        .code2_session(proto::paygateway::v1::Code2SessionRequest {
+            js_code: format!("test-{name}"),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .openid
+}
+
+/// A new order's `CreatePrepay` request.
+pub fn prepay_request(
+    n: &str,
+    openid: &str,
+    amount: i64,
+) -> proto::paygateway::v1::CreatePrepayRequest {
+    proto::paygateway::v1::CreatePrepayRequest {
+        out_trade_no: n.into(),
+        amount_fen: amount,
+        description: "Minipay-Tea".into(),
+        openid: openid.into(),
+        client_ip: "127.0.0.1".into(),
+        ..Default::default()
+    }
+}
+
 /// The `ErrorInfo` reason a status carries.
 pub fn reason(status: &tonic::Status) -> String {
     status

@@ -14,8 +14,8 @@ use minipay::purchase::Shop;
 use minipay::stack::{self, RunningStack, StackConfig};
 use serde_json::Value;
 use test_support::{
-    AmqpCleanup, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis, unique_id,
-    wait_until,
+    AmqpCleanup, OrderApi, amqp_url, fresh_database, redis_url, require_rabbitmq, require_redis,
+    unique_id, wait_until,
 };
 
 /// A stack configuration of one test's own: a fresh database, Redis keys and AMQP names
@@ -48,6 +48,76 @@ pub(crate) async fn start(config: StackConfig) -> RunningStack {
 
 /// Longest wait for what the stack does on its own (a log line written, a notification).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
+
+/// A stack of real processes started as `minipay up` starts them (order expiry swept every
+/// second), and what to clean up after it: the end-to-end tests' harness.
+pub(crate) struct E2e {
+    pub(crate) stack: Option<RunningStack>,
+    /// The purchase the CLI runs (`minipay up`'s self-check, `minipay demo`).
+    pub(crate) shop: Shop,
+    /// order-svc's HTTP API, for calls outside that purchase.
+    pub(crate) api: OrderApi,
+    /// Removes the test's queues and exchanges when it ends, also when it fails (even while
+    /// the stack is still starting).
+    _cleanup: AmqpCleanup,
+}
+
+impl E2e {
+    /// A stack of the test file `tag`, its configuration changed by `tweak`.
+    pub(crate) async fn start(tag: &str, tweak: impl FnOnce(&mut StackConfig)) -> E2e {
+        let (mut config, cleanup) = isolated(tag, LogSink::keep()).await;
+        config.sweep_interval = "1s".into();
+        tweak(&mut config);
+        let stack = start(config).await;
+        let shop = Shop::new(stack.order_url(), stack.sim_url());
+        let api = OrderApi::new(stack.order_url());
+        E2e {
+            stack: Some(stack),
+            shop,
+            api,
+            _cleanup: cleanup,
+        }
+    }
+
+    /// How the stack was started.
+    pub(crate) fn config(&self) -> &StackConfig {
+        &self
+            .stack
+            .as_ref()
+            .expect("the stack runs until stop")
+            .config
+    }
+
+    /// The simulator's view of the order once every copy of every notification attempt is
+    /// recorded and the last attempt was acknowledged (copies are recorded as their answers
+    /// arrive, so the order is PAID before its record is complete).
+    pub(crate) async fn settled_at_wechat(&self, out_trade_no: &str, copies: u64) -> Value {
+        wait_until(
+            PATIENCE,
+            &format!("all {copies} copies of {out_trade_no}'s notification are recorded"),
+            || async {
+                let view = self
+                    .shop
+                    .at_wechat(out_trade_no)
+                    .await
+                    .expect("the simulator answers its control API");
+                test_support::sim::settled_attempts(&view, copies).map(|_| view)
+            },
+        )
+        .await
+    }
+
+    /// Stops the stack; every process must stop on SIGTERM.
+    pub(crate) async fn stop(mut self) {
+        if let Some(stack) = self.stack.take() {
+            let unclean = stack.stop().await;
+            assert!(
+                unclean.is_empty(),
+                "these did not stop on SIGTERM: {unclean:?}"
+            );
+        }
+    }
+}
 
 pub(crate) struct Edge {
     stack: Option<RunningStack>,

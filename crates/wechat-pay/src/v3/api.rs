@@ -190,6 +190,18 @@ impl RefundStatus {
     }
 }
 
+/// The v3 state of a v2 one (the inverse of [`RefundStatus::as_v2`]).
+impl From<crate::v2::RefundStatus> for RefundStatus {
+    fn from(status: crate::v2::RefundStatus) -> Self {
+        match status {
+            crate::v2::RefundStatus::Success => RefundStatus::Success,
+            crate::v2::RefundStatus::Refundclose => RefundStatus::Closed,
+            crate::v2::RefundStatus::Processing => RefundStatus::Processing,
+            crate::v2::RefundStatus::Change => RefundStatus::Abnormal,
+        }
+    }
+}
+
 /// `amount` of a refund object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundAmount {

@@ -18,7 +18,7 @@ use super::api::{
 use super::error::Error;
 use super::keys::{PlatformCertificate, Verifier, decode_certificates};
 use super::sign::{MerchantKey, pay_sign_message};
-use super::verify::SignedHeaders;
+use super::verify::{SignedHeaders, verify_signed};
 use crate::domain::NonceStr;
 use crate::http::{TransportError, build_client_with, read_limited};
 use crate::retry::{RetryPolicy, with_retries};
@@ -269,22 +269,25 @@ impl Client {
             let certificates = decode_certificates(&body, &self.merchant.api_v3_key)
                 .map_err(|e| Error::InvalidResponse(e.to_string()))?;
             let now = unix_now();
-            let held = self.verifier.clone();
             let fresh = Verifier::new();
             fresh.add_certificates(certificates.clone(), now);
-            let signed = signed_headers(&headers);
-            verify_with_either(&held, &fresh, &signed, &body, now)?;
+            verify_signed(&signed_headers(&headers), &body, now, |serial| {
+                self.verifier
+                    .key_of(serial, now)
+                    .or_else(|| fresh.key_of(serial, now))
+            })?;
             Ok(certificates)
         })
         .await
     }
 
-    /// Fetches the certificates and adds them to the verifier.
-    pub async fn refresh_certificates(&self) -> Result<usize, Error> {
-        let certificates = self.certificates().await?;
-        let count = certificates.len();
-        self.verifier.add_certificates(certificates, unix_now());
-        Ok(count)
+    /// Fetches the certificates and adds them to the verifier, at most once per
+    /// [`super::MIN_REFRESH_INTERVAL`] ([`Verifier::refresh`]): how many came, or `None` when
+    /// no refresh was due.
+    pub async fn refresh_certificates(&self) -> Result<Option<usize>, Error> {
+        self.verifier
+            .refresh(unix_now(), || self.certificates())
+            .await
     }
 
     /// The v3 `wx.requestPayment` object for `prepay_id`, signed now with a fresh nonce.
@@ -414,21 +417,6 @@ impl Client {
         let body = read_limited(response, MAX_RESPONSE_BYTES, timeout).await?;
         Ok((status, headers, body))
     }
-}
-
-/// Verifies with the keys of `held`, else those of `fresh`.
-fn verify_with_either(
-    held: &Verifier,
-    fresh: &Verifier,
-    signed: &SignedHeaders<'_>,
-    body: &[u8],
-    now: i64,
-) -> Result<(), Error> {
-    super::verify::verify_signed(signed, body, now, |serial| {
-        held.key_of(serial, now)
-            .or_else(|| fresh.key_of(serial, now))
-    })
-    .map_err(Error::Signature)
 }
 
 /// The `Wechatpay-*` headers of an answer (a header that is not text counts as missing).

@@ -196,16 +196,15 @@ impl Verifier {
         verify_signed(headers, body, now, |serial| self.key_of(serial, now))
     }
 
-    /// [`Verifier::verify`]; when the serial is an unknown certificate serial, fetches the
-    /// certificates once with `refresh` (at most once per [`MIN_REFRESH_INTERVAL`] across all
-    /// callers) and verifies again. A refresh that fails leaves the keys as they were and the
-    /// answer refused.
+    /// [`Verifier::verify`]; when the serial is an unknown certificate serial, refreshes the
+    /// certificates with `fetch` ([`Verifier::refresh`]) and verifies again. A refresh that
+    /// fails or is not due leaves the keys as they were and the answer refused.
     pub async fn verify_refreshing<F, Fut, E>(
         &self,
         headers: &SignedHeaders<'_>,
         body: &[u8],
         now: i64,
-        refresh: F,
+        fetch: F,
     ) -> Result<(), VerifyError>
     where
         F: FnOnce() -> Fut,
@@ -217,30 +216,40 @@ impl Verifier {
                 if !serial.starts_with(PUBLIC_KEY_ID_PREFIX)
                     && serial_number(&serial).is_some() =>
             {
-                let mut last = self.refreshed.lock().await;
-                // Another caller may have refreshed while this one waited.
-                if self.key_of(&serial, now).is_none()
-                    && last.is_none_or(|at| at.elapsed() >= MIN_REFRESH_INTERVAL)
-                {
-                    *last = Some(Instant::now());
-                    match refresh().await {
-                        Ok(certificates) => {
-                            tracing::info!(
-                                count = certificates.len(),
-                                "platform certificates refreshed for an unknown serial"
-                            );
-                            self.add_certificates(certificates, now);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "platform certificates could not be refreshed");
-                        }
+                match self.refresh(now, fetch).await {
+                    Ok(Some(count)) => tracing::info!(
+                        count,
+                        "platform certificates refreshed for an unknown serial"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "platform certificates could not be refreshed");
                     }
                 }
-                drop(last);
                 self.verify(headers, body, now)
             }
             other => other,
         }
+    }
+
+    /// Fetches the certificates with `fetch` and adds them, unless a refresh (by anyone holding
+    /// this verifier or a clone) started less than [`MIN_REFRESH_INTERVAL`] ago: refreshes are
+    /// serialised, so callers that waited find the keys the first one fetched. How many
+    /// certificates came, or `None` when no refresh was due.
+    pub async fn refresh<F, Fut, E>(&self, now: i64, fetch: F) -> Result<Option<usize>, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Vec<PlatformCertificate>, E>>,
+    {
+        let mut last = self.refreshed.lock().await;
+        if last.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
+            return Ok(None);
+        }
+        *last = Some(Instant::now());
+        let certificates = fetch().await?;
+        let count = certificates.len();
+        self.add_certificates(certificates, now);
+        Ok(Some(count))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
