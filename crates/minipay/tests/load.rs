@@ -78,9 +78,5 @@ async fn four_buyers_make_twenty_purchases_and_every_step_is_timed() {
     assert_eq!(json["succeeded"], 20);
     assert_eq!(json["steps"][0]["step"], "login");
 
-    let unclean = stack.stop().await;
-    assert!(
-        unclean.is_empty(),
-        "these did not stop on SIGTERM: {unclean:?}"
-    );
+    support::stop_cleanly(stack).await;
 }

@@ -170,11 +170,7 @@ async fn two_replicas_of_each_service_pay_once_close_once_and_announce_once() {
         let view = shops[0].at_wechat(number).await.unwrap();
         assert_eq!(view["state"], "SUCCESS");
     }
-    let unclean = stack.stop().await;
-    assert!(
-        unclean.is_empty(),
-        "these did not stop on SIGTERM: {unclean:?}"
-    );
+    support::stop_cleanly(stack).await;
 }
 
 /// How long the relays get to publish what the database holds.

@@ -46,6 +46,15 @@ pub(crate) async fn start(config: StackConfig) -> RunningStack {
         })
 }
 
+/// Stops `stack`; every process must stop on SIGTERM.
+pub(crate) async fn stop_cleanly(stack: RunningStack) {
+    let unclean = stack.stop().await;
+    assert!(
+        unclean.is_empty(),
+        "these did not stop on SIGTERM: {unclean:?}"
+    );
+}
+
 /// Longest wait for what the stack does on its own (a log line written, a notification).
 pub(crate) const PATIENCE: Duration = Duration::from_secs(15);
 
@@ -110,11 +119,7 @@ impl E2e {
     /// Stops the stack; every process must stop on SIGTERM.
     pub(crate) async fn stop(mut self) {
         if let Some(stack) = self.stack.take() {
-            let unclean = stack.stop().await;
-            assert!(
-                unclean.is_empty(),
-                "these did not stop on SIGTERM: {unclean:?}"
-            );
+            stop_cleanly(stack).await;
         }
     }
 }
@@ -199,11 +204,7 @@ impl Edge {
     /// Stops every process (each must stop on SIGTERM) and removes the certificate.
     pub(crate) async fn stop(mut self) {
         if let Some(stack) = self.stack.take() {
-            let unclean = stack.stop().await;
-            assert!(
-                unclean.is_empty(),
-                "these did not stop on SIGTERM: {unclean:?}"
-            );
+            stop_cleanly(stack).await;
         }
         let _ = std::fs::remove_dir_all(&self.tls_dir);
     }
